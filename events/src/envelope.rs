@@ -1,0 +1,253 @@
+//! The envelope every event travels in, and its JSON encoding.
+//!
+//! Encoding is explicit: the `(type, version)` pair selects the payload decoder, so an old version can
+//! be upcast on read and an event written today decodes forever.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::payloads::*;
+use crate::{pair_key, Topic};
+
+/// One event of any type.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EventBody {
+    UserRegistered(UserRegistered),
+    VideoPublished(VideoPublished),
+    VideoLiked(Favorite),
+    VideoUnliked(Favorite),
+    CommentAdded(CommentAdded),
+    CommentDeleted(CommentDeleted),
+    UserFollowed(Follow),
+    UserUnfollowed(Follow),
+    MessageSent(MessageSent),
+}
+
+impl EventBody {
+    /// The `type` field.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            EventBody::UserRegistered(_) => "UserRegistered",
+            EventBody::VideoPublished(_) => "VideoPublished",
+            EventBody::VideoLiked(_) => "VideoLiked",
+            EventBody::VideoUnliked(_) => "VideoUnliked",
+            EventBody::CommentAdded(_) => "CommentAdded",
+            EventBody::CommentDeleted(_) => "CommentDeleted",
+            EventBody::UserFollowed(_) => "UserFollowed",
+            EventBody::UserUnfollowed(_) => "UserUnfollowed",
+            EventBody::MessageSent(_) => "MessageSent",
+        }
+    }
+
+    /// The current version written for this type.
+    pub fn version(&self) -> u16 {
+        1
+    }
+
+    pub fn topic(&self) -> Topic {
+        match self {
+            EventBody::UserRegistered(_) => Topic::Users,
+            EventBody::VideoPublished(_) => Topic::Videos,
+            EventBody::VideoLiked(_) | EventBody::VideoUnliked(_) => Topic::Favorites,
+            EventBody::CommentAdded(_) | EventBody::CommentDeleted(_) => Topic::Comments,
+            EventBody::UserFollowed(_) | EventBody::UserUnfollowed(_) => Topic::Relations,
+            EventBody::MessageSent(_) => Topic::Messages,
+        }
+    }
+
+    /// The partition key: the entity whose events must stay in order (DESIGN.md §3).
+    pub fn key(&self) -> String {
+        match self {
+            EventBody::UserRegistered(e) => e.user_id.to_string(),
+            EventBody::VideoPublished(e) => e.video_id.to_string(),
+            EventBody::VideoLiked(e) | EventBody::VideoUnliked(e) => e.video_id.to_string(),
+            EventBody::CommentAdded(e) => e.video_id.to_string(),
+            EventBody::CommentDeleted(e) => e.video_id.to_string(),
+            EventBody::UserFollowed(e) | EventBody::UserUnfollowed(e) => {
+                pair_key(e.follower_id, e.followee_id)
+            }
+            EventBody::MessageSent(e) => pair_key(e.from_user_id, e.to_user_id),
+        }
+    }
+
+    fn payload(&self) -> Result<Value, serde_json::Error> {
+        match self {
+            EventBody::UserRegistered(e) => serde_json::to_value(e),
+            EventBody::VideoPublished(e) => serde_json::to_value(e),
+            EventBody::VideoLiked(e) | EventBody::VideoUnliked(e) => serde_json::to_value(e),
+            EventBody::CommentAdded(e) => serde_json::to_value(e),
+            EventBody::CommentDeleted(e) => serde_json::to_value(e),
+            EventBody::UserFollowed(e) | EventBody::UserUnfollowed(e) => serde_json::to_value(e),
+            EventBody::MessageSent(e) => serde_json::to_value(e),
+        }
+    }
+
+    fn decode(type_name: &str, version: u16, payload: Value) -> Result<EventBody, DecodeError> {
+        use serde_json::from_value as de;
+        let body = match (type_name, version) {
+            ("UserRegistered", 1) => EventBody::UserRegistered(de(payload)?),
+            ("VideoPublished", 1) => EventBody::VideoPublished(de(payload)?),
+            ("VideoLiked", 1) => EventBody::VideoLiked(de(payload)?),
+            ("VideoUnliked", 1) => EventBody::VideoUnliked(de(payload)?),
+            ("CommentAdded", 1) => EventBody::CommentAdded(de(payload)?),
+            ("CommentDeleted", 1) => EventBody::CommentDeleted(de(payload)?),
+            ("UserFollowed", 1) => EventBody::UserFollowed(de(payload)?),
+            ("UserUnfollowed", 1) => EventBody::UserUnfollowed(de(payload)?),
+            ("MessageSent", 1) => EventBody::MessageSent(de(payload)?),
+            _ => {
+                return Err(DecodeError::UnknownType {
+                    type_name: type_name.to_owned(),
+                    version,
+                })
+            }
+        };
+        Ok(body)
+    }
+}
+
+/// An event with its metadata, as stored in the log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Envelope {
+    pub event_id: Uuid,
+    pub occurred_at: DateTime<Utc>,
+    /// The user whose command produced the event.
+    pub actor: i64,
+    pub body: EventBody,
+}
+
+/// Why bytes from the log could not be turned into an event.
+#[derive(Debug, thiserror::Error)]
+pub enum DecodeError {
+    #[error("malformed event JSON: {0}")]
+    Json(#[from] serde_json::Error),
+    #[error("unknown event type {type_name} v{version}")]
+    UnknownType { type_name: String, version: u16 },
+}
+
+#[derive(Serialize, Deserialize)]
+struct Wire {
+    event_id: Uuid,
+    #[serde(rename = "type")]
+    type_name: String,
+    version: u16,
+    occurred_at: DateTime<Utc>,
+    actor: i64,
+    key: String,
+    payload: Value,
+}
+
+impl Envelope {
+    /// A new event happening now, with a fresh UUID v7 id.
+    pub fn new(actor: i64, body: EventBody) -> Envelope {
+        Envelope {
+            event_id: Uuid::now_v7(),
+            occurred_at: Utc::now(),
+            actor,
+            body,
+        }
+    }
+
+    pub fn topic(&self) -> Topic {
+        self.body.topic()
+    }
+
+    pub fn key(&self) -> String {
+        self.body.key()
+    }
+
+    /// JSON bytes for the log.
+    pub fn encode(&self) -> Vec<u8> {
+        let wire = Wire {
+            event_id: self.event_id,
+            type_name: self.body.type_name().to_owned(),
+            version: self.body.version(),
+            occurred_at: self.occurred_at,
+            actor: self.actor,
+            key: self.key(),
+            // Payload structs hold only integers and strings: serialisation cannot fail.
+            payload: self.body.payload().unwrap_or(Value::Null),
+        };
+        serde_json::to_vec(&wire).unwrap_or_default()
+    }
+
+    /// Decode bytes from the log, upcasting old versions.
+    pub fn decode(bytes: &[u8]) -> Result<Envelope, DecodeError> {
+        let wire: Wire = serde_json::from_slice(bytes)?;
+        Ok(Envelope {
+            event_id: wire.event_id,
+            occurred_at: wire.occurred_at,
+            actor: wire.actor,
+            body: EventBody::decode(&wire.type_name, wire.version, wire.payload)?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn samples() -> Vec<EventBody> {
+        let fav = Favorite { user_id: 1, video_id: 2, author_id: 3 };
+        let follow = Follow { follower_id: 9, followee_id: 4 };
+        vec![
+            EventBody::UserRegistered(UserRegistered { user_id: 1, username: "ann".into() }),
+            EventBody::VideoPublished(VideoPublished {
+                video_id: 2,
+                author_id: 3,
+                title: "t".into(),
+                play_path: "videos/2.mp4".into(),
+                cover_path: "covers/2.png".into(),
+                published_at_ms: 5,
+            }),
+            EventBody::VideoLiked(fav.clone()),
+            EventBody::VideoUnliked(fav),
+            EventBody::CommentAdded(CommentAdded {
+                comment_id: 6,
+                video_id: 2,
+                user_id: 1,
+                content: "hi ✓".into(),
+                created_at_ms: 7,
+            }),
+            EventBody::CommentDeleted(CommentDeleted { comment_id: 6, video_id: 2, user_id: 1 }),
+            EventBody::UserFollowed(follow.clone()),
+            EventBody::UserUnfollowed(follow),
+            EventBody::MessageSent(MessageSent {
+                message_id: 8,
+                from_user_id: 1,
+                to_user_id: 3,
+                content: "yo".into(),
+                created_at_ms: 9,
+            }),
+        ]
+    }
+
+    #[test]
+    fn every_event_type_round_trips_through_json() {
+        for body in samples() {
+            let env = Envelope::new(1, body);
+            let decoded = Envelope::decode(&env.encode()).expect("decodes");
+            assert_eq!(decoded, env);
+        }
+    }
+
+    #[test]
+    fn relation_and_message_keys_are_direction_free() {
+        let a = EventBody::UserFollowed(Follow { follower_id: 9, followee_id: 4 });
+        let b = EventBody::UserUnfollowed(Follow { follower_id: 4, followee_id: 9 });
+        assert_eq!(a.key(), b.key());
+    }
+
+    #[test]
+    fn unknown_types_and_garbage_are_decode_errors() {
+        assert!(Envelope::decode(b"not json").is_err());
+        let env = Envelope::new(1, samples().remove(0));
+        let text = String::from_utf8(env.encode()).expect("utf8");
+        let renamed = text.replace("UserRegistered", "UserVanished");
+        assert!(matches!(
+            Envelope::decode(renamed.as_bytes()),
+            Err(DecodeError::UnknownType { .. })
+        ));
+    }
+}

@@ -1,0 +1,123 @@
+//! Passwords and tokens.
+//!
+//! - Passwords: argon2id with the `argon2` crate's defaults (m = 19 MiB, t = 2, p = 1, the OWASP
+//!   baseline), a random salt per hash, PHC string format. Hashing is CPU work: call it from
+//!   `spawn_blocking`.
+//! - Tokens: HS256 JWTs (`jsonwebtoken`) carrying the user id and an expiry, signed with a secret
+//!   from configuration; the embedded default generates one into its data dir on first start.
+
+use std::path::Path;
+use std::time::Duration;
+
+use argon2::password_hash::rand_core::OsRng;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::Argon2;
+use jsonwebtoken::{errors::ErrorKind, Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use rand::RngCore;
+use serde::{Deserialize, Serialize};
+
+/// Hash a password with argon2id.
+pub fn hash_password(password: &str) -> Result<String, argon2::password_hash::Error> {
+    let salt = SaltString::generate(&mut OsRng);
+    Ok(Argon2::default().hash_password(password.as_bytes(), &salt)?.to_string())
+}
+
+/// Check a password against a stored PHC hash. A malformed hash is a mismatch.
+pub fn verify_password(password: &str, hash: &str) -> bool {
+    PasswordHash::new(hash)
+        .map(|parsed| Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok())
+        .unwrap_or(false)
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Claims {
+    /// The user id.
+    uid: i64,
+    iat: u64,
+    exp: u64,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum TokenError {
+    #[error("token expired, log in again")]
+    Expired,
+    #[error("token is invalid")]
+    Invalid,
+}
+
+/// Signs and verifies tokens.
+#[derive(Clone)]
+pub struct TokenKeys {
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    ttl: Duration,
+}
+
+impl TokenKeys {
+    pub fn new(secret: &[u8], ttl: Duration) -> TokenKeys {
+        TokenKeys {
+            encoding: EncodingKey::from_secret(secret),
+            decoding: DecodingKey::from_secret(secret),
+            ttl,
+        }
+    }
+
+    pub fn issue(&self, user_id: i64) -> Result<String, jsonwebtoken::errors::Error> {
+        let now = jsonwebtoken::get_current_timestamp();
+        let claims = Claims { uid: user_id, iat: now, exp: now + self.ttl.as_secs() };
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
+    }
+
+    pub fn verify(&self, token: &str) -> Result<i64, TokenError> {
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.leeway = 0;
+        validation.set_required_spec_claims(&["exp"]);
+        match jsonwebtoken::decode::<Claims>(token, &self.decoding, &validation) {
+            Ok(data) => Ok(data.claims.uid),
+            Err(e) if matches!(e.kind(), ErrorKind::ExpiredSignature) => Err(TokenError::Expired),
+            Err(_) => Err(TokenError::Invalid),
+        }
+    }
+}
+
+/// Read the token secret from `dir/token-secret`, creating a random 32-byte one on first use.
+pub fn load_or_create_secret(dir: &Path) -> std::io::Result<Vec<u8>> {
+    let path = dir.join("token-secret");
+    match std::fs::read(&path) {
+        Ok(bytes) if bytes.len() >= 32 => Ok(bytes),
+        _ => {
+            let mut secret = vec![0u8; 32];
+            rand::thread_rng().fill_bytes(&mut secret);
+            std::fs::write(&path, &secret)?;
+            Ok(secret)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_password_verifies_only_against_its_own_hash() {
+        let hash = hash_password("s3cret").expect("hash");
+        assert!(hash.starts_with("$argon2id$"), "argon2id PHC string: {hash}");
+        assert!(verify_password("s3cret", &hash));
+        assert!(!verify_password("S3cret", &hash));
+        assert!(!verify_password("s3cret", "not a hash"));
+    }
+
+    #[test]
+    fn tokens_verify_with_their_key_only_and_expire() {
+        let keys = TokenKeys::new(b"k1k1k1k1k1k1k1k1k1k1k1k1k1k1k1k1", Duration::from_secs(60));
+        let other = TokenKeys::new(b"k2k2k2k2k2k2k2k2k2k2k2k2k2k2k2k2", Duration::from_secs(60));
+        let token = keys.issue(42).expect("issue");
+        assert_eq!(keys.verify(&token), Ok(42));
+        assert_eq!(other.verify(&token), Err(TokenError::Invalid), "forged signature");
+        assert_eq!(keys.verify("garbage"), Err(TokenError::Invalid));
+        let expired = TokenKeys::new(b"k1k1k1k1k1k1k1k1k1k1k1k1k1k1k1k1", Duration::ZERO);
+        let old = expired.issue(42).expect("issue");
+        std::thread::sleep(Duration::from_millis(1100));
+        assert_eq!(keys.verify(&old), Err(TokenError::Expired));
+    }
+}

@@ -1,0 +1,207 @@
+//! The embedded event log: topics and partitions in one SQLite file, with group commit.
+//!
+//! Appends go through one writer task. It takes every request waiting in its queue (up to
+//! [`MAX_GROUP`] events), writes them in one transaction with `synchronous=FULL`, and only after the
+//! commit (the fsync) answers each request with its positions. One fsync thus covers many concurrent
+//! commands, which is where the ingest rate comes from. Offsets are dense per partition from 0, kept
+//! in memory after a start-up scan, and advanced only after a successful commit, so a failed commit
+//! leaves no gap and nothing half-done.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use sqlx::{Connection, SqliteConnection, SqlitePool};
+use titok_events::{partition_for, Envelope, Topic};
+use tokio::sync::{mpsc, oneshot, watch};
+
+use crate::log::{EventLog, LogError, LogRecord, Position};
+use crate::store::{open_sqlite, sqlite_options, Durability};
+
+/// Most events written in one group-commit transaction.
+pub const MAX_GROUP: usize = 2048;
+
+type Offsets = HashMap<(Topic, u32), i64>;
+
+struct AppendRequest {
+    records: Vec<(Topic, String, Vec<u8>)>,
+    reply: oneshot::Sender<Result<Vec<Position>, LogError>>,
+}
+
+/// Cheap-clone handle to the embedded log.
+#[derive(Clone)]
+pub struct EmbeddedLog {
+    partitions: u32,
+    reads: SqlitePool,
+    next: Arc<Mutex<Offsets>>,
+    appends: mpsc::Sender<AppendRequest>,
+    ticks: watch::Receiver<u64>,
+}
+
+impl EmbeddedLog {
+    /// Open (or create) the log at `path` with `partitions` partitions per topic.
+    pub async fn open(path: &Path, partitions: u32) -> Result<EmbeddedLog, sqlx::Error> {
+        let reads = open_sqlite(path, Durability::Full, 4, &titok_schemas::SQLITE_LOG).await?;
+        let mut next = Offsets::new();
+        let rows: Vec<(String, i64, i64)> = sqlx::query_as(
+            "SELECT topic, partition, MAX(offset) + 1 FROM log GROUP BY topic, partition",
+        )
+        .fetch_all(&reads)
+        .await?;
+        for (topic, partition, end) in rows {
+            if let (Some(topic), Ok(partition)) = (Topic::from_name(&topic), u32::try_from(partition)) {
+                next.insert((topic, partition), end);
+            }
+        }
+        let writer = SqliteConnection::connect_with(&sqlite_options(path, Durability::Full)?).await?;
+        let next = Arc::new(Mutex::new(next));
+        let (appends, queue) = mpsc::channel(4096);
+        let (tick_tx, ticks) = watch::channel(0);
+        let partitions = partitions.max(1);
+        tokio::spawn(writer_task(writer, queue, next.clone(), tick_tx, partitions));
+        Ok(EmbeddedLog { partitions, reads, next, appends, ticks })
+    }
+}
+
+fn lock(next: &Mutex<Offsets>) -> std::sync::MutexGuard<'_, Offsets> {
+    match next.lock() {
+        Ok(guard) => guard,
+        Err(poisoned) => poisoned.into_inner(),
+    }
+}
+
+async fn writer_task(
+    mut conn: SqliteConnection,
+    mut queue: mpsc::Receiver<AppendRequest>,
+    next: Arc<Mutex<Offsets>>,
+    ticks: watch::Sender<u64>,
+    partitions: u32,
+) {
+    while let Some(first) = queue.recv().await {
+        let mut group = vec![first];
+        let mut count = group[0].records.len();
+        while count < MAX_GROUP {
+            match queue.try_recv() {
+                Ok(req) => {
+                    count += req.records.len();
+                    group.push(req);
+                }
+                Err(_) => break,
+            }
+        }
+        let mut tentative = lock(&next).clone();
+        let result = write_group(&mut conn, &group, &mut tentative, partitions).await;
+        match result {
+            Ok(positions) => {
+                *lock(&next) = tentative;
+                ticks.send_modify(|t| *t = t.wrapping_add(1));
+                for (req, pos) in group.into_iter().zip(positions) {
+                    let _ = req.reply.send(Ok(pos));
+                }
+            }
+            Err(err) => {
+                tracing::error!(error = %err, events = count, "event log group commit failed");
+                for req in group {
+                    let _ = req.reply.send(Err(LogError::Unavailable(err.to_string())));
+                }
+            }
+        }
+    }
+}
+
+async fn write_group(
+    conn: &mut SqliteConnection,
+    group: &[AppendRequest],
+    next: &mut Offsets,
+    partitions: u32,
+) -> Result<Vec<Vec<Position>>, sqlx::Error> {
+    let now = crate::now_ms();
+    let mut tx = conn.begin().await?;
+    let mut all = Vec::with_capacity(group.len());
+    for req in group {
+        let mut positions = Vec::with_capacity(req.records.len());
+        for (topic, key, payload) in &req.records {
+            let partition = partition_for(key, partitions);
+            let offset = next.entry((*topic, partition)).or_insert(0);
+            sqlx::query(
+                "INSERT INTO log (topic, partition, offset, key, payload, appended_ms) VALUES (?, ?, ?, ?, ?, ?)",
+            )
+            .bind(topic.name())
+            .bind(i64::from(partition))
+            .bind(*offset)
+            .bind(key)
+            .bind(payload)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            positions.push(Position { topic: *topic, partition, offset: *offset });
+            *offset += 1;
+        }
+        all.push(positions);
+    }
+    tx.commit().await?;
+    Ok(all)
+}
+
+#[async_trait]
+impl EventLog for EmbeddedLog {
+    async fn append(&self, events: &[Envelope]) -> Result<Vec<Position>, LogError> {
+        let records = events.iter().map(|e| (e.topic(), e.key(), e.encode())).collect();
+        let (reply, answer) = oneshot::channel();
+        self.appends
+            .send(AppendRequest { records, reply })
+            .await
+            .map_err(|_| LogError::Unavailable("log writer stopped".into()))?;
+        answer
+            .await
+            .map_err(|_| LogError::Unavailable("log writer stopped".into()))?
+    }
+
+    async fn read(
+        &self,
+        topic: Topic,
+        partition: u32,
+        from: i64,
+        max: usize,
+    ) -> Result<Vec<LogRecord>, LogError> {
+        let rows: Vec<(i64, String, Vec<u8>)> = sqlx::query_as(
+            "SELECT offset, key, payload FROM log WHERE topic = ? AND partition = ? AND offset >= ? \
+             ORDER BY offset LIMIT ?",
+        )
+        .bind(topic.name())
+        .bind(i64::from(partition))
+        .bind(from)
+        .bind(i64::try_from(max).unwrap_or(i64::MAX))
+        .fetch_all(&self.reads)
+        .await
+        .map_err(|e| LogError::Unavailable(e.to_string()))?;
+        Ok(rows
+            .into_iter()
+            .map(|(offset, key, payload)| LogRecord { topic, partition, offset, key, payload })
+            .collect())
+    }
+
+    async fn end_offsets(&self, topics: &[Topic]) -> Result<Vec<Position>, LogError> {
+        let next = lock(&self.next);
+        Ok(topics
+            .iter()
+            .flat_map(|&topic| {
+                (0..self.partitions).map(move |partition| (topic, partition))
+            })
+            .map(|(topic, partition)| Position {
+                topic,
+                partition,
+                offset: next.get(&(topic, partition)).copied().unwrap_or(0),
+            })
+            .collect())
+    }
+
+    fn partitions(&self, _topic: Topic) -> u32 {
+        self.partitions
+    }
+
+    fn subscribe(&self) -> watch::Receiver<u64> {
+        self.ticks.clone()
+    }
+}

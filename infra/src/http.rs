@@ -1,0 +1,339 @@
+//! What both HTTP APIs share: the Douyin envelope, the error enum, lenient parameter parsing and
+//! token authentication.
+//!
+//! Business failures are HTTP 200 with `status_code != 0` (clients look at `status_code`); only
+//! "cannot accept this right now" is HTTP 503, still with the envelope. Every reply carries every
+//! field of its endpoint: on failure the endpoint's empty body (`[]` lists, `0` ids, `""` token).
+
+use std::collections::HashMap;
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, Request};
+use axum::http::{header, HeaderName, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Serialize;
+
+use crate::accounts::{AccountError, AccountStore};
+use crate::auth::TokenKeys;
+use crate::counters::CountersError;
+use crate::log::LogError;
+
+/// `status_code` values (documented in the README).
+pub mod code {
+    pub const OK: i32 = 0;
+    pub const BAD_REQUEST: i32 = 1;
+    pub const UNAUTHENTICATED: i32 = 2;
+    pub const FORBIDDEN: i32 = 3;
+    pub const NOT_FOUND: i32 = 4;
+    pub const CONFLICT: i32 = 5;
+    pub const UNAVAILABLE: i32 = 503;
+    pub const INTERNAL: i32 = 500;
+}
+
+/// Every outcome other than success. The message is shown to clients; causes of `Unavailable` and
+/// `Internal` are logged, never sent.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    Unauthenticated(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{what} is unavailable, try again later")]
+    Unavailable { what: &'static str, cause: String },
+    #[error("internal error")]
+    Internal(#[source] anyhow::Error),
+}
+
+impl ApiError {
+    pub fn bad(msg: impl Into<String>) -> ApiError {
+        ApiError::BadRequest(msg.into())
+    }
+
+    fn status(&self) -> (StatusCode, i32) {
+        match self {
+            ApiError::BadRequest(_) => (StatusCode::OK, code::BAD_REQUEST),
+            ApiError::Unauthenticated(_) => (StatusCode::OK, code::UNAUTHENTICATED),
+            ApiError::Forbidden(_) => (StatusCode::OK, code::FORBIDDEN),
+            ApiError::NotFound(_) => (StatusCode::OK, code::NOT_FOUND),
+            ApiError::Conflict(_) => (StatusCode::OK, code::CONFLICT),
+            ApiError::Unavailable { .. } => (StatusCode::SERVICE_UNAVAILABLE, code::UNAVAILABLE),
+            ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, code::INTERNAL),
+        }
+    }
+
+    fn log(&self) {
+        match self {
+            ApiError::Unavailable { what, cause } => tracing::error!(what, cause, "dependency unavailable"),
+            ApiError::Internal(err) => tracing::error!(error = ?err, "internal error"),
+            _ => {}
+        }
+    }
+}
+
+impl From<LogError> for ApiError {
+    fn from(e: LogError) -> Self {
+        ApiError::Unavailable { what: "event log", cause: e.to_string() }
+    }
+}
+
+impl From<sqlx::Error> for ApiError {
+    fn from(e: sqlx::Error) -> Self {
+        ApiError::Unavailable { what: "read store", cause: e.to_string() }
+    }
+}
+
+impl From<CountersError> for ApiError {
+    fn from(e: CountersError) -> Self {
+        ApiError::Unavailable { what: "counter cache", cause: e.to_string() }
+    }
+}
+
+impl From<AccountError> for ApiError {
+    fn from(e: AccountError) -> Self {
+        match e {
+            AccountError::UsernameTaken => ApiError::Conflict("username is already taken".into()),
+            AccountError::Unavailable(cause) => {
+                ApiError::Unavailable { what: "account store", cause: cause.to_string() }
+            }
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct Envelope<'a, T> {
+    status_code: i32,
+    status_msg: &'a str,
+    #[serde(flatten)]
+    body: T,
+}
+
+/// A status-only envelope, for failures before a handler runs (unparseable body).
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        Reply::<Empty>::from(Err(self)).into_response()
+    }
+}
+
+/// A body with no fields beyond the envelope.
+#[derive(Debug, Default, Serialize)]
+pub struct Empty {}
+
+/// A handler's answer: its body or an error, plus extra headers (log position, staleness).
+pub struct Reply<T> {
+    pub result: Result<T, ApiError>,
+    pub headers: Vec<(HeaderName, String)>,
+}
+
+impl<T> From<Result<T, ApiError>> for Reply<T> {
+    fn from(result: Result<T, ApiError>) -> Self {
+        Reply { result, headers: Vec::new() }
+    }
+}
+
+impl<T> Reply<T> {
+    pub fn with_header(mut self, name: &'static str, value: String) -> Self {
+        self.headers.push((HeaderName::from_static(name), value));
+        self
+    }
+}
+
+impl<T: Serialize + Default> IntoResponse for Reply<T> {
+    fn into_response(self) -> Response {
+        let (status, mut response) = match self.result {
+            Ok(body) => {
+                let env = Envelope { status_code: code::OK, status_msg: "ok", body };
+                (StatusCode::OK, Json(env).into_response())
+            }
+            Err(err) => {
+                err.log();
+                let (status, status_code) = err.status();
+                let msg = err.to_string();
+                let env = Envelope { status_code, status_msg: &msg, body: T::default() };
+                (status, Json(env).into_response())
+            }
+        };
+        *response.status_mut() = status;
+        for (name, value) in self.headers {
+            if let Ok(value) = HeaderValue::from_str(&value) {
+                response.headers_mut().insert(name, value);
+            }
+        }
+        response
+    }
+}
+
+/// Query-string and form-body parameters, merged (form wins), on any method.
+#[derive(Debug, Default, Clone)]
+pub struct Params(pub HashMap<String, String>);
+
+/// Largest form body accepted (uploads use multipart, not this).
+const MAX_FORM_BYTES: usize = 256 * 1024;
+
+impl<S: Send + Sync> FromRequest<S> for Params {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let mut params = Params::from_query(req.uri().query().unwrap_or(""))?;
+        let is_form = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
+        if is_form {
+            let body = Bytes::from_request(req, state)
+                .await
+                .map_err(|e| ApiError::bad(format!("cannot read the form body: {e}")))?;
+            if body.len() > MAX_FORM_BYTES {
+                return Err(ApiError::bad("form body is too large"));
+            }
+            let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(&body)
+                .map_err(|e| ApiError::bad(format!("malformed form body: {e}")))?;
+            params.0.extend(pairs);
+        }
+        Ok(params)
+    }
+}
+
+impl Params {
+    pub fn from_query(query: &str) -> Result<Params, ApiError> {
+        let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query)
+            .map_err(|e| ApiError::bad(format!("malformed query string: {e}")))?;
+        Ok(Params(pairs.into_iter().collect()))
+    }
+
+    /// A parameter's text, `None` when absent.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0.get(name).map(String::as_str)
+    }
+
+    /// A required text parameter (may be empty; callers validate length).
+    pub fn text(&self, name: &str) -> Result<&str, ApiError> {
+        self.get(name).ok_or_else(|| ApiError::bad(format!("{name} is required")))
+    }
+
+    /// A required positive id.
+    pub fn id(&self, name: &str) -> Result<i64, ApiError> {
+        let raw = self.get(name).filter(|s| !s.trim().is_empty());
+        let raw = raw.ok_or_else(|| ApiError::bad(format!("{name} is required")))?;
+        match parse_integer(raw) {
+            Some(v) if v > 0 => Ok(v),
+            _ => Err(ApiError::bad(format!("{name} must be a positive integer id, got {raw:?}"))),
+        }
+    }
+
+    /// An optional positive id: absent or empty gives `None`.
+    pub fn opt_id(&self, name: &str) -> Result<Option<i64>, ApiError> {
+        match self.get(name).map(str::trim) {
+            None | Some("") => Ok(None),
+            Some(_) => self.id(name).map(Some),
+        }
+    }
+
+    /// An optional non-negative integer (times): absent or empty gives 0.
+    pub fn int_or_zero(&self, name: &str) -> Result<i64, ApiError> {
+        match self.get(name).map(str::trim) {
+            None | Some("") => Ok(0),
+            Some(raw) => match parse_integer(raw) {
+                Some(v) if v >= 0 => Ok(v),
+                _ => Err(ApiError::bad(format!("{name} must be a non-negative integer, got {raw:?}"))),
+            },
+        }
+    }
+
+    /// `action_type`, which must be one of `allowed`.
+    pub fn action_type(&self, allowed: &[i64]) -> Result<i64, ApiError> {
+        let raw = self.text("action_type")?;
+        match parse_integer(raw) {
+            Some(v) if allowed.contains(&v) => Ok(v),
+            _ => Err(ApiError::bad(format!(
+                "action_type must be one of {allowed:?}, got {raw:?}"
+            ))),
+        }
+    }
+}
+
+/// An integer, leniently: `42`, ` 42 `, `42.0` or `1.68e+09` (clients send integral floats).
+pub fn parse_integer(raw: &str) -> Option<i64> {
+    let raw = raw.trim();
+    if let Ok(v) = raw.parse::<i64>() {
+        return Some(v);
+    }
+    let f = raw.parse::<f64>().ok()?;
+    // 2^63 is exactly representable; anything at or above it does not fit an i64.
+    (f.is_finite() && f.fract() == 0.0 && f.abs() < 9.223_372_036_854_775_807e18).then_some(f as i64)
+}
+
+/// Token checks shared by both APIs: signature and expiry, then that the user exists.
+#[derive(Clone)]
+pub struct Authenticator {
+    pub keys: TokenKeys,
+    pub accounts: AccountStore,
+}
+
+impl Authenticator {
+    /// The token's user; fails when the token is missing, forged, expired or names no user.
+    pub async fn require(&self, params: &Params) -> Result<i64, ApiError> {
+        match self.optional(params).await? {
+            Some(uid) => Ok(uid),
+            None => Err(ApiError::Unauthenticated("token is required, log in first".into())),
+        }
+    }
+
+    /// Like [`Authenticator::require`], but a missing token is `None`.
+    pub async fn optional(&self, params: &Params) -> Result<Option<i64>, ApiError> {
+        let token = match params.get("token").map(str::trim) {
+            None | Some("") => return Ok(None),
+            Some(t) => t,
+        };
+        let uid = self
+            .keys
+            .verify(token)
+            .map_err(|e| ApiError::Unauthenticated(e.to_string()))?;
+        if !self.accounts.exists(uid).await? {
+            return Err(ApiError::Unauthenticated("token's user does not exist".into()));
+        }
+        Ok(Some(uid))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn integers_parse_leniently_but_not_loosely() {
+        let cases = [
+            ("42", Some(42)),
+            (" 7 ", Some(7)),
+            ("1.68e+09", Some(1_680_000_000)),
+            ("3.0", Some(3)),
+            ("3.5", None),
+            ("abc", None),
+            ("", None),
+            ("NaN", None),
+            ("1e30", None),
+        ];
+        for (raw, want) in cases {
+            assert_eq!(parse_integer(raw), want, "parsing {raw:?}");
+        }
+    }
+
+    #[test]
+    fn ids_must_be_positive_and_present() {
+        let p = Params::from_query("a=5&b=-1&c=x&d=").expect("query");
+        assert_eq!(p.id("a").expect("a"), 5);
+        assert!(p.id("b").is_err());
+        assert!(p.id("c").is_err());
+        assert!(p.id("d").is_err());
+        assert!(p.id("missing").is_err());
+        assert_eq!(p.opt_id("d").expect("empty is none"), None);
+        assert_eq!(p.int_or_zero("missing").expect("zero"), 0);
+    }
+}

@@ -1,0 +1,36 @@
+//! # titok-infra
+//!
+//! Ports and their adapters. Each port is a small trait; the embedded implementation lives next to it
+//! and the production one (Kafka, MySQL, Redis) plugs into the same trait.
+//!
+//! | port | embedded adapter | module |
+//! |---|---|---|
+//! | [`EventLog`] — append, read, end offsets | SQLite file with group commit | [`log`], [`embedded_log`] |
+//! | read store — views + checkpoints | SQLite through sqlx, migrations from `titok-schemas` | [`store`] |
+//! | [`Counters`] — count cache, chat-poll shortcut | in-process maps with version guards | [`counters`] |
+//! | [`BlobStore`] — uploads and covers | local directory | [`blobs`] |
+//! | accounts — unique usernames, hashes | SQLite | [`accounts`] |
+//!
+//! Plus what both APIs share: [`progress`] (projection positions and the read-after-write wait),
+//! [`auth`] (argon2id hashes, signed expiring tokens) and [`http`] (the Douyin envelope, the error
+//! enum, lenient parameter parsing).
+
+pub mod accounts;
+pub mod auth;
+pub mod blobs;
+pub mod counters;
+pub mod embedded_log;
+pub mod http;
+pub mod log;
+pub mod progress;
+pub mod stats;
+pub mod store;
+
+pub use blobs::BlobStore;
+pub use counters::Counters;
+pub use log::{EventLog, LogError, LogRecord, Position};
+
+/// Milliseconds since the Unix epoch, now.
+pub fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}

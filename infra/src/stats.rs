@@ -1,0 +1,144 @@
+//! SQL for the counter rows (`user_stats`, `video_stats`), shared by the projectors (which bump them
+//! and read them back inside their transaction) and the query API (which falls back to them when
+//! the counter cache misses).
+
+use std::collections::HashMap;
+
+use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
+
+use crate::counters::{UserCounts, Versioned, VideoCounts};
+
+/// A counter column of `user_stats`. Column names come only from this enum, never from input.
+#[derive(Debug, Clone, Copy)]
+pub enum UserCounter {
+    Follow,
+    Follower,
+    TotalFavorited,
+    Work,
+    Favorite,
+}
+
+impl UserCounter {
+    fn column(self) -> &'static str {
+        match self {
+            UserCounter::Follow => "follow_count",
+            UserCounter::Follower => "follower_count",
+            UserCounter::TotalFavorited => "total_favorited",
+            UserCounter::Work => "work_count",
+            UserCounter::Favorite => "favorite_count",
+        }
+    }
+}
+
+/// A counter column of `video_stats`.
+#[derive(Debug, Clone, Copy)]
+pub enum VideoCounter {
+    Favorite,
+    Comment,
+}
+
+impl VideoCounter {
+    fn column(self) -> &'static str {
+        match self {
+            VideoCounter::Favorite => "favorite_count",
+            VideoCounter::Comment => "comment_count",
+        }
+    }
+}
+
+/// Add `delta` to one user counter (creating the row), bumping its version.
+pub async fn bump_user(
+    conn: &mut SqliteConnection,
+    user_id: i64,
+    counter: UserCounter,
+    delta: i64,
+) -> Result<(), sqlx::Error> {
+    let col = counter.column();
+    let sql = format!(
+        "INSERT INTO user_stats (user_id, {col}, version) VALUES (?, ?, 1) \
+         ON CONFLICT(user_id) DO UPDATE SET {col} = {col} + excluded.{col}, version = version + 1"
+    );
+    sqlx::query(&sql).bind(user_id).bind(delta).execute(conn).await?;
+    Ok(())
+}
+
+/// Add `delta` to one video counter (creating the row), bumping its version.
+pub async fn bump_video(
+    conn: &mut SqliteConnection,
+    video_id: i64,
+    counter: VideoCounter,
+    delta: i64,
+) -> Result<(), sqlx::Error> {
+    let col = counter.column();
+    let sql = format!(
+        "INSERT INTO video_stats (video_id, {col}, version) VALUES (?, ?, 1) \
+         ON CONFLICT(video_id) DO UPDATE SET {col} = {col} + excluded.{col}, version = version + 1"
+    );
+    sqlx::query(&sql).bind(video_id).bind(delta).execute(conn).await?;
+    Ok(())
+}
+
+/// `<prefix> IN (ids…)` with bound ids, for batched lookups.
+pub fn select_in<'a>(prefix: &'a str, ids: &[i64]) -> QueryBuilder<'a, Sqlite> {
+    let mut qb = QueryBuilder::new(prefix);
+    qb.push(" IN (");
+    let mut sep = qb.separated(", ");
+    for id in ids {
+        sep.push_bind(*id);
+    }
+    qb.push(")");
+    qb
+}
+
+type UserStatsRow = (i64, i64, i64, i64, i64, i64, i64);
+
+/// Versioned user counters of `ids` that have a row (absent ids have all-zero counters).
+pub async fn user_stats<'e, E>(exec: E, ids: &[i64]) -> Result<HashMap<i64, Versioned<UserCounts>>, sqlx::Error>
+where
+    E: sqlx::Executor<'e, Database = Sqlite>,
+{
+    if ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let mut qb = select_in(
+        "SELECT user_id, follow_count, follower_count, total_favorited, work_count, favorite_count, version \
+         FROM user_stats WHERE user_id",
+        ids,
+    );
+    let rows: Vec<UserStatsRow> = qb.build_query_as().fetch_all(exec).await?;
+    Ok(rows
+        .into_iter()
+        .map(|(id, follow, follower, total_fav, work, fav, version)| {
+            let value = UserCounts {
+                follow_count: follow,
+                follower_count: follower,
+                total_favorited: total_fav,
+                work_count: work,
+                favorite_count: fav,
+            };
+            (id, Versioned { version, value })
+        })
+        .collect())
+}
+
+/// Versioned video counters of `ids` that have a row.
+pub async fn video_stats<'e, E>(exec: E, ids: &[i64]) -> Result<HashMap<i64, Versioned<VideoCounts>>, sqlx::Error>
+where
+    E: sqlx::Executor<'e, Database = Sqlite>,
+{
+    if ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let mut qb = select_in(
+        "SELECT video_id, favorite_count, comment_count, version FROM video_stats WHERE video_id",
+        ids,
+    );
+    let rows: Vec<(i64, i64, i64, i64)> = qb.build_query_as().fetch_all(exec).await?;
+    Ok(rows
+        .into_iter()
+        .map(|(id, fav, comments, version)| {
+            let value = VideoCounts { favorite_count: fav, comment_count: comments };
+            (id, Versioned { version, value })
+        })
+        .collect())
+}

@@ -1,0 +1,22 @@
+//! # titok-projectors
+//!
+//! The only writers of the read models. One projection per topic family, each folding its topic's
+//! events into SQL views and the counter cache:
+//!
+//! | projection | topic | views |
+//! |---|---|---|
+//! | `users` | `titok.users` | `users`, `user_stats` rows |
+//! | `videos` | `titok.videos` | `videos`, author's `work_count` |
+//! | `favorites` | `titok.favorites` | `favorites`, video/user/author like counts |
+//! | `comments` | `titok.comments` | `comments`, `comment_count` |
+//! | `relations` | `titok.relations` | `follows`, `friends`, follow counts |
+//! | `messages` | `titok.messages` | `messages`, `latest_messages`, chat-poll shortcut |
+//!
+//! [`runtime`] consumes in batches and commits the view rows together with the
+//! `(projection, topic, partition, next_offset)` checkpoint, so each event takes effect exactly
+//! once however often it is delivered; [`views`] holds the fold of each event type.
+
+pub mod runtime;
+pub mod views;
+
+pub use runtime::{spawn_all, ProjectorDeps};

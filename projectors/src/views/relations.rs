@@ -1,0 +1,73 @@
+//! `UserFollowed` / `UserUnfollowed` → `follows`, `friends` and the follow counts.
+//!
+//! Both directions of a pair share a partition (key = the unordered pair), so the fold sees them in
+//! order and friendship rows exist exactly while both follows exist.
+
+use sqlx::SqliteConnection;
+use titok_events::Follow;
+use titok_infra::stats::{bump_user, UserCounter};
+
+use super::Touched;
+
+pub async fn followed(conn: &mut SqliteConnection, e: &Follow, at: i64, touched: &mut Touched) -> Result<(), sqlx::Error> {
+    let inserted = sqlx::query(
+        "INSERT INTO follows (follower_id, followee_id, created_ms) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+    )
+    .bind(e.follower_id)
+    .bind(e.followee_id)
+    .bind(at)
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
+    if inserted == 0 {
+        return Ok(());
+    }
+    count(conn, e, 1, touched).await?;
+    let mutual: Option<(i64,)> = sqlx::query_as("SELECT 1 FROM follows WHERE follower_id = ? AND followee_id = ?")
+        .bind(e.followee_id)
+        .bind(e.follower_id)
+        .fetch_optional(&mut *conn)
+        .await?;
+    if mutual.is_some() {
+        for (a, b) in [(e.follower_id, e.followee_id), (e.followee_id, e.follower_id)] {
+            sqlx::query("INSERT INTO friends (user_id, friend_id, since_ms) VALUES (?, ?, ?) ON CONFLICT DO NOTHING")
+                .bind(a)
+                .bind(b)
+                .bind(at)
+                .execute(&mut *conn)
+                .await?;
+        }
+    }
+    Ok(())
+}
+
+pub async fn unfollowed(conn: &mut SqliteConnection, e: &Follow, touched: &mut Touched) -> Result<(), sqlx::Error> {
+    let deleted = sqlx::query("DELETE FROM follows WHERE follower_id = ? AND followee_id = ?")
+        .bind(e.follower_id)
+        .bind(e.followee_id)
+        .execute(&mut *conn)
+        .await?
+        .rows_affected();
+    if deleted == 0 {
+        return Ok(());
+    }
+    count(conn, e, -1, touched).await?;
+    sqlx::query(
+        "DELETE FROM friends WHERE (user_id = ? AND friend_id = ?) OR (user_id = ? AND friend_id = ?)",
+    )
+    .bind(e.follower_id)
+    .bind(e.followee_id)
+    .bind(e.followee_id)
+    .bind(e.follower_id)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+async fn count(conn: &mut SqliteConnection, e: &Follow, delta: i64, touched: &mut Touched) -> Result<(), sqlx::Error> {
+    bump_user(conn, e.follower_id, UserCounter::Follow, delta).await?;
+    bump_user(conn, e.followee_id, UserCounter::Follower, delta).await?;
+    touched.users.insert(e.follower_id);
+    touched.users.insert(e.followee_id);
+    Ok(())
+}
