@@ -1,1 +1,268 @@
-//! x
+//! # titok
+//!
+//! The launcher of titok-plus. `titok` (= `titok serve`) runs the command API, the query API and
+//! the projectors in one process on the embedded default: event log, views and accounts in SQLite
+//! files under `--data-dir`, counters in process, uploads on local disk.
+//!
+//! [`Config`] is the CLI/environment contract (DESIGN.md §11); [`start`] wires the ports, spawns the
+//! projections, seeds sample content, binds the listener and returns a [`Running`] server.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use axum::Router;
+use clap::{Parser, Subcommand};
+use titok_command_api::CommandState;
+use titok_events::IdGenerator;
+use titok_infra::accounts::AccountStore;
+use titok_infra::auth::{load_or_create_secret, TokenKeys};
+use titok_infra::blobs::{BlobStore, LocalBlobs};
+use titok_infra::counters::InProcessCounters;
+use titok_infra::embedded_log::EmbeddedLog;
+use titok_infra::http::Authenticator;
+use titok_infra::known::KnownIds;
+use titok_infra::progress::{Consistency, Progress};
+use titok_infra::store::ViewStore;
+use titok_projectors::ProjectorDeps;
+use titok_query_api::QueryState;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+/// The sample video shipped with the binary (1 s, 160×120 H.264 MP4).
+pub const SAMPLE_VIDEO: &[u8] = include_bytes!("../assets/sample.mp4");
+/// Username of the sample content's account.
+pub const DEMO_USERNAME: &str = "titok-demo";
+
+#[derive(Debug, Parser)]
+#[command(name = "titok", version, about = "titok-plus: an event-sourced Douyin-compatible backend")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub config: Config,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the command API, query API and projectors in one process (the default).
+    Serve,
+}
+
+/// Settings, each with an environment variable equivalent.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Config {
+    /// Address to listen on (port 0 picks a free port).
+    #[arg(long, env = "TITOK_LISTEN", default_value = "127.0.0.1:8080", global = true)]
+    pub listen: SocketAddr,
+    /// Directory for the embedded log, views, accounts, uploads and the token secret.
+    #[arg(long, env = "TITOK_DATA_DIR", default_value = "./data", global = true)]
+    pub data_dir: PathBuf,
+    /// Base of the absolute play/cover URLs in replies (default: http://<listen address>).
+    #[arg(long, env = "TITOK_PUBLIC_URL", global = true)]
+    pub public_url: Option<String>,
+    /// Partitions per topic of the embedded log (fixed when the log is created).
+    #[arg(long, env = "TITOK_PARTITIONS", default_value_t = 4, global = true)]
+    pub partitions: u32,
+    /// Do not load the sample account and video into an empty store.
+    #[arg(long, env = "TITOK_NO_SAMPLE", global = true)]
+    pub no_sample: bool,
+    /// Largest accepted video upload, MiB.
+    #[arg(long, env = "TITOK_MAX_UPLOAD_MB", default_value_t = 64, global = true)]
+    pub max_upload_mb: usize,
+    /// How long a read waits for the views to reflect acknowledged writes before answering stale.
+    #[arg(long, env = "TITOK_CONSISTENCY_TIMEOUT_MS", default_value_t = 2000, global = true)]
+    pub consistency_timeout_ms: u64,
+    /// Token lifetime, hours.
+    #[arg(long, env = "TITOK_TOKEN_TTL_HOURS", default_value_t = 720, global = true)]
+    pub token_ttl_hours: u64,
+    /// This instance's id for id generation (0–15, unique per running command API).
+    #[arg(long, env = "TITOK_NODE_ID", default_value_t = 0, global = true)]
+    pub node_id: u8,
+    /// Log as JSON lines instead of text.
+    #[arg(long, env = "TITOK_LOG_JSON", global = true)]
+    pub log_json: bool,
+}
+
+/// A started server.
+pub struct Running {
+    pub addr: SocketAddr,
+    shutdown: watch::Sender<bool>,
+    server: JoinHandle<std::io::Result<()>>,
+    projectors: Vec<JoinHandle<()>>,
+}
+
+impl Running {
+    /// Stop accepting, finish in-flight requests, let projections finish their batch.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        let _ = self.shutdown.send(true);
+        self.server.await??;
+        for p in self.projectors {
+            p.await?;
+        }
+        Ok(())
+    }
+
+    /// Run until SIGINT/SIGTERM, then stop gracefully.
+    pub async fn until_signalled(self) -> anyhow::Result<()> {
+        shutdown_signal().await;
+        tracing::info!("shutting down");
+        self.stop().await
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => {
+                let _ = ctrl_c.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
+/// Open everything, start the projections and the HTTP server.
+pub async fn start(config: Config) -> anyhow::Result<Running> {
+    let data = &config.data_dir;
+    std::fs::create_dir_all(data).with_context(|| format!("cannot create data dir {}", data.display()))?;
+    let log = Arc::new(
+        EmbeddedLog::open(&data.join("log.db"), config.partitions)
+            .await
+            .context("cannot open the embedded event log")?,
+    );
+    let accounts = AccountStore::open_sqlite(&data.join("accounts.db")).await.context("cannot open accounts")?;
+    let store = ViewStore::open_sqlite(&data.join("views.db")).await.context("cannot open the read store")?;
+    let blobs = LocalBlobs::new(data.join("blobs"));
+    let secret = load_or_create_secret(data).context("cannot read or create the token secret")?;
+    let keys = TokenKeys::new(&secret, Duration::from_secs(config.token_ttl_hours * 3600));
+
+    let counters = Arc::new(InProcessCounters::default());
+    let progress = Arc::new(Progress::default());
+    let (shutdown, shutdown_rx) = watch::channel(false);
+    let deps = ProjectorDeps { log: log.clone(), store: store.clone(), counters: counters.clone(), progress: progress.clone() };
+    let projectors = titok_projectors::spawn_all(deps, shutdown_rx.clone()).await?;
+
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let addr = listener.local_addr()?;
+    let public_url = config.public_url.clone().unwrap_or_else(|| format!("http://{addr}"));
+
+    let query = QueryState {
+        store,
+        counters,
+        auth: Authenticator { keys, accounts: accounts.clone(), known: KnownIds::default() },
+        consistency: Consistency {
+            log: log.clone(),
+            progress,
+            timeout: Duration::from_millis(config.consistency_timeout_ms),
+        },
+        public_url: public_url.trim_end_matches('/').into(),
+        chat_db_queries: Arc::new(AtomicU64::new(0)),
+        known_users: KnownIds::default(),
+    };
+    let command = CommandState {
+        log,
+        accounts,
+        ids: Arc::new(IdGenerator::new(config.node_id)),
+        blobs: Arc::new(blobs.clone()),
+        query: query.clone(),
+        max_upload_bytes: config.max_upload_mb * 1024 * 1024,
+    };
+    titok_command_api::recover_pending_registrations(&command).await?;
+    write_static_images(&blobs).await?;
+    if !config.no_sample {
+        seed_sample(&command, data).await?;
+    }
+
+    let app = Router::new()
+        .merge(titok_command_api::router(command))
+        .merge(titok_query_api::router(query))
+        .nest_service("/static", tower_http::services::ServeDir::new(blobs.root()))
+        .layer(tower_http::trace::TraceLayer::new_for_http());
+    let mut stop = shutdown_rx;
+    let server = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = stop.wait_for(|s| *s).await;
+            })
+            .await
+    });
+    tracing::info!(%addr, public_url, data_dir = %data.display(), "titok-plus serving");
+    Ok(Running { addr, shutdown, server, projectors })
+}
+
+/// Default avatar and background images, served at `/static/avatar.png` and `/static/background.png`.
+async fn write_static_images(blobs: &LocalBlobs) -> anyhow::Result<()> {
+    for (name, w, h, seed) in [("avatar.png", 96, 96, 11), ("background.png", 480, 270, 5)] {
+        if !blobs.local_path(name).exists() {
+            blobs.put(name, &titok_command_api::media::placeholder_png(w, h, seed)).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Load a demo account with one sample video when the store has no accounts at all.
+async fn seed_sample(command: &CommandState, data_dir: &std::path::Path) -> anyhow::Result<()> {
+    if command.accounts.count().await? > 0 {
+        return Ok(());
+    }
+    let password: String = {
+        use rand::Rng;
+        rand::thread_rng()
+            .sample_iter(&rand::distributions::Alphanumeric)
+            .take(16)
+            .map(char::from)
+            .collect()
+    };
+    let (user_id, _) = titok_command_api::register_user(command, DEMO_USERNAME, &password)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot register the demo account: {e}"))?;
+    titok_command_api::publish_video(command, user_id, "Welcome to titok-plus", SAMPLE_VIDEO)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot publish the sample video: {e}"))?;
+    // The password goes to a file readable by the operator, never into the logs.
+    let file = data_dir.join("demo-credentials.txt");
+    std::fs::write(&file, format!("username: {DEMO_USERNAME}\npassword: {password}\n"))?;
+    tracing::info!(username = DEMO_USERNAME, credentials = %file.display(), "sample content loaded (disable with --no-sample)");
+    Ok(())
+}
+
+/// Set up tracing to stderr: text, or JSON lines with `--log-json`. `RUST_LOG` filters.
+pub fn init_tracing(json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn,tower_http=warn"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+/// The whole CLI: parse, start, print the address, run until signalled.
+pub async fn main_entry() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    init_tracing(cli.config.log_json);
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => {
+            let running = start(cli.config).await?;
+            // The first line on stdout is the address: scripts and the test harness read it.
+            println!("listening on http://{}", running.addr);
+            running.until_signalled().await
+        }
+    }
+}

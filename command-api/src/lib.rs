@@ -1,1 +1,110 @@
-//! placeholder
+//! # titok-command-api
+//!
+//! The write endpoints of the Douyin API (api-contract.md rows 2, 3, 5, 7, 9, 11, 15). Each handler
+//! parses the request into a command, validates it (parameters, token, existence, ownership,
+//! not-self), decides the event, appends it and replies only after the log acknowledged it
+//! (DESIGN.md §4). The reply carries the event's log position in `x-titok-position`. If the log is
+//! unreachable the reply is a 503 envelope and nothing was written.
+//!
+//! Commands never touch views; existence and ownership checks read them after the consistency
+//! wait, so a user's own recent writes are always seen.
+
+mod actions;
+pub mod media;
+mod publish;
+mod users;
+
+use std::sync::Arc;
+
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{post, MethodRouter};
+use axum::Router;
+use titok_events::{Envelope, EventBody, IdGenerator};
+use titok_infra::accounts::AccountStore;
+use titok_infra::blobs::BlobStore;
+use titok_infra::http::{ApiError, Reply};
+use titok_infra::log::{EventLog, Position};
+use titok_query_api::QueryState;
+
+pub use publish::publish_video;
+pub use users::{recover_pending_registrations, register_user};
+
+/// Everything the write handlers need; cheap to clone.
+#[derive(Clone)]
+pub struct CommandState {
+    pub log: Arc<dyn EventLog>,
+    pub accounts: AccountStore,
+    pub ids: Arc<IdGenerator>,
+    pub blobs: Arc<dyn BlobStore>,
+    /// The read side, for existence/ownership checks and the objects some replies carry.
+    pub query: QueryState,
+    /// Largest accepted upload, bytes.
+    pub max_upload_bytes: usize,
+}
+
+impl CommandState {
+    /// Append one event and wait for the log's acknowledgement.
+    pub async fn append(&self, actor: i64, body: EventBody) -> Result<Position, ApiError> {
+        let positions = self.log.append(&[Envelope::new(actor, body)]).await?;
+        positions
+            .into_iter()
+            .next()
+            .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("log acknowledged no position")))
+    }
+}
+
+/// A reply for an appended command: the body, plus the event's position as a header.
+fn acknowledged<T>(result: Result<(T, Position), ApiError>) -> Reply<T> {
+    match result {
+        Ok((body, position)) => Reply::from(Ok(body)).with_header("x-titok-position", position.to_string()),
+        Err(err) => Reply::from(Err(err)),
+    }
+}
+
+fn both(router: Router<CommandState>, path: &str, handler: MethodRouter<CommandState>) -> Router<CommandState> {
+    let trimmed = path.trim_end_matches('/');
+    router.route(path, handler.clone()).route(trimmed, handler)
+}
+
+/// The write side's router.
+pub fn router(state: CommandState) -> Router {
+    // Multipart framing on top of the file itself.
+    let upload_limit = DefaultBodyLimit::max(state.max_upload_bytes + 1024 * 1024);
+    let routes: [(&str, MethodRouter<CommandState>); 7] = [
+        ("/douyin/user/register/", post(users::register).get(users::register)),
+        ("/douyin/user/login/", post(users::login).get(users::login)),
+        ("/douyin/publish/action/", post(publish::publish).layer(upload_limit)),
+        ("/douyin/favorite/action/", post(actions::favorite).get(actions::favorite)),
+        ("/douyin/comment/action/", post(actions::comment).get(actions::comment)),
+        ("/douyin/relation/action/", post(actions::relation).get(actions::relation)),
+        ("/douyin/message/action/", post(actions::message).get(actions::message)),
+    ];
+    routes
+        .into_iter()
+        .fold(Router::new(), |r, (path, handler)| both(r, path, handler))
+        .with_state(state)
+}
+
+/// Trimmed text of 1..=`max` characters, or a clear error naming the parameter.
+pub fn bounded_text<'a>(name: &str, raw: &'a str, max: usize) -> Result<&'a str, ApiError> {
+    let text = raw.trim();
+    let len = text.chars().count();
+    if len == 0 {
+        return Err(ApiError::bad(format!("{name} must not be empty")));
+    }
+    if len > max {
+        return Err(ApiError::bad(format!("{name} must be at most {max} characters, got {len}")));
+    }
+    Ok(text)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn bounded_text_trims_and_counts_characters() {
+        assert_eq!(super::bounded_text("t", "  hi ", 5).expect("ok"), "hi");
+        assert!(super::bounded_text("t", "   ", 5).is_err());
+        assert!(super::bounded_text("t", "ééééé", 5).is_ok(), "counts characters, not bytes");
+        assert!(super::bounded_text("t", "ééééée", 5).is_err());
+    }
+}

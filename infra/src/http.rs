@@ -17,6 +17,7 @@ use serde::Serialize;
 use crate::accounts::{AccountError, AccountStore};
 use crate::auth::TokenKeys;
 use crate::counters::CountersError;
+use crate::known::KnownIds;
 use crate::log::LogError;
 
 /// `status_code` values (documented in the README).
@@ -275,6 +276,8 @@ pub fn parse_integer(raw: &str) -> Option<i64> {
 pub struct Authenticator {
     pub keys: TokenKeys,
     pub accounts: AccountStore,
+    /// Users seen to exist (accounts are never deleted), so most requests skip the lookup.
+    pub known: KnownIds,
 }
 
 impl Authenticator {
@@ -296,8 +299,11 @@ impl Authenticator {
             .keys
             .verify(token)
             .map_err(|e| ApiError::Unauthenticated(e.to_string()))?;
-        if !self.accounts.exists(uid).await? {
-            return Err(ApiError::Unauthenticated("token's user does not exist".into()));
+        if !self.known.contains(uid) {
+            if !self.accounts.exists(uid).await? {
+                return Err(ApiError::Unauthenticated("token's user does not exist".into()));
+            }
+            self.known.insert(uid);
         }
         Ok(Some(uid))
     }

@@ -21,6 +21,7 @@ pub mod blobs;
 pub mod counters;
 pub mod embedded_log;
 pub mod http;
+pub mod known;
 pub mod log;
 pub mod progress;
 pub mod stats;

@@ -1,1 +1,121 @@
-//! placeholder
+//! # titok-query-api
+//!
+//! The read endpoints of the Douyin API (api-contract.md rows 1, 4, 6, 8, 10, 12–14, 16), served
+//! from the projections' views and the counter cache. Every read first waits (bounded) until the
+//! views reflect all writes acknowledged before it arrived — read-after-write for every user the
+//! write touches (DESIGN.md §7) — and says `x-titok-stale: true` when the wait timed out.
+//!
+//! [`router`] builds the axum router over a [`QueryState`]; the `titok` binary serves it.
+
+mod chat;
+mod hydrate;
+mod lists;
+pub mod model;
+
+pub use lists::create_date;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use axum::routing::{get, MethodRouter};
+use axum::Router;
+use futures::Future;
+use titok_events::Topic;
+use titok_infra::counters::Counters;
+use titok_infra::http::{ApiError, Authenticator, Reply};
+use titok_infra::known::KnownIds;
+use titok_infra::progress::{Consistency, Freshness};
+use titok_infra::store::ViewStore;
+
+/// Everything the read handlers need; cheap to clone.
+#[derive(Clone)]
+pub struct QueryState {
+    pub store: ViewStore,
+    pub counters: Arc<dyn Counters>,
+    pub auth: Authenticator,
+    pub consistency: Consistency,
+    /// Base of absolute play/cover/avatar URLs, without a trailing slash.
+    pub public_url: Arc<str>,
+    /// SQL queries made by chat polls (the shortcut's effect is measured with it).
+    pub chat_db_queries: Arc<AtomicU64>,
+    /// Users seen in the users view (never deleted), so polls skip the existence query.
+    pub known_users: KnownIds,
+}
+
+impl QueryState {
+    /// The absolute URL of a blob path.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}/static/{}", self.public_url, path.trim_start_matches('/'))
+    }
+
+    /// The `User` object of `user_id` as seen by themselves (used by replies of the command side).
+    pub async fn user_object(&self, user_id: i64) -> Result<model::User, ApiError> {
+        Ok(hydrate::users(self, Some(user_id), &[user_id]).await?.pop().unwrap_or_default())
+    }
+
+    pub fn count_chat_query(&self) {
+        self.chat_db_queries.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Topics whose projections feed users and videos (names, counts, is_follow, is_favorite).
+const CONTENT_TOPICS: &[Topic] = &[Topic::Users, Topic::Videos, Topic::Favorites, Topic::Comments, Topic::Relations];
+
+/// Wait for the views fed by `topics`, then run the read; mark the reply stale if the wait gave up.
+async fn answer<T, F>(state: &QueryState, topics: &[Topic], read: F) -> Reply<T>
+where
+    F: Future<Output = Result<T, ApiError>>,
+{
+    let freshness = state.consistency.wait(topics).await;
+    let reply = Reply::from(read.await);
+    match freshness {
+        Freshness::Fresh => reply,
+        Freshness::Stale => reply.with_header("x-titok-stale", "true".into()),
+    }
+}
+
+/// A route served with and without its trailing slash, on GET and POST alike.
+fn both(router: Router<QueryState>, path: &str, handler: MethodRouter<QueryState>) -> Router<QueryState> {
+    let trimmed = path.trim_end_matches('/');
+    router.route(path, handler.clone()).route(trimmed, handler)
+}
+
+/// The read side's router.
+pub fn router(state: QueryState) -> Router {
+    let routes: [(&str, MethodRouter<QueryState>); 10] = [
+        ("/douyin/feed/", get(lists::feed).post(lists::feed)),
+        ("/douyin/user/", get(lists::user_info).post(lists::user_info)),
+        ("/douyin/publish/list/", get(lists::publish_list).post(lists::publish_list)),
+        ("/douyin/favorite/list/", get(lists::favorite_list).post(lists::favorite_list)),
+        ("/douyin/comment/list/", get(lists::comment_list).post(lists::comment_list)),
+        ("/douyin/relation/follow/list/", get(lists::follow_list).post(lists::follow_list)),
+        // The official document's typo, which some clients copied.
+        ("/douyin/relatioin/follow/list/", get(lists::follow_list).post(lists::follow_list)),
+        ("/douyin/relation/follower/list/", get(lists::follower_list).post(lists::follower_list)),
+        ("/douyin/relation/friend/list/", get(lists::friend_list).post(lists::friend_list)),
+        ("/douyin/message/chat/", get(chat::chat).post(chat::chat)),
+    ];
+    routes
+        .into_iter()
+        .fold(Router::new(), |r, (path, handler)| both(r, path, handler))
+        .with_state(state)
+}
+
+/// Feed and chat clients send seconds or milliseconds: anything below 10^11 is seconds.
+pub fn normalize_ms(value: i64) -> i64 {
+    if value > 0 && value < 100_000_000_000 {
+        value * 1000
+    } else {
+        value
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn seconds_become_milliseconds_and_milliseconds_stay() {
+        assert_eq!(super::normalize_ms(1_700_000_000), 1_700_000_000_000);
+        assert_eq!(super::normalize_ms(1_700_000_000_123), 1_700_000_000_123);
+        assert_eq!(super::normalize_ms(0), 0);
+    }
+}

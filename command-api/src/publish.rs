@@ -1,0 +1,102 @@
+//! Row 5: publish a video (multipart `data`, `token`, `title`).
+//!
+//! The upload is read with a size cap, sniffed (a video container, not whatever the name or the
+//! content type claims), stored under a server-made name, given a cover (ffmpeg's first frame or a
+//! placeholder), and only then is `VideoPublished` appended: the event never points at a file that
+//! is not there.
+
+use axum::extract::multipart::{Multipart, MultipartRejection};
+use axum::extract::State;
+use axum::http::Uri;
+use titok_events::{EventBody, VideoPublished};
+use titok_infra::http::{ApiError, Empty, Params, Reply};
+use titok_infra::log::Position;
+
+use crate::media::{ffmpeg_cover, placeholder_png, sniff};
+use crate::{acknowledged, bounded_text, CommandState};
+
+/// Longest title, characters.
+pub const MAX_TITLE_CHARS: usize = 100;
+
+pub async fn publish(
+    State(state): State<CommandState>,
+    uri: Uri,
+    multipart: Result<Multipart, MultipartRejection>,
+) -> Reply<Empty> {
+    acknowledged(
+        async {
+            let mut multipart =
+                multipart.map_err(|e| ApiError::bad(format!("publish needs a multipart/form-data body: {e}")))?;
+            let mut params = Params::from_query(uri.query().unwrap_or(""))?;
+            let mut data = None;
+            while let Some(field) = multipart
+                .next_field()
+                .await
+                .map_err(|e| ApiError::bad(format!("malformed multipart body: {e}")))?
+            {
+                let name = field.name().unwrap_or_default().to_owned();
+                if name == "data" {
+                    data = Some(read_capped(field, state.max_upload_bytes).await?);
+                } else {
+                    let text = field
+                        .text()
+                        .await
+                        .map_err(|e| ApiError::bad(format!("malformed multipart field {name}: {e}")))?;
+                    params.0.insert(name, text);
+                }
+            }
+            let user_id = state.query.auth.require(&params).await?;
+            let title = bounded_text("title", params.text("title")?, MAX_TITLE_CHARS)?.to_owned();
+            let data = data.ok_or_else(|| ApiError::bad("data (the video file) is required"))?;
+            let position = publish_video(&state, user_id, &title, &data).await?;
+            Ok((Empty {}, position))
+        }
+        .await,
+    )
+}
+
+async fn read_capped(
+    mut field: axum::extract::multipart::Field<'_>,
+    max: usize,
+) -> Result<Vec<u8>, ApiError> {
+    let too_big = || ApiError::bad(format!("video is too large: at most {} MiB", max / (1024 * 1024)));
+    let mut bytes = Vec::new();
+    loop {
+        match field.chunk().await {
+            Ok(Some(chunk)) => {
+                if bytes.len() + chunk.len() > max {
+                    return Err(too_big());
+                }
+                bytes.extend_from_slice(&chunk);
+            }
+            Ok(None) => return Ok(bytes),
+            Err(e) if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE => return Err(too_big()),
+            Err(e) => return Err(ApiError::bad(format!("upload interrupted: {e}"))),
+        }
+    }
+}
+
+/// Store a video and its cover, then append `VideoPublished`; used by the handler and the seed.
+pub async fn publish_video(state: &CommandState, author_id: i64, title: &str, data: &[u8]) -> Result<Position, ApiError> {
+    let container = sniff(data).ok_or_else(|| {
+        ApiError::bad("data is not a video: expected an MP4, MOV, WebM/Matroska, AVI, FLV or MPEG file")
+    })?;
+    let video_id = state.ids.next_id();
+    let play_path = format!("videos/{video_id}.{}", container.extension());
+    let stored = |e: std::io::Error| ApiError::Unavailable { what: "blob store", cause: e.to_string() };
+    state.blobs.put(&play_path, data).await.map_err(stored)?;
+    let (cover_path, cover) = match ffmpeg_cover(&state.blobs.local_path(&play_path)).await {
+        Some(jpeg) => (format!("covers/{video_id}.jpg"), jpeg),
+        None => (format!("covers/{video_id}.png"), placeholder_png(320, 240, video_id)),
+    };
+    state.blobs.put(&cover_path, &cover).await.map_err(stored)?;
+    let event = VideoPublished {
+        video_id,
+        author_id,
+        title: title.to_owned(),
+        play_path,
+        cover_path,
+        published_at_ms: titok_infra::now_ms(),
+    };
+    state.append(author_id, EventBody::VideoPublished(event)).await
+}

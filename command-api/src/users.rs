@@ -1,0 +1,124 @@
+//! Rows 2 and 3: register and log in.
+//!
+//! Register: validate, hash (argon2id, off the async threads), insert the account as pending,
+//! append `UserRegistered`, mark it appended, issue a token. If the append fails the account row is
+//! removed again, so a 503 leaves nothing behind; if the process dies in between, start-up
+//! ([`recover_pending_registrations`]) appends the event.
+
+use axum::extract::State;
+use serde::Serialize;
+use titok_events::{EventBody, UserRegistered};
+use titok_infra::auth::{hash_password, verify_password};
+use titok_infra::http::{ApiError, Params, Reply};
+use titok_infra::log::Position;
+
+use crate::{acknowledged, CommandState};
+
+/// Most characters in a username or password (api-contract.md row 2).
+pub const MAX_CREDENTIAL_CHARS: usize = 32;
+
+#[derive(Debug, Default, Serialize)]
+pub struct SessionBody {
+    pub user_id: i64,
+    pub token: String,
+}
+
+fn credentials(params: &Params) -> Result<(String, String), ApiError> {
+    let username = params.text("username")?;
+    let password = params.text("password")?;
+    let name_len = username.chars().count();
+    if name_len == 0 || name_len > MAX_CREDENTIAL_CHARS || username.trim() != username {
+        return Err(ApiError::bad(format!(
+            "username must be 1–{MAX_CREDENTIAL_CHARS} characters without leading or trailing spaces"
+        )));
+    }
+    let pass_len = password.chars().count();
+    if pass_len == 0 || pass_len > MAX_CREDENTIAL_CHARS {
+        return Err(ApiError::bad(format!("password must be 1–{MAX_CREDENTIAL_CHARS} characters")));
+    }
+    Ok((username.to_owned(), password.to_owned()))
+}
+
+fn session(state: &CommandState, user_id: i64) -> Result<SessionBody, ApiError> {
+    let token = state
+        .query
+        .auth
+        .keys
+        .issue(user_id)
+        .map_err(|e| ApiError::Internal(anyhow::anyhow!("cannot sign token: {e}")))?;
+    Ok(SessionBody { user_id, token })
+}
+
+pub async fn register(State(state): State<CommandState>, params: Params) -> Reply<SessionBody> {
+    acknowledged(
+        async {
+            let (username, password) = credentials(&params)?;
+            let (user_id, position) = register_user(&state, &username, &password).await?;
+            Ok((session(&state, user_id)?, position))
+        }
+        .await,
+    )
+}
+
+/// Register an account and append its `UserRegistered`; used by the handler and the sample seed.
+pub async fn register_user(state: &CommandState, username: &str, password: &str) -> Result<(i64, Position), ApiError> {
+    let password = password.to_owned();
+    let hash = tokio::task::spawn_blocking(move || hash_password(&password))
+        .await
+        .map_err(|e| ApiError::Internal(e.into()))?
+        .map_err(|e| ApiError::Internal(anyhow::anyhow!("cannot hash password: {e}")))?;
+    let user_id = state.ids.next_id();
+    state.accounts.create(user_id, username, &hash).await?;
+    let event = EventBody::UserRegistered(UserRegistered { user_id, username: username.to_owned() });
+    match state.append(user_id, event).await {
+        Ok(position) => {
+            state.accounts.mark_appended(user_id).await?;
+            Ok((user_id, position))
+        }
+        Err(err) => {
+            if let Err(cleanup) = state.accounts.delete_pending(user_id).await {
+                tracing::error!(user_id, error = %cleanup, "cannot remove pending account; start-up recovery will append it");
+            }
+            Err(err)
+        }
+    }
+}
+
+pub async fn login(State(state): State<CommandState>, params: Params) -> Reply<SessionBody> {
+    Reply::from(
+        async {
+            let (username, password) = credentials(&params)?;
+            let wrong = || ApiError::Unauthenticated("wrong username or password".into());
+            let account = state.accounts.by_username(&username).await?.ok_or_else(wrong)?;
+            let hash = account.password_hash.clone();
+            let ok = tokio::task::spawn_blocking(move || verify_password(&password, &hash))
+                .await
+                .map_err(|e| ApiError::Internal(e.into()))?;
+            if !ok {
+                return Err(wrong());
+            }
+            if !account.appended {
+                append_registration(&state, account.user_id, &account.username).await?;
+            }
+            session(&state, account.user_id)
+        }
+        .await,
+    )
+}
+
+async fn append_registration(state: &CommandState, user_id: i64, username: &str) -> Result<(), ApiError> {
+    let event = EventBody::UserRegistered(UserRegistered { user_id, username: username.to_owned() });
+    state.append(user_id, event).await?;
+    state.accounts.mark_appended(user_id).await?;
+    Ok(())
+}
+
+/// Append `UserRegistered` for accounts whose append was never confirmed (a crash mid-register).
+pub async fn recover_pending_registrations(state: &CommandState) -> Result<usize, ApiError> {
+    let pending = state.accounts.pending().await?;
+    for account in &pending {
+        append_registration(state, account.user_id, &account.username).await?;
+        tracing::info!(user_id = account.user_id, "recovered a registration interrupted before its append");
+    }
+    Ok(pending.len())
+}

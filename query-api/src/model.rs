@@ -1,0 +1,95 @@
+//! The Douyin objects and reply bodies of the read endpoints (api-contract.md, "Objects").
+//! Every field is always serialised; lists default to `[]`.
+
+use serde::Serialize;
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct User {
+    pub id: i64,
+    pub name: String,
+    pub follow_count: i64,
+    pub follower_count: i64,
+    pub is_follow: bool,
+    pub avatar: String,
+    pub background_image: String,
+    pub signature: String,
+    pub total_favorited: i64,
+    pub work_count: i64,
+    pub favorite_count: i64,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Video {
+    pub id: i64,
+    pub author: User,
+    pub play_url: String,
+    pub cover_url: String,
+    pub favorite_count: i64,
+    pub comment_count: i64,
+    pub is_favorite: bool,
+    pub title: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Comment {
+    pub id: i64,
+    pub user: User,
+    pub content: String,
+    /// `mm-dd`, UTC.
+    pub create_date: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Message {
+    pub id: i64,
+    pub to_user_id: i64,
+    pub from_user_id: i64,
+    pub content: String,
+    /// Epoch milliseconds.
+    pub create_time: i64,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct FriendUser {
+    #[serde(flatten)]
+    pub user: User,
+    pub message: String,
+    #[serde(rename = "msgType")]
+    pub msg_type: i64,
+}
+
+#[derive(Debug, Default, Serialize)]
+pub struct FeedBody {
+    pub video_list: Vec<Video>,
+    pub next_time: i64,
+}
+
+#[derive(Debug, Default, Serialize)]
+pub struct VideoListBody {
+    pub video_list: Vec<Video>,
+}
+
+#[derive(Debug, Default, Serialize)]
+pub struct UserBody {
+    pub user: Option<User>,
+}
+
+#[derive(Debug, Default, Serialize)]
+pub struct UserListBody {
+    pub user_list: Vec<User>,
+}
+
+#[derive(Debug, Default, Serialize)]
+pub struct FriendListBody {
+    pub user_list: Vec<FriendUser>,
+}
+
+#[derive(Debug, Default, Serialize)]
+pub struct CommentListBody {
+    pub comment_list: Vec<Comment>,
+}
+
+#[derive(Debug, Default, Serialize)]
+pub struct ChatBody {
+    pub message_list: Vec<Message>,
+}
