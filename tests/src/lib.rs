@@ -1,1 +1,293 @@
-//! x
+//! # titok-tests
+//!
+//! Black-box tests: every test starts the real server binary on port 0 with its own data dir,
+//! drives the Douyin HTTP API with reqwest, and asserts on the JSON replies. Run them with
+//! `cargo test -p titok-tests` (or the README's test command, which runs everything).
+//!
+//! [`TestApp`] is the `spawn_app()` helper with typed request helpers.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+/// The sample video (a real 1 s H.264 MP4).
+pub const SAMPLE_MP4: &[u8] = include_bytes!("../../assets/sample.mp4");
+
+/// A running server under test. Killed when dropped.
+pub struct TestApp {
+    pub base: String,
+    pub client: reqwest::Client,
+    pub data_dir: PathBuf,
+    _dir: Option<tempfile::TempDir>,
+    child: Child,
+    extra_args: Vec<String>,
+}
+
+/// Start a server with no sample content.
+pub async fn spawn_app() -> TestApp {
+    TestApp::start(&["--no-sample"]).await
+}
+
+impl TestApp {
+    /// Start a server in a fresh data dir with extra CLI arguments.
+    pub async fn start(args: &[&str]) -> TestApp {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let data_dir = dir.path().to_path_buf();
+        let extra_args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        let (child, base) = launch(&data_dir, &extra_args).await;
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .expect("client");
+        TestApp { base, client, data_dir, _dir: Some(dir), child, extra_args }
+    }
+
+    /// SIGKILL the server (no graceful anything).
+    pub async fn kill(&mut self) {
+        let _ = self.child.start_kill();
+        let _ = self.child.wait().await;
+    }
+
+    /// Kill the server and start a new one on the same data dir (possibly on another port).
+    pub async fn restart(&mut self) {
+        self.kill().await;
+        let (child, base) = launch(&self.data_dir, &self.extra_args).await;
+        self.child = child;
+        self.base = base;
+    }
+
+    /// The server's stderr log so far.
+    pub fn logs(&self) -> String {
+        std::fs::read_to_string(self.data_dir.join("server.log")).unwrap_or_default()
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    /// GET with query parameters; returns (HTTP status, JSON body).
+    pub async fn get_raw(&self, path: &str, query: &[(&str, String)]) -> (u16, Value) {
+        let resp = self.client.get(self.url(path)).query(query).send().await.expect("GET");
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or(Value::Null))
+    }
+
+    /// POST a form body; returns (HTTP status, JSON body).
+    pub async fn post_raw(&self, path: &str, form: &[(&str, String)]) -> (u16, Value) {
+        let resp = self.client.post(self.url(path)).form(form).send().await.expect("POST");
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or(Value::Null))
+    }
+
+    /// GET, asserting HTTP 200 and a JSON envelope.
+    pub async fn get(&self, path: &str, query: &[(&str, String)]) -> Value {
+        let (status, body) = self.get_raw(path, query).await;
+        assert_eq!(status, 200, "GET {path} {query:?} → HTTP {status}: {body}");
+        assert!(body["status_code"].is_i64(), "GET {path}: not an envelope: {body}");
+        body
+    }
+
+    /// POST a form, asserting HTTP 200 and a JSON envelope.
+    pub async fn post(&self, path: &str, form: &[(&str, String)]) -> Value {
+        let (status, body) = self.post_raw(path, form).await;
+        assert_eq!(status, 200, "POST {path} {form:?} → HTTP {status}: {body}");
+        assert!(body["status_code"].is_i64(), "POST {path}: not an envelope: {body}");
+        body
+    }
+
+    /// Register and return (user_id, token), asserting success.
+    pub async fn register(&self, username: &str, password: &str) -> User {
+        let body = self
+            .post("/douyin/user/register/", &[("username", username.into()), ("password", password.into())])
+            .await;
+        assert_ok(&body, "register");
+        User { id: body["user_id"].as_i64().expect("user_id"), token: body["token"].as_str().expect("token").into() }
+    }
+
+    /// Publish a video (multipart), returning the reply.
+    pub async fn publish_raw(&self, token: &str, title: &str, data: Vec<u8>, file_name: &str) -> (u16, Value) {
+        let form = reqwest::multipart::Form::new()
+            .text("token", token.to_owned())
+            .text("title", title.to_owned())
+            .part("data", reqwest::multipart::Part::bytes(data).file_name(file_name.to_owned()));
+        let resp = self.client.post(self.url("/douyin/publish/action/")).multipart(form).send().await.expect("publish");
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Publish the sample video and return its id (read back from the author's publish list).
+    pub async fn publish(&self, user: &User, title: &str) -> i64 {
+        let (status, body) = self.publish_raw(&user.token, title, SAMPLE_MP4.to_vec(), "clip.mp4").await;
+        assert_eq!(status, 200, "publish: {body}");
+        assert_ok(&body, "publish");
+        let list = self.publish_list(user, user.id).await;
+        list.iter()
+            .find(|v| v["title"] == title)
+            .and_then(|v| v["id"].as_i64())
+            .unwrap_or_else(|| panic!("published video {title:?} not in the author's list: {list:?}"))
+    }
+
+    pub async fn publish_list(&self, viewer: &User, user_id: i64) -> Vec<Value> {
+        let body = self.get("/douyin/publish/list/", &viewer.with(&[("user_id", user_id.to_string())])).await;
+        assert_ok(&body, "publish list");
+        list(&body, "video_list")
+    }
+
+    pub async fn favorite_list(&self, viewer: &User, user_id: i64) -> Vec<Value> {
+        let body = self.get("/douyin/favorite/list/", &viewer.with(&[("user_id", user_id.to_string())])).await;
+        assert_ok(&body, "favorite list");
+        list(&body, "video_list")
+    }
+
+    pub async fn user_info(&self, viewer: &User, user_id: i64) -> Value {
+        let body = self.get("/douyin/user/", &viewer.with(&[("user_id", user_id.to_string())])).await;
+        assert_ok(&body, "user info");
+        body["user"].clone()
+    }
+
+    pub async fn like(&self, user: &User, video_id: i64, action: i64) {
+        let body = self
+            .post("/douyin/favorite/action/", &user.with(&[("video_id", video_id.to_string()), ("action_type", action.to_string())]))
+            .await;
+        assert_ok(&body, "favorite action");
+    }
+
+    pub async fn follow(&self, user: &User, to: i64, action: i64) {
+        let body = self
+            .post("/douyin/relation/action/", &user.with(&[("to_user_id", to.to_string()), ("action_type", action.to_string())]))
+            .await;
+        assert_ok(&body, "relation action");
+    }
+
+    pub async fn send_message(&self, user: &User, to: i64, content: &str) {
+        let body = self
+            .post(
+                "/douyin/message/action/",
+                &user.with(&[("to_user_id", to.to_string()), ("action_type", "1".into()), ("content", content.into())]),
+            )
+            .await;
+        assert_ok(&body, "message action");
+    }
+
+    pub async fn chat(&self, user: &User, to: i64, pre_msg_time: i64) -> Vec<Value> {
+        let body = self
+            .get("/douyin/message/chat/", &user.with(&[("to_user_id", to.to_string()), ("pre_msg_time", pre_msg_time.to_string())]))
+            .await;
+        assert_ok(&body, "chat");
+        list(&body, "message_list")
+    }
+
+    pub async fn comment(&self, user: &User, video_id: i64, text: &str) -> Value {
+        let body = self
+            .post(
+                "/douyin/comment/action/",
+                &user.with(&[("video_id", video_id.to_string()), ("action_type", "1".into()), ("comment_text", text.into())]),
+            )
+            .await;
+        assert_ok(&body, "comment action");
+        body["comment"].clone()
+    }
+
+    pub async fn comments(&self, user: &User, video_id: i64) -> Vec<Value> {
+        let body = self.get("/douyin/comment/list/", &user.with(&[("video_id", video_id.to_string())])).await;
+        assert_ok(&body, "comment list");
+        list(&body, "comment_list")
+    }
+
+    pub async fn user_list(&self, path: &str, viewer: &User, user_id: i64) -> Vec<Value> {
+        let body = self.get(path, &viewer.with(&[("user_id", user_id.to_string())])).await;
+        assert_ok(&body, path);
+        list(&body, "user_list")
+    }
+}
+
+/// The server binary: `TITOK_TEST_BIN` if set, else `titok-under-test` built next to the test
+/// executable (`target/<profile>/`, the parent of the test's `deps/` directory).
+fn server_binary() -> PathBuf {
+    if let Ok(path) = std::env::var("TITOK_TEST_BIN") {
+        return PathBuf::from(path);
+    }
+    let exe = std::env::current_exe().expect("current exe");
+    let profile_dir = exe.parent().and_then(|deps| deps.parent()).expect("target/<profile>");
+    let bin = profile_dir.join(format!("titok-under-test{}", std::env::consts::EXE_SUFFIX));
+    assert!(bin.exists(), "{} is missing: build it with `cargo build -p titok-tests --bins`", bin.display());
+    bin
+}
+
+async fn launch(data_dir: &std::path::Path, extra: &[String]) -> (Child, String) {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(data_dir.join("server.log"))
+        .expect("log file");
+    let mut child = Command::new(server_binary())
+        .arg("--listen")
+        .arg("127.0.0.1:0")
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args(extra)
+        .env("RUST_LOG", "info,sqlx=warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::from(log))
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start the server binary");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut lines = BufReader::new(stdout).lines();
+    let first = tokio::time::timeout(Duration::from_secs(60), lines.next_line())
+        .await
+        .expect("server did not start within 60 s")
+        .expect("read stdout")
+        .unwrap_or_else(|| panic!("server exited; log:\n{}", std::fs::read_to_string(data_dir.join("server.log")).unwrap_or_default()));
+    let base = first
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line {first:?}"))
+        .to_owned();
+    (child, base)
+}
+
+/// A registered user.
+#[derive(Debug, Clone)]
+pub struct User {
+    pub id: i64,
+    pub token: String,
+}
+
+impl User {
+    /// `params` plus this user's token.
+    pub fn with(&self, params: &[(&'static str, String)]) -> Vec<(&'static str, String)> {
+        let mut all = vec![("token", self.token.clone())];
+        all.extend_from_slice(params);
+        all
+    }
+}
+
+/// Assert `status_code == 0`.
+pub fn assert_ok(body: &Value, what: &str) {
+    assert_eq!(body["status_code"], 0, "{what} failed: {body}");
+}
+
+/// Assert a failure envelope: `status_code != 0` and a non-empty `status_msg`.
+pub fn assert_refused(body: &Value, what: &str) {
+    let code = body["status_code"].as_i64().unwrap_or_else(|| panic!("{what}: not an envelope: {body}"));
+    assert_ne!(code, 0, "{what} should have been refused: {body}");
+    let msg = body["status_msg"].as_str().unwrap_or_default();
+    assert!(!msg.is_empty(), "{what}: refusal without a status_msg: {body}");
+}
+
+/// A JSON array field, asserting it is an array (never null).
+pub fn list(body: &Value, field: &str) -> Vec<Value> {
+    body[field]
+        .as_array()
+        .unwrap_or_else(|| panic!("{field} must be an array: {body}"))
+        .clone()
+}
+
+/// Ids of a list of objects.
+pub fn ids(items: &[Value]) -> Vec<i64> {
+    items.iter().map(|v| v["id"].as_i64().expect("id")).collect()
+}
