@@ -36,7 +36,7 @@ pub async fn publish(
             {
                 let name = field.name().unwrap_or_default().to_owned();
                 if name == "data" {
-                    data = Some(read_capped(field, state.max_upload_bytes).await?);
+                    data = Some(read_capped(field, state.max_upload_bytes).await);
                 } else {
                     let text = field
                         .text()
@@ -47,7 +47,7 @@ pub async fn publish(
             }
             let user_id = state.query.auth.require(&params).await?;
             let title = bounded_text("title", params.text("title")?, MAX_TITLE_CHARS)?.to_owned();
-            let data = data.ok_or_else(|| ApiError::bad("data (the video file) is required"))?;
+            let data = data.ok_or_else(|| ApiError::bad("data (the video file) is required"))??;
             let position = publish_video(&state, user_id, &title, &data).await?;
             Ok((Empty {}, position))
         }
@@ -55,20 +55,24 @@ pub async fn publish(
     )
 }
 
+/// Read the upload, keeping at most `max` bytes. An upload over the cap is still drained (up to
+/// the router's body limit) so the client receives the refusal instead of a reset connection.
 async fn read_capped(
     mut field: axum::extract::multipart::Field<'_>,
     max: usize,
 ) -> Result<Vec<u8>, ApiError> {
     let too_big = || ApiError::bad(format!("video is too large: at most {} MiB", max / (1024 * 1024)));
     let mut bytes = Vec::new();
+    let mut over = false;
     loop {
         match field.chunk().await {
             Ok(Some(chunk)) => {
-                if bytes.len() + chunk.len() > max {
-                    return Err(too_big());
+                over |= bytes.len() + chunk.len() > max;
+                if !over {
+                    bytes.extend_from_slice(&chunk);
                 }
-                bytes.extend_from_slice(&chunk);
             }
+            Ok(None) if over => return Err(too_big()),
             Ok(None) => return Ok(bytes),
             Err(e) if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE => return Err(too_big()),
             Err(e) => return Err(ApiError::bad(format!("upload interrupted: {e}"))),

@@ -291,3 +291,40 @@ pub fn list(body: &Value, field: &str) -> Vec<Value> {
 pub fn ids(items: &[Value]) -> Vec<i64> {
     items.iter().map(|v| v["id"].as_i64().expect("id")).collect()
 }
+
+impl TestApp {
+    /// POST `form` to `path` and assert a clear refusal: HTTP 200, `status_code != 0`, and a
+    /// `status_msg` containing `expect` (case-insensitive). Returns the body.
+    pub async fn refused_post(&self, path: &str, form: &[(&str, String)], expect: &str) -> Value {
+        let (status, body) = self.post_raw(path, form).await;
+        check_refusal(status, &body, path, expect);
+        body
+    }
+
+    /// GET variant of [`TestApp::refused_post`].
+    pub async fn refused_get(&self, path: &str, query: &[(&str, String)], expect: &str) -> Value {
+        let (status, body) = self.get_raw(path, query).await;
+        check_refusal(status, &body, path, expect);
+        body
+    }
+
+    /// A token signed with this server's own secret, for any user id and expiry (epoch seconds).
+    pub fn sign_token(&self, user_id: i64, exp: u64) -> String {
+        let secret = std::fs::read(self.data_dir.join("token-secret")).expect("token secret");
+        sign(&secret, user_id, exp)
+    }
+}
+
+/// An HS256 token with the server's claim layout.
+pub fn sign(secret: &[u8], user_id: i64, exp: u64) -> String {
+    let claims = serde_json::json!({ "uid": user_id, "iat": 0, "exp": exp });
+    jsonwebtoken::encode(&jsonwebtoken::Header::default(), &claims, &jsonwebtoken::EncodingKey::from_secret(secret))
+        .expect("sign")
+}
+
+fn check_refusal(status: u16, body: &Value, path: &str, expect: &str) {
+    assert_eq!(status, 200, "{path}: business refusals are HTTP 200 with an envelope, got {status}: {body}");
+    assert_refused(body, path);
+    let msg = body["status_msg"].as_str().unwrap_or_default().to_lowercase();
+    assert!(msg.contains(&expect.to_lowercase()), "{path}: status_msg {msg:?} should mention {expect:?}");
+}
