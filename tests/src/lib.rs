@@ -224,7 +224,14 @@ async fn launch(data_dir: &std::path::Path, extra: &[String]) -> (Child, String)
         .append(true)
         .open(data_dir.join("server.log"))
         .expect("log file");
-    let mut child = Command::new(server_binary())
+    let mut command = Command::new(server_binary());
+    // The server reads TITOK_* settings from the environment: only the arguments given here count.
+    for (key, _) in std::env::vars() {
+        if key.starts_with("TITOK_") {
+            command.env_remove(key);
+        }
+    }
+    let mut child = command
         .arg("--listen")
         .arg("127.0.0.1:0")
         .arg("--data-dir")

@@ -1,0 +1,62 @@
+//! Read-after-write across users (DESIGN.md §7): a read that starts after a write's reply reflects
+//! it for every user the write touches — no sleeps, no retries in the client.
+
+use titok_tests::*;
+
+const PAIRS: usize = 1000;
+
+#[tokio::test]
+async fn a_like_is_visible_to_the_author_immediately_a_thousand_times() {
+    let app = spawn_app().await;
+    let author = app.register("author", "pw").await;
+    let fan = app.register("fan", "pw").await;
+    let video_id = app.publish(&author, "v").await;
+
+    let mut stale = Vec::new();
+    for i in 0..PAIRS {
+        // Like on even rounds, unlike on odd ones: the count must alternate 1, 0, 1, …
+        let action = if i % 2 == 0 { 1 } else { 2 };
+        app.like(&fan, video_id, action).await;
+        let list = app.publish_list(&author, author.id).await;
+        let expected = if action == 1 { 1 } else { 0 };
+        if list[0]["favorite_count"] != expected {
+            stale.push((i, list[0]["favorite_count"].clone()));
+        }
+    }
+    assert!(stale.is_empty(), "{} of {PAIRS} reads by the author were stale: {:?}", stale.len(), &stale[..stale.len().min(10)]);
+}
+
+#[tokio::test]
+async fn a_message_is_in_the_recipients_next_poll_a_thousand_times() {
+    let app = spawn_app().await;
+    let sender = app.register("sender", "pw").await;
+    let recipient = app.register("recipient", "pw").await;
+
+    let mut last_seen = 0_i64;
+    let mut stale = Vec::new();
+    for i in 0..PAIRS {
+        let text = format!("message {i}");
+        app.send_message(&sender, recipient.id, &text).await;
+        let new = app.chat(&recipient, sender.id, last_seen).await;
+        if new.len() != 1 || new[0]["content"] != text.as_str() {
+            stale.push((i, new.len()));
+        }
+        if let Some(t) = new.last().and_then(|m| m["create_time"].as_i64()) {
+            last_seen = t;
+        }
+    }
+    assert!(stale.is_empty(), "{} of {PAIRS} polls were stale or repeated: {:?}", stale.len(), &stale[..stale.len().min(10)]);
+}
+
+#[tokio::test]
+async fn a_follow_is_in_the_other_users_follower_list_immediately() {
+    let app = spawn_app().await;
+    let a = app.register("a", "pw").await;
+    let b = app.register("b", "pw").await;
+    for round in 0..100 {
+        let follow = round % 2 == 0;
+        app.follow(&a, b.id, if follow { 1 } else { 2 }).await;
+        let followers = app.user_list("/douyin/relation/follower/list/", &b, b.id).await;
+        assert_eq!(followers.len(), usize::from(follow), "round {round}: b's follower list is current");
+    }
+}
