@@ -38,7 +38,11 @@ pub const SAMPLE_VIDEO: &[u8] = include_bytes!("../assets/sample.mp4");
 pub const DEMO_USERNAME: &str = "titok-demo";
 
 #[derive(Debug, Parser)]
-#[command(name = "titok", version, about = "titok-plus: an event-sourced Douyin-compatible backend")]
+#[command(
+    name = "titok",
+    version,
+    about = "titok-plus: an event-sourced Douyin-compatible backend"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -56,7 +60,12 @@ pub enum Command {
 #[derive(Debug, Clone, clap::Args)]
 pub struct Config {
     /// Address to listen on (port 0 picks a free port).
-    #[arg(long, env = "TITOK_LISTEN", default_value = "127.0.0.1:8080", global = true)]
+    #[arg(
+        long,
+        env = "TITOK_LISTEN",
+        default_value = "127.0.0.1:8080",
+        global = true
+    )]
     pub listen: SocketAddr,
     /// Directory for the embedded log, views, accounts, uploads and the token secret.
     #[arg(long, env = "TITOK_DATA_DIR", default_value = "./data", global = true)]
@@ -74,10 +83,20 @@ pub struct Config {
     #[arg(long, env = "TITOK_MAX_UPLOAD_MB", default_value_t = 64, global = true)]
     pub max_upload_mb: usize,
     /// How long a read waits for the views to reflect acknowledged writes before answering stale.
-    #[arg(long, env = "TITOK_CONSISTENCY_TIMEOUT_MS", default_value_t = 2000, global = true)]
+    #[arg(
+        long,
+        env = "TITOK_CONSISTENCY_TIMEOUT_MS",
+        default_value_t = 2000,
+        global = true
+    )]
     pub consistency_timeout_ms: u64,
     /// Token lifetime, hours.
-    #[arg(long, env = "TITOK_TOKEN_TTL_HOURS", default_value_t = 720, global = true)]
+    #[arg(
+        long,
+        env = "TITOK_TOKEN_TTL_HOURS",
+        default_value_t = 720,
+        global = true
+    )]
     pub token_ttl_hours: u64,
     /// This instance's id for id generation (0–15, unique per running command API).
     #[arg(long, env = "TITOK_NODE_ID", default_value_t = 0, global = true)]
@@ -118,13 +137,14 @@ async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => {
-                let _ = ctrl_c.await;
-                return;
-            }
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
         tokio::select! {
             _ = ctrl_c => {}
             _ = term.recv() => {}
@@ -137,14 +157,19 @@ async fn shutdown_signal() {
 /// Open everything, start the projections and the HTTP server.
 pub async fn start(config: Config) -> anyhow::Result<Running> {
     let data = &config.data_dir;
-    std::fs::create_dir_all(data).with_context(|| format!("cannot create data dir {}", data.display()))?;
+    std::fs::create_dir_all(data)
+        .with_context(|| format!("cannot create data dir {}", data.display()))?;
     let log = Arc::new(
         EmbeddedLog::open(&data.join("log.db"), config.partitions)
             .await
             .context("cannot open the embedded event log")?,
     );
-    let accounts = AccountStore::open_sqlite(&data.join("accounts.db")).await.context("cannot open accounts")?;
-    let store = ViewStore::open_sqlite(&data.join("views.db")).await.context("cannot open the read store")?;
+    let accounts = AccountStore::open_sqlite(&data.join("accounts.db"))
+        .await
+        .context("cannot open accounts")?;
+    let store = ViewStore::open_sqlite(&data.join("views.db"))
+        .await
+        .context("cannot open the read store")?;
     let blobs = LocalBlobs::new(data.join("blobs"));
     let secret = load_or_create_secret(data).context("cannot read or create the token secret")?;
     let keys = TokenKeys::new(&secret, Duration::from_secs(config.token_ttl_hours * 3600));
@@ -152,19 +177,31 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     let counters = Arc::new(InProcessCounters::default());
     let progress = Arc::new(Progress::default());
     let (shutdown, shutdown_rx) = watch::channel(false);
-    let deps = ProjectorDeps { log: log.clone(), store: store.clone(), counters: counters.clone(), progress: progress.clone() };
+    let deps = ProjectorDeps {
+        log: log.clone(),
+        store: store.clone(),
+        counters: counters.clone(),
+        progress: progress.clone(),
+    };
     let projectors = titok_projectors::spawn_all(deps, shutdown_rx.clone()).await?;
 
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let addr = listener.local_addr()?;
-    let public_url = config.public_url.clone().unwrap_or_else(|| format!("http://{addr}"));
+    let public_url = config
+        .public_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{addr}"));
 
     let query = QueryState {
         store,
         counters,
-        auth: Authenticator { keys, accounts: accounts.clone(), known: KnownIds::default() },
+        auth: Authenticator {
+            keys,
+            accounts: accounts.clone(),
+            known: KnownIds::default(),
+        },
         consistency: Consistency {
             log: log.clone(),
             progress,
@@ -202,14 +239,21 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
             .await
     });
     tracing::info!(%addr, public_url, data_dir = %data.display(), "titok-plus serving");
-    Ok(Running { addr, shutdown, server, projectors })
+    Ok(Running {
+        addr,
+        shutdown,
+        server,
+        projectors,
+    })
 }
 
 /// Default avatar and background images, served at `/static/avatar.png` and `/static/background.png`.
 async fn write_static_images(blobs: &LocalBlobs) -> anyhow::Result<()> {
     for (name, w, h, seed) in [("avatar.png", 96, 96, 11), ("background.png", 480, 270, 5)] {
         if !blobs.local_path(name).exists() {
-            blobs.put(name, &titok_command_api::media::placeholder_png(w, h, seed)).await?;
+            blobs
+                .put(name, &titok_command_api::media::placeholder_png(w, h, seed))
+                .await?;
         }
     }
     Ok(())
@@ -236,7 +280,10 @@ async fn seed_sample(command: &CommandState, data_dir: &std::path::Path) -> anyh
         .map_err(|e| anyhow::anyhow!("cannot publish the sample video: {e}"))?;
     // The password goes to a file readable by the operator, never into the logs.
     let file = data_dir.join("demo-credentials.txt");
-    std::fs::write(&file, format!("username: {DEMO_USERNAME}\npassword: {password}\n"))?;
+    std::fs::write(
+        &file,
+        format!("username: {DEMO_USERNAME}\npassword: {password}\n"),
+    )?;
     tracing::info!(username = DEMO_USERNAME, credentials = %file.display(), "sample content loaded (disable with --no-sample)");
     Ok(())
 }
@@ -245,7 +292,9 @@ async fn seed_sample(command: &CommandState, data_dir: &std::path::Path) -> anyh
 pub fn init_tracing(json: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn,tower_http=warn"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     if json {
         builder.json().init();
     } else {

@@ -29,7 +29,12 @@ async fn video_author(state: &CommandState, video_id: i64) -> Result<i64, ApiErr
 }
 
 /// The other user of a relation or conversation: must exist and not be the actor.
-async fn other_user(state: &CommandState, actor: i64, params: &Params, what: &str) -> Result<i64, ApiError> {
+async fn other_user(
+    state: &CommandState,
+    actor: i64,
+    params: &Params,
+    what: &str,
+) -> Result<i64, ApiError> {
     let other = params.id("to_user_id")?;
     if other == actor {
         return Err(ApiError::bad(format!("you cannot {what} yourself")));
@@ -47,8 +52,16 @@ pub async fn favorite(State(state): State<CommandState>, params: Params) -> Repl
             let video_id = params.id("video_id")?;
             let action = params.action_type(&[1, 2])?;
             let author_id = video_author(&state, video_id).await?;
-            let fav = Favorite { user_id, video_id, author_id };
-            let body = if action == 1 { EventBody::VideoLiked(fav) } else { EventBody::VideoUnliked(fav) };
+            let fav = Favorite {
+                user_id,
+                video_id,
+                author_id,
+            };
+            let body = if action == 1 {
+                EventBody::VideoLiked(fav)
+            } else {
+                EventBody::VideoUnliked(fav)
+            };
             Ok((Empty {}, state.append(user_id, body).await?))
         }
         .await,
@@ -80,12 +93,25 @@ async fn add_comment(
     video_id: i64,
     params: &Params,
 ) -> Result<(CommentBody, titok_infra::Position), ApiError> {
-    let content = bounded_text("comment_text", params.text("comment_text")?, MAX_COMMENT_CHARS)?.to_owned();
+    let content = bounded_text(
+        "comment_text",
+        params.text("comment_text")?,
+        MAX_COMMENT_CHARS,
+    )?
+    .to_owned();
     video_author(state, video_id).await?;
     let comment_id = state.ids.next_id();
     let created_at_ms = titok_infra::now_ms();
-    let event = CommentAdded { comment_id, video_id, user_id, content: content.clone(), created_at_ms };
-    let position = state.append(user_id, EventBody::CommentAdded(event)).await?;
+    let event = CommentAdded {
+        comment_id,
+        video_id,
+        user_id,
+        content: content.clone(),
+        created_at_ms,
+    };
+    let position = state
+        .append(user_id, EventBody::CommentAdded(event))
+        .await?;
     let user = state.query.user_object(user_id).await?;
     let comment = Comment {
         id: comment_id,
@@ -93,7 +119,12 @@ async fn add_comment(
         content,
         create_date: titok_query_api::create_date(created_at_ms),
     };
-    Ok((CommentBody { comment: Some(comment) }, position))
+    Ok((
+        CommentBody {
+            comment: Some(comment),
+        },
+        position,
+    ))
 }
 
 async fn delete_comment(
@@ -104,20 +135,33 @@ async fn delete_comment(
 ) -> Result<(CommentBody, titok_infra::Position), ApiError> {
     let comment_id = params.id("comment_id")?;
     state.query.consistency.wait(&[Topic::Comments]).await;
-    let row: Option<(i64, i64)> = sqlx::query_as("SELECT video_id, user_id FROM comments WHERE id = ?")
-        .bind(comment_id)
-        .fetch_optional(&state.query.store.read)
-        .await?;
-    let not_found = || ApiError::NotFound(format!("comment {comment_id} does not exist on video {video_id}"));
+    let row: Option<(i64, i64)> =
+        sqlx::query_as("SELECT video_id, user_id FROM comments WHERE id = ?")
+            .bind(comment_id)
+            .fetch_optional(&state.query.store.read)
+            .await?;
+    let not_found = || {
+        ApiError::NotFound(format!(
+            "comment {comment_id} does not exist on video {video_id}"
+        ))
+    };
     let (on_video, author) = row.ok_or_else(not_found)?;
     if on_video != video_id {
         return Err(not_found());
     }
     if author != user_id {
-        return Err(ApiError::Forbidden("only the author of a comment may delete it".into()));
+        return Err(ApiError::Forbidden(
+            "only the author of a comment may delete it".into(),
+        ));
     }
-    let event = CommentDeleted { comment_id, video_id, user_id };
-    let position = state.append(user_id, EventBody::CommentDeleted(event)).await?;
+    let event = CommentDeleted {
+        comment_id,
+        video_id,
+        user_id,
+    };
+    let position = state
+        .append(user_id, EventBody::CommentDeleted(event))
+        .await?;
     Ok((CommentBody { comment: None }, position))
 }
 
@@ -126,9 +170,17 @@ pub async fn relation(State(state): State<CommandState>, params: Params) -> Repl
         async {
             let follower_id = state.query.auth.require(&params).await?;
             let action = params.action_type(&[1, 2])?;
-            let followee_id = other_user(&state, follower_id, &params, "follow or unfollow").await?;
-            let follow = Follow { follower_id, followee_id };
-            let body = if action == 1 { EventBody::UserFollowed(follow) } else { EventBody::UserUnfollowed(follow) };
+            let followee_id =
+                other_user(&state, follower_id, &params, "follow or unfollow").await?;
+            let follow = Follow {
+                follower_id,
+                followee_id,
+            };
+            let body = if action == 1 {
+                EventBody::UserFollowed(follow)
+            } else {
+                EventBody::UserUnfollowed(follow)
+            };
             Ok((Empty {}, state.append(follower_id, body).await?))
         }
         .await,
@@ -140,7 +192,8 @@ pub async fn message(State(state): State<CommandState>, params: Params) -> Reply
         async {
             let from_user_id = state.query.auth.require(&params).await?;
             params.action_type(&[1])?;
-            let content = bounded_text("content", params.text("content")?, MAX_MESSAGE_CHARS)?.to_owned();
+            let content =
+                bounded_text("content", params.text("content")?, MAX_MESSAGE_CHARS)?.to_owned();
             let to_user_id = other_user(&state, from_user_id, &params, "send a message to").await?;
             let event = MessageSent {
                 message_id: state.ids.next_id(),
@@ -149,7 +202,12 @@ pub async fn message(State(state): State<CommandState>, params: Params) -> Reply
                 content,
                 created_at_ms: titok_infra::now_ms(),
             };
-            Ok((Empty {}, state.append(from_user_id, EventBody::MessageSent(event)).await?))
+            Ok((
+                Empty {},
+                state
+                    .append(from_user_id, EventBody::MessageSent(event))
+                    .await?,
+            ))
         }
         .await,
     )

@@ -56,12 +56,18 @@ impl CommandState {
 /// A reply for an appended command: the body, plus the event's position as a header.
 fn acknowledged<T>(result: Result<(T, Position), ApiError>) -> Reply<T> {
     match result {
-        Ok((body, position)) => Reply::from(Ok(body)).with_header("x-titok-position", position.to_string()),
+        Ok((body, position)) => {
+            Reply::from(Ok(body)).with_header("x-titok-position", position.to_string())
+        }
         Err(err) => Reply::from(Err(err)),
     }
 }
 
-fn both(router: Router<CommandState>, path: &str, handler: MethodRouter<CommandState>) -> Router<CommandState> {
+fn both(
+    router: Router<CommandState>,
+    path: &str,
+    handler: MethodRouter<CommandState>,
+) -> Router<CommandState> {
     let trimmed = path.trim_end_matches('/');
     router.route(path, handler.clone()).route(trimmed, handler)
 }
@@ -71,13 +77,31 @@ pub fn router(state: CommandState) -> Router {
     // Multipart framing on top of the file itself.
     let upload_limit = DefaultBodyLimit::max(state.max_upload_bytes + 1024 * 1024);
     let routes: [(&str, MethodRouter<CommandState>); 7] = [
-        ("/douyin/user/register/", post(users::register).get(users::register)),
+        (
+            "/douyin/user/register/",
+            post(users::register).get(users::register),
+        ),
         ("/douyin/user/login/", post(users::login).get(users::login)),
-        ("/douyin/publish/action/", post(publish::publish).layer(upload_limit)),
-        ("/douyin/favorite/action/", post(actions::favorite).get(actions::favorite)),
-        ("/douyin/comment/action/", post(actions::comment).get(actions::comment)),
-        ("/douyin/relation/action/", post(actions::relation).get(actions::relation)),
-        ("/douyin/message/action/", post(actions::message).get(actions::message)),
+        (
+            "/douyin/publish/action/",
+            post(publish::publish).layer(upload_limit),
+        ),
+        (
+            "/douyin/favorite/action/",
+            post(actions::favorite).get(actions::favorite),
+        ),
+        (
+            "/douyin/comment/action/",
+            post(actions::comment).get(actions::comment),
+        ),
+        (
+            "/douyin/relation/action/",
+            post(actions::relation).get(actions::relation),
+        ),
+        (
+            "/douyin/message/action/",
+            post(actions::message).get(actions::message),
+        ),
     ];
     routes
         .into_iter()
@@ -93,7 +117,9 @@ pub fn bounded_text<'a>(name: &str, raw: &'a str, max: usize) -> Result<&'a str,
         return Err(ApiError::bad(format!("{name} must not be empty")));
     }
     if len > max {
-        return Err(ApiError::bad(format!("{name} must be at most {max} characters, got {len}")));
+        return Err(ApiError::bad(format!(
+            "{name} must be at most {max} characters, got {len}"
+        )));
     }
     Ok(text)
 }
@@ -104,7 +130,10 @@ mod tests {
     fn bounded_text_trims_and_counts_characters() {
         assert_eq!(super::bounded_text("t", "  hi ", 5).expect("ok"), "hi");
         assert!(super::bounded_text("t", "   ", 5).is_err());
-        assert!(super::bounded_text("t", "ééééé", 5).is_ok(), "counts characters, not bytes");
+        assert!(
+            super::bounded_text("t", "ééééé", 5).is_ok(),
+            "counts characters, not bytes"
+        );
         assert!(super::bounded_text("t", "ééééée", 5).is_err());
     }
 }

@@ -34,7 +34,11 @@ impl Container {
 pub fn sniff(bytes: &[u8]) -> Option<Container> {
     let at = |offset: usize, magic: &[u8]| bytes.get(offset..offset + magic.len()) == Some(magic);
     if at(4, b"ftyp") {
-        return Some(if at(8, b"qt  ") { Container::QuickTime } else { Container::Mp4 });
+        return Some(if at(8, b"qt  ") {
+            Container::QuickTime
+        } else {
+            Container::Mp4
+        });
     }
     if at(0, &[0x1A, 0x45, 0xDF, 0xA3]) {
         return Some(Container::Matroska);
@@ -64,14 +68,24 @@ pub async fn ffmpeg_cover(video: &Path) -> Option<Vec<u8>> {
         .arg(&out)
         .kill_on_drop(true)
         .status();
-    let status = tokio::time::timeout(Duration::from_secs(15), run).await.ok()?.ok()?;
-    let bytes = if status.success() { tokio::fs::read(&out).await.ok() } else { None };
+    let status = tokio::time::timeout(Duration::from_secs(15), run)
+        .await
+        .ok()?
+        .ok()?;
+    let bytes = if status.success() {
+        tokio::fs::read(&out).await.ok()
+    } else {
+        None
+    };
     let _ = tokio::fs::remove_file(&out).await;
     bytes.filter(|b| !b.is_empty())
 }
 
 fn tempfile_path(video: &Path, suffix: &str) -> std::path::PathBuf {
-    let mut name = video.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+    let mut name = video
+        .file_name()
+        .map(|n| n.to_os_string())
+        .unwrap_or_default();
     name.push(".");
     name.push(suffix);
     video.with_file_name(name)
@@ -80,7 +94,11 @@ fn tempfile_path(video: &Path, suffix: &str) -> std::path::PathBuf {
 /// A `width`×`height` PNG with a diagonal gradient whose colours derive from `seed`.
 pub fn placeholder_png(width: u32, height: u32, seed: i64) -> Vec<u8> {
     let hue = seed.unsigned_abs();
-    let base = [(hue % 200) as u8 + 30, ((hue / 7) % 200) as u8 + 30, ((hue / 49) % 200) as u8 + 30];
+    let base = [
+        (hue % 200) as u8 + 30,
+        ((hue / 7) % 200) as u8 + 30,
+        ((hue / 49) % 200) as u8 + 30,
+    ];
     let mut pixels = Vec::with_capacity((width * height * 3) as usize);
     for y in 0..height {
         for x in 0..width {
@@ -112,7 +130,10 @@ mod tests {
         let sample = include_bytes!("../../assets/sample.mp4");
         assert_eq!(sniff(sample), Some(Container::Mp4));
         assert_eq!(sniff(b"hello, this is not a video at all"), None);
-        assert_eq!(sniff(&[0x89, b'P', b'N', b'G', 0, 0, 0, 0, 0, 0, 0, 0]), None);
+        assert_eq!(
+            sniff(&[0x89, b'P', b'N', b'G', 0, 0, 0, 0, 0, 0, 0, 0]),
+            None
+        );
         assert_eq!(sniff(&[]), None);
     }
 

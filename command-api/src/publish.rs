@@ -25,8 +25,9 @@ pub async fn publish(
 ) -> Reply<Empty> {
     acknowledged(
         async {
-            let mut multipart =
-                multipart.map_err(|e| ApiError::bad(format!("publish needs a multipart/form-data body: {e}")))?;
+            let mut multipart = multipart.map_err(|e| {
+                ApiError::bad(format!("publish needs a multipart/form-data body: {e}"))
+            })?;
             let mut params = Params::from_query(uri.query().unwrap_or(""))?;
             let mut data = None;
             while let Some(field) = multipart
@@ -38,10 +39,9 @@ pub async fn publish(
                 if name == "data" {
                     data = Some(read_capped(field, state.max_upload_bytes).await);
                 } else {
-                    let text = field
-                        .text()
-                        .await
-                        .map_err(|e| ApiError::bad(format!("malformed multipart field {name}: {e}")))?;
+                    let text = field.text().await.map_err(|e| {
+                        ApiError::bad(format!("malformed multipart field {name}: {e}"))
+                    })?;
                     params.0.insert(name, text);
                 }
             }
@@ -61,7 +61,12 @@ async fn read_capped(
     mut field: axum::extract::multipart::Field<'_>,
     max: usize,
 ) -> Result<Vec<u8>, ApiError> {
-    let too_big = || ApiError::bad(format!("video is too large: at most {} MiB", max / (1024 * 1024)));
+    let too_big = || {
+        ApiError::bad(format!(
+            "video is too large: at most {} MiB",
+            max / (1024 * 1024)
+        ))
+    };
     let mut bytes = Vec::new();
     let mut over = false;
     loop {
@@ -74,24 +79,39 @@ async fn read_capped(
             }
             Ok(None) if over => return Err(too_big()),
             Ok(None) => return Ok(bytes),
-            Err(e) if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE => return Err(too_big()),
+            Err(e) if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE => {
+                return Err(too_big())
+            }
             Err(e) => return Err(ApiError::bad(format!("upload interrupted: {e}"))),
         }
     }
 }
 
 /// Store a video and its cover, then append `VideoPublished`; used by the handler and the seed.
-pub async fn publish_video(state: &CommandState, author_id: i64, title: &str, data: &[u8]) -> Result<Position, ApiError> {
+pub async fn publish_video(
+    state: &CommandState,
+    author_id: i64,
+    title: &str,
+    data: &[u8],
+) -> Result<Position, ApiError> {
     let container = sniff(data).ok_or_else(|| {
-        ApiError::bad("data is not a video: expected an MP4, MOV, WebM/Matroska, AVI, FLV or MPEG file")
+        ApiError::bad(
+            "data is not a video: expected an MP4, MOV, WebM/Matroska, AVI, FLV or MPEG file",
+        )
     })?;
     let video_id = state.ids.next_id();
     let play_path = format!("videos/{video_id}.{}", container.extension());
-    let stored = |e: std::io::Error| ApiError::Unavailable { what: "blob store", cause: e.to_string() };
+    let stored = |e: std::io::Error| ApiError::Unavailable {
+        what: "blob store",
+        cause: e.to_string(),
+    };
     state.blobs.put(&play_path, data).await.map_err(stored)?;
     let (cover_path, cover) = match ffmpeg_cover(&state.blobs.local_path(&play_path)).await {
         Some(jpeg) => (format!("covers/{video_id}.jpg"), jpeg),
-        None => (format!("covers/{video_id}.png"), placeholder_png(320, 240, video_id)),
+        None => (
+            format!("covers/{video_id}.png"),
+            placeholder_png(320, 240, video_id),
+        ),
     };
     state.blobs.put(&cover_path, &cover).await.map_err(stored)?;
     let event = VideoPublished {
@@ -102,5 +122,7 @@ pub async fn publish_video(state: &CommandState, author_id: i64, title: &str, da
         cover_path,
         published_at_ms: titok_infra::now_ms(),
     };
-    state.append(author_id, EventBody::VideoPublished(event)).await
+    state
+        .append(author_id, EventBody::VideoPublished(event))
+        .await
 }

@@ -34,7 +34,9 @@ fn credentials(params: &Params) -> Result<(String, String), ApiError> {
     }
     let pass_len = password.chars().count();
     if pass_len == 0 || pass_len > MAX_CREDENTIAL_CHARS {
-        return Err(ApiError::bad(format!("password must be 1–{MAX_CREDENTIAL_CHARS} characters")));
+        return Err(ApiError::bad(format!(
+            "password must be 1–{MAX_CREDENTIAL_CHARS} characters"
+        )));
     }
     Ok((username.to_owned(), password.to_owned()))
 }
@@ -61,7 +63,11 @@ pub async fn register(State(state): State<CommandState>, params: Params) -> Repl
 }
 
 /// Register an account and append its `UserRegistered`; used by the handler and the sample seed.
-pub async fn register_user(state: &CommandState, username: &str, password: &str) -> Result<(i64, Position), ApiError> {
+pub async fn register_user(
+    state: &CommandState,
+    username: &str,
+    password: &str,
+) -> Result<(i64, Position), ApiError> {
     let password = password.to_owned();
     let hash = tokio::task::spawn_blocking(move || hash_password(&password))
         .await
@@ -69,7 +75,10 @@ pub async fn register_user(state: &CommandState, username: &str, password: &str)
         .map_err(|e| ApiError::Internal(anyhow::anyhow!("cannot hash password: {e}")))?;
     let user_id = state.ids.next_id();
     state.accounts.create(user_id, username, &hash).await?;
-    let event = EventBody::UserRegistered(UserRegistered { user_id, username: username.to_owned() });
+    let event = EventBody::UserRegistered(UserRegistered {
+        user_id,
+        username: username.to_owned(),
+    });
     match state.append(user_id, event).await {
         Ok(position) => {
             state.accounts.mark_appended(user_id).await?;
@@ -89,7 +98,11 @@ pub async fn login(State(state): State<CommandState>, params: Params) -> Reply<S
         async {
             let (username, password) = credentials(&params)?;
             let wrong = || ApiError::Unauthenticated("wrong username or password".into());
-            let account = state.accounts.by_username(&username).await?.ok_or_else(wrong)?;
+            let account = state
+                .accounts
+                .by_username(&username)
+                .await?
+                .ok_or_else(wrong)?;
             let hash = account.password_hash.clone();
             let ok = tokio::task::spawn_blocking(move || verify_password(&password, &hash))
                 .await
@@ -106,8 +119,15 @@ pub async fn login(State(state): State<CommandState>, params: Params) -> Reply<S
     )
 }
 
-async fn append_registration(state: &CommandState, user_id: i64, username: &str) -> Result<(), ApiError> {
-    let event = EventBody::UserRegistered(UserRegistered { user_id, username: username.to_owned() });
+async fn append_registration(
+    state: &CommandState,
+    user_id: i64,
+    username: &str,
+) -> Result<(), ApiError> {
+    let event = EventBody::UserRegistered(UserRegistered {
+        user_id,
+        username: username.to_owned(),
+    });
     state.append(user_id, event).await?;
     state.accounts.mark_appended(user_id).await?;
     Ok(())
@@ -118,7 +138,10 @@ pub async fn recover_pending_registrations(state: &CommandState) -> Result<usize
     let pending = state.accounts.pending().await?;
     for account in &pending {
         append_registration(state, account.user_id, &account.username).await?;
-        tracing::info!(user_id = account.user_id, "recovered a registration interrupted before its append");
+        tracing::info!(
+            user_id = account.user_id,
+            "recovered a registration interrupted before its append"
+        );
     }
     Ok(pending.len())
 }

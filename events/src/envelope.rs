@@ -189,10 +189,20 @@ mod tests {
     use super::*;
 
     fn samples() -> Vec<EventBody> {
-        let fav = Favorite { user_id: 1, video_id: 2, author_id: 3 };
-        let follow = Follow { follower_id: 9, followee_id: 4 };
+        let fav = Favorite {
+            user_id: 1,
+            video_id: 2,
+            author_id: 3,
+        };
+        let follow = Follow {
+            follower_id: 9,
+            followee_id: 4,
+        };
         vec![
-            EventBody::UserRegistered(UserRegistered { user_id: 1, username: "ann".into() }),
+            EventBody::UserRegistered(UserRegistered {
+                user_id: 1,
+                username: "ann".into(),
+            }),
             EventBody::VideoPublished(VideoPublished {
                 video_id: 2,
                 author_id: 3,
@@ -210,7 +220,11 @@ mod tests {
                 content: "hi ✓".into(),
                 created_at_ms: 7,
             }),
-            EventBody::CommentDeleted(CommentDeleted { comment_id: 6, video_id: 2, user_id: 1 }),
+            EventBody::CommentDeleted(CommentDeleted {
+                comment_id: 6,
+                video_id: 2,
+                user_id: 1,
+            }),
             EventBody::UserFollowed(follow.clone()),
             EventBody::UserUnfollowed(follow),
             EventBody::MessageSent(MessageSent {
@@ -234,8 +248,14 @@ mod tests {
 
     #[test]
     fn relation_and_message_keys_are_direction_free() {
-        let a = EventBody::UserFollowed(Follow { follower_id: 9, followee_id: 4 });
-        let b = EventBody::UserUnfollowed(Follow { follower_id: 4, followee_id: 9 });
+        let a = EventBody::UserFollowed(Follow {
+            follower_id: 9,
+            followee_id: 4,
+        });
+        let b = EventBody::UserUnfollowed(Follow {
+            follower_id: 4,
+            followee_id: 9,
+        });
         assert_eq!(a.key(), b.key());
     }
 

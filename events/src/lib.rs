@@ -93,9 +93,17 @@ mod tests {
         for key in ["1", "42:77", "video-9"] {
             let p = partition_for(key, 4);
             assert!(p < 4);
-            assert_eq!(p, partition_for(key, 4), "same key must map to the same partition");
+            assert_eq!(
+                p,
+                partition_for(key, 4),
+                "same key must map to the same partition"
+            );
         }
-        assert_eq!(partition_for("anything", 0), 0, "zero partitions is treated as one");
+        assert_eq!(
+            partition_for("anything", 0),
+            0,
+            "zero partitions is treated as one"
+        );
     }
 
     #[test]

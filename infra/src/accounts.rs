@@ -35,7 +35,12 @@ pub struct AccountStore {
 type AccountRow = (i64, String, String, i64);
 
 fn account((user_id, username, password_hash, appended): AccountRow) -> Account {
-    Account { user_id, username, password_hash, appended: appended != 0 }
+    Account {
+        user_id,
+        username,
+        password_hash,
+        appended: appended != 0,
+    }
 }
 
 impl AccountStore {
@@ -45,7 +50,12 @@ impl AccountStore {
     }
 
     /// Insert a pending account; fails with [`AccountError::UsernameTaken`] on a duplicate name.
-    pub async fn create(&self, user_id: i64, username: &str, hash: &str) -> Result<(), AccountError> {
+    pub async fn create(
+        &self,
+        user_id: i64,
+        username: &str,
+        hash: &str,
+    ) -> Result<(), AccountError> {
         let res = sqlx::query(
             "INSERT INTO accounts (user_id, username, password_hash, created_ms, appended) VALUES (?, ?, ?, ?, 0)",
         )
@@ -57,7 +67,9 @@ impl AccountStore {
         .await;
         match res {
             Ok(_) => Ok(()),
-            Err(sqlx::Error::Database(db)) if db.is_unique_violation() => Err(AccountError::UsernameTaken),
+            Err(sqlx::Error::Database(db)) if db.is_unique_violation() => {
+                Err(AccountError::UsernameTaken)
+            }
             Err(e) => Err(AccountError::Unavailable(e)),
         }
     }
@@ -99,7 +111,9 @@ impl AccountStore {
     }
 
     pub async fn count(&self) -> Result<i64, AccountError> {
-        let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM accounts").fetch_one(&self.pool).await?;
+        let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM accounts")
+            .fetch_one(&self.pool)
+            .await?;
         Ok(n)
     }
 }

@@ -19,13 +19,19 @@ use serde::{Deserialize, Serialize};
 /// Hash a password with argon2id.
 pub fn hash_password(password: &str) -> Result<String, argon2::password_hash::Error> {
     let salt = SaltString::generate(&mut OsRng);
-    Ok(Argon2::default().hash_password(password.as_bytes(), &salt)?.to_string())
+    Ok(Argon2::default()
+        .hash_password(password.as_bytes(), &salt)?
+        .to_string())
 }
 
 /// Check a password against a stored PHC hash. A malformed hash is a mismatch.
 pub fn verify_password(password: &str, hash: &str) -> bool {
     PasswordHash::new(hash)
-        .map(|parsed| Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok())
+        .map(|parsed| {
+            Argon2::default()
+                .verify_password(password.as_bytes(), &parsed)
+                .is_ok()
+        })
         .unwrap_or(false)
 }
 
@@ -64,7 +70,11 @@ impl TokenKeys {
 
     pub fn issue(&self, user_id: i64) -> Result<String, jsonwebtoken::errors::Error> {
         let now = jsonwebtoken::get_current_timestamp();
-        let claims = Claims { uid: user_id, iat: now, exp: now + self.ttl.as_secs() };
+        let claims = Claims {
+            uid: user_id,
+            iat: now,
+            exp: now + self.ttl.as_secs(),
+        };
         jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
     }
 
@@ -101,7 +111,10 @@ mod tests {
     #[test]
     fn a_password_verifies_only_against_its_own_hash() {
         let hash = hash_password("s3cret").expect("hash");
-        assert!(hash.starts_with("$argon2id$"), "argon2id PHC string: {hash}");
+        assert!(
+            hash.starts_with("$argon2id$"),
+            "argon2id PHC string: {hash}"
+        );
         assert!(verify_password("s3cret", &hash));
         assert!(!verify_password("S3cret", &hash));
         assert!(!verify_password("s3cret", "not a hash"));
@@ -113,7 +126,11 @@ mod tests {
         let other = TokenKeys::new(b"k2k2k2k2k2k2k2k2k2k2k2k2k2k2k2k2", Duration::from_secs(60));
         let token = keys.issue(42).expect("issue");
         assert_eq!(keys.verify(&token), Ok(42));
-        assert_eq!(other.verify(&token), Err(TokenError::Invalid), "forged signature");
+        assert_eq!(
+            other.verify(&token),
+            Err(TokenError::Invalid),
+            "forged signature"
+        );
         assert_eq!(keys.verify("garbage"), Err(TokenError::Invalid));
         let expired = TokenKeys::new(b"k1k1k1k1k1k1k1k1k1k1k1k1k1k1k1k1", Duration::ZERO);
         let old = expired.issue(42).expect("issue");

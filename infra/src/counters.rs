@@ -49,11 +49,13 @@ pub trait Counters: Send + Sync + 'static {
     async fn videos(&self, ids: &[i64]) -> Result<Vec<Option<VideoCounts>>, CountersError>;
     /// Store each entry unless the cache already holds the same or a newer version.
     async fn put_users(&self, rows: &[(i64, Versioned<UserCounts>)]) -> Result<(), CountersError>;
-    async fn put_videos(&self, rows: &[(i64, Versioned<VideoCounts>)]) -> Result<(), CountersError>;
+    async fn put_videos(&self, rows: &[(i64, Versioned<VideoCounts>)])
+        -> Result<(), CountersError>;
     /// `create_time` of a conversation's newest message (0 = none), if cached.
     async fn chat_latest(&self, pair: (i64, i64)) -> Result<Option<i64>, CountersError>;
     /// Raise a conversation's newest-message time to at least `created_ms`.
-    async fn put_chat_latest(&self, pair: (i64, i64), created_ms: i64) -> Result<(), CountersError>;
+    async fn put_chat_latest(&self, pair: (i64, i64), created_ms: i64)
+        -> Result<(), CountersError>;
 }
 
 /// Idle conversations' shortcut entries are dropped after this long without a poll or message.
@@ -97,12 +99,18 @@ fn put_newer<T: Copy>(map: &mut HashMap<i64, Versioned<T>>, rows: &[(i64, Versio
 impl Counters for InProcessCounters {
     async fn users(&self, ids: &[i64]) -> Result<Vec<Option<UserCounts>>, CountersError> {
         let maps = self.maps();
-        Ok(ids.iter().map(|id| maps.users.get(id).map(|v| v.value)).collect())
+        Ok(ids
+            .iter()
+            .map(|id| maps.users.get(id).map(|v| v.value))
+            .collect())
     }
 
     async fn videos(&self, ids: &[i64]) -> Result<Vec<Option<VideoCounts>>, CountersError> {
         let maps = self.maps();
-        Ok(ids.iter().map(|id| maps.videos.get(id).map(|v| v.value)).collect())
+        Ok(ids
+            .iter()
+            .map(|id| maps.videos.get(id).map(|v| v.value))
+            .collect())
     }
 
     async fn put_users(&self, rows: &[(i64, Versioned<UserCounts>)]) -> Result<(), CountersError> {
@@ -110,7 +118,10 @@ impl Counters for InProcessCounters {
         Ok(())
     }
 
-    async fn put_videos(&self, rows: &[(i64, Versioned<VideoCounts>)]) -> Result<(), CountersError> {
+    async fn put_videos(
+        &self,
+        rows: &[(i64, Versioned<VideoCounts>)],
+    ) -> Result<(), CountersError> {
         put_newer(&mut self.maps().videos, rows);
         Ok(())
     }
@@ -123,15 +134,20 @@ impl Counters for InProcessCounters {
         }))
     }
 
-    async fn put_chat_latest(&self, pair: (i64, i64), created_ms: i64) -> Result<(), CountersError> {
+    async fn put_chat_latest(
+        &self,
+        pair: (i64, i64),
+        created_ms: i64,
+    ) -> Result<(), CountersError> {
         let mut maps = self.maps();
         let now = Instant::now();
         let entry = maps.chats.entry(pair).or_insert((created_ms, now));
         entry.0 = entry.0.max(created_ms);
         entry.1 = now;
         maps.chat_writes += 1;
-        if maps.chat_writes % 4096 == 0 {
-            maps.chats.retain(|_, (_, touched)| now.duration_since(*touched) < CHAT_IDLE_EXPIRY);
+        if maps.chat_writes.is_multiple_of(4096) {
+            maps.chats
+                .retain(|_, (_, touched)| now.duration_since(*touched) < CHAT_IDLE_EXPIRY);
         }
         Ok(())
     }
@@ -142,7 +158,13 @@ mod tests {
     use super::*;
 
     fn video(version: i64, likes: i64) -> Versioned<VideoCounts> {
-        Versioned { version, value: VideoCounts { favorite_count: likes, comment_count: 0 } }
+        Versioned {
+            version,
+            value: VideoCounts {
+                favorite_count: likes,
+                comment_count: 0,
+            },
+        }
     }
 
     #[tokio::test]
@@ -150,10 +172,20 @@ mod tests {
         let c = InProcessCounters::default();
         c.put_videos(&[(1, video(5, 50))]).await.expect("put");
         c.put_videos(&[(1, video(4, 40))]).await.expect("put");
-        assert_eq!(c.videos(&[1, 2]).await.expect("get")[0].map(|v| v.favorite_count), Some(50));
+        assert_eq!(
+            c.videos(&[1, 2]).await.expect("get")[0].map(|v| v.favorite_count),
+            Some(50)
+        );
         c.put_videos(&[(1, video(6, 60))]).await.expect("put");
-        assert_eq!(c.videos(&[1]).await.expect("get")[0].map(|v| v.favorite_count), Some(60));
-        assert_eq!(c.videos(&[2]).await.expect("get")[0], None, "unknown ids miss");
+        assert_eq!(
+            c.videos(&[1]).await.expect("get")[0].map(|v| v.favorite_count),
+            Some(60)
+        );
+        assert_eq!(
+            c.videos(&[2]).await.expect("get")[0],
+            None,
+            "unknown ids miss"
+        );
     }
 
     #[tokio::test]

@@ -50,17 +50,32 @@ impl EmbeddedLog {
         .fetch_all(&reads)
         .await?;
         for (topic, partition, end) in rows {
-            if let (Some(topic), Ok(partition)) = (Topic::from_name(&topic), u32::try_from(partition)) {
+            if let (Some(topic), Ok(partition)) =
+                (Topic::from_name(&topic), u32::try_from(partition))
+            {
                 next.insert((topic, partition), end);
             }
         }
-        let writer = SqliteConnection::connect_with(&sqlite_options(path, Durability::Full)?).await?;
+        let writer =
+            SqliteConnection::connect_with(&sqlite_options(path, Durability::Full)?).await?;
         let next = Arc::new(Mutex::new(next));
         let (appends, queue) = mpsc::channel(4096);
         let (tick_tx, ticks) = watch::channel(0);
         let partitions = partitions.max(1);
-        tokio::spawn(writer_task(writer, queue, next.clone(), tick_tx, partitions));
-        Ok(EmbeddedLog { partitions, reads, next, appends, ticks })
+        tokio::spawn(writer_task(
+            writer,
+            queue,
+            next.clone(),
+            tick_tx,
+            partitions,
+        ));
+        Ok(EmbeddedLog {
+            partitions,
+            reads,
+            next,
+            appends,
+            ticks,
+        })
     }
 }
 
@@ -135,7 +150,11 @@ async fn write_group(
             .bind(now)
             .execute(&mut *tx)
             .await?;
-            positions.push(Position { topic: *topic, partition, offset: *offset });
+            positions.push(Position {
+                topic: *topic,
+                partition,
+                offset: *offset,
+            });
             *offset += 1;
         }
         all.push(positions);
@@ -147,7 +166,10 @@ async fn write_group(
 #[async_trait]
 impl EventLog for EmbeddedLog {
     async fn append(&self, events: &[Envelope]) -> Result<Vec<Position>, LogError> {
-        let records = events.iter().map(|e| (e.topic(), e.key(), e.encode())).collect();
+        let records = events
+            .iter()
+            .map(|e| (e.topic(), e.key(), e.encode()))
+            .collect();
         let (reply, answer) = oneshot::channel();
         self.appends
             .send(AppendRequest { records, reply })
@@ -178,7 +200,13 @@ impl EventLog for EmbeddedLog {
         .map_err(|e| LogError::Unavailable(e.to_string()))?;
         Ok(rows
             .into_iter()
-            .map(|(offset, key, payload)| LogRecord { topic, partition, offset, key, payload })
+            .map(|(offset, key, payload)| LogRecord {
+                topic,
+                partition,
+                offset,
+                key,
+                payload,
+            })
             .collect())
     }
 
@@ -186,9 +214,7 @@ impl EventLog for EmbeddedLog {
         let next = lock(&self.next);
         Ok(topics
             .iter()
-            .flat_map(|&topic| {
-                (0..self.partitions).map(move |partition| (topic, partition))
-            })
+            .flat_map(|&topic| (0..self.partitions).map(move |partition| (topic, partition)))
             .map(|(topic, partition)| Position {
                 topic,
                 partition,

@@ -71,7 +71,9 @@ impl ApiError {
 
     fn log(&self) {
         match self {
-            ApiError::Unavailable { what, cause } => tracing::error!(what, cause, "dependency unavailable"),
+            ApiError::Unavailable { what, cause } => {
+                tracing::error!(what, cause, "dependency unavailable")
+            }
             ApiError::Internal(err) => tracing::error!(error = ?err, "internal error"),
             _ => {}
         }
@@ -80,19 +82,28 @@ impl ApiError {
 
 impl From<LogError> for ApiError {
     fn from(e: LogError) -> Self {
-        ApiError::Unavailable { what: "event log", cause: e.to_string() }
+        ApiError::Unavailable {
+            what: "event log",
+            cause: e.to_string(),
+        }
     }
 }
 
 impl From<sqlx::Error> for ApiError {
     fn from(e: sqlx::Error) -> Self {
-        ApiError::Unavailable { what: "read store", cause: e.to_string() }
+        ApiError::Unavailable {
+            what: "read store",
+            cause: e.to_string(),
+        }
     }
 }
 
 impl From<CountersError> for ApiError {
     fn from(e: CountersError) -> Self {
-        ApiError::Unavailable { what: "counter cache", cause: e.to_string() }
+        ApiError::Unavailable {
+            what: "counter cache",
+            cause: e.to_string(),
+        }
     }
 }
 
@@ -100,9 +111,10 @@ impl From<AccountError> for ApiError {
     fn from(e: AccountError) -> Self {
         match e {
             AccountError::UsernameTaken => ApiError::Conflict("username is already taken".into()),
-            AccountError::Unavailable(cause) => {
-                ApiError::Unavailable { what: "account store", cause: cause.to_string() }
-            }
+            AccountError::Unavailable(cause) => ApiError::Unavailable {
+                what: "account store",
+                cause: cause.to_string(),
+            },
         }
     }
 }
@@ -134,7 +146,10 @@ pub struct Reply<T> {
 
 impl<T> From<Result<T, ApiError>> for Reply<T> {
     fn from(result: Result<T, ApiError>) -> Self {
-        Reply { result, headers: Vec::new() }
+        Reply {
+            result,
+            headers: Vec::new(),
+        }
     }
 }
 
@@ -149,14 +164,22 @@ impl<T: Serialize + Default> IntoResponse for Reply<T> {
     fn into_response(self) -> Response {
         let (status, mut response) = match self.result {
             Ok(body) => {
-                let env = Envelope { status_code: code::OK, status_msg: "ok", body };
+                let env = Envelope {
+                    status_code: code::OK,
+                    status_msg: "ok",
+                    body,
+                };
                 (StatusCode::OK, Json(env).into_response())
             }
             Err(err) => {
                 err.log();
                 let (status, status_code) = err.status();
                 let msg = err.to_string();
-                let env = Envelope { status_code, status_msg: &msg, body: T::default() };
+                let env = Envelope {
+                    status_code,
+                    status_msg: &msg,
+                    body: T::default(),
+                };
                 (status, Json(env).into_response())
             }
         };
@@ -216,7 +239,8 @@ impl Params {
 
     /// A required text parameter (may be empty; callers validate length).
     pub fn text(&self, name: &str) -> Result<&str, ApiError> {
-        self.get(name).ok_or_else(|| ApiError::bad(format!("{name} is required")))
+        self.get(name)
+            .ok_or_else(|| ApiError::bad(format!("{name} is required")))
     }
 
     /// A required positive id.
@@ -225,7 +249,9 @@ impl Params {
         let raw = raw.ok_or_else(|| ApiError::bad(format!("{name} is required")))?;
         match parse_integer(raw) {
             Some(v) if v > 0 => Ok(v),
-            _ => Err(ApiError::bad(format!("{name} must be a positive integer id, got {raw:?}"))),
+            _ => Err(ApiError::bad(format!(
+                "{name} must be a positive integer id, got {raw:?}"
+            ))),
         }
     }
 
@@ -243,7 +269,9 @@ impl Params {
             None | Some("") => Ok(0),
             Some(raw) => match parse_integer(raw) {
                 Some(v) if v >= 0 => Ok(v),
-                _ => Err(ApiError::bad(format!("{name} must be a non-negative integer, got {raw:?}"))),
+                _ => Err(ApiError::bad(format!(
+                    "{name} must be a non-negative integer, got {raw:?}"
+                ))),
             },
         }
     }
@@ -268,7 +296,8 @@ pub fn parse_integer(raw: &str) -> Option<i64> {
     }
     let f = raw.parse::<f64>().ok()?;
     // 2^63 is exactly representable; anything at or above it does not fit an i64.
-    (f.is_finite() && f.fract() == 0.0 && f.abs() < 9.223_372_036_854_775_807e18).then_some(f as i64)
+    (f.is_finite() && f.fract() == 0.0 && f.abs() < i64::MAX as f64)
+        .then_some(f as i64)
 }
 
 /// Token checks shared by both APIs: signature and expiry, then that the user exists.
@@ -285,7 +314,9 @@ impl Authenticator {
     pub async fn require(&self, params: &Params) -> Result<i64, ApiError> {
         match self.optional(params).await? {
             Some(uid) => Ok(uid),
-            None => Err(ApiError::Unauthenticated("token is required, log in first".into())),
+            None => Err(ApiError::Unauthenticated(
+                "token is required, log in first".into(),
+            )),
         }
     }
 
@@ -301,7 +332,9 @@ impl Authenticator {
             .map_err(|e| ApiError::Unauthenticated(e.to_string()))?;
         if !self.known.contains(uid) {
             if !self.accounts.exists(uid).await? {
-                return Err(ApiError::Unauthenticated("token's user does not exist".into()));
+                return Err(ApiError::Unauthenticated(
+                    "token's user does not exist".into(),
+                ));
             }
             self.known.insert(uid);
         }

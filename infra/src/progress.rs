@@ -47,7 +47,9 @@ impl Progress {
     }
 
     fn reached(&self, targets: &[Position]) -> bool {
-        targets.iter().all(|t| self.applied(t.topic, t.partition) >= t.offset)
+        targets
+            .iter()
+            .all(|t| self.applied(t.topic, t.partition) >= t.offset)
     }
 
     /// Wait until every target (an end offset) is applied; `false` if `timeout` passed first.
@@ -107,8 +109,15 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn wait_returns_when_the_projection_catches_up_or_times_out() {
         let progress = Arc::new(Progress::default());
-        let target = [Position { topic: Topic::Users, partition: 0, offset: 3 }];
-        assert!(!progress.wait_for(&target, Duration::from_millis(50)).await, "nothing applied yet");
+        let target = [Position {
+            topic: Topic::Users,
+            partition: 0,
+            offset: 3,
+        }];
+        assert!(
+            !progress.wait_for(&target, Duration::from_millis(50)).await,
+            "nothing applied yet"
+        );
 
         let p = progress.clone();
         let waiter = tokio::spawn(async move { p.wait_for(&target, Duration::from_secs(2)).await });
@@ -117,6 +126,10 @@ mod tests {
         progress.advance(Topic::Users, 0, 3);
         assert!(waiter.await.expect("join"), "caught up before the deadline");
         progress.advance(Topic::Users, 0, 1);
-        assert_eq!(progress.applied(Topic::Users, 0), 3, "progress never moves back");
+        assert_eq!(
+            progress.applied(Topic::Users, 0),
+            3,
+            "progress never moves back"
+        );
     }
 }

@@ -58,7 +58,11 @@ pub async fn bump_user(
         "INSERT INTO user_stats (user_id, {col}, version) VALUES (?, ?, 1) \
          ON CONFLICT(user_id) DO UPDATE SET {col} = {col} + excluded.{col}, version = version + 1"
     );
-    sqlx::query(&sql).bind(user_id).bind(delta).execute(conn).await?;
+    sqlx::query(&sql)
+        .bind(user_id)
+        .bind(delta)
+        .execute(conn)
+        .await?;
     Ok(())
 }
 
@@ -74,7 +78,11 @@ pub async fn bump_video(
         "INSERT INTO video_stats (video_id, {col}, version) VALUES (?, ?, 1) \
          ON CONFLICT(video_id) DO UPDATE SET {col} = {col} + excluded.{col}, version = version + 1"
     );
-    sqlx::query(&sql).bind(video_id).bind(delta).execute(conn).await?;
+    sqlx::query(&sql)
+        .bind(video_id)
+        .bind(delta)
+        .execute(conn)
+        .await?;
     Ok(())
 }
 
@@ -93,7 +101,10 @@ pub fn select_in<'a>(prefix: &'a str, ids: &[i64]) -> QueryBuilder<'a, Sqlite> {
 type UserStatsRow = (i64, i64, i64, i64, i64, i64, i64);
 
 /// Versioned user counters of `ids` that have a row (absent ids have all-zero counters).
-pub async fn user_stats<'e, E>(exec: E, ids: &[i64]) -> Result<HashMap<i64, Versioned<UserCounts>>, sqlx::Error>
+pub async fn user_stats<'e, E>(
+    exec: E,
+    ids: &[i64],
+) -> Result<HashMap<i64, Versioned<UserCounts>>, sqlx::Error>
 where
     E: sqlx::Executor<'e, Database = Sqlite>,
 {
@@ -122,7 +133,10 @@ where
 }
 
 /// Versioned video counters of `ids` that have a row.
-pub async fn video_stats<'e, E>(exec: E, ids: &[i64]) -> Result<HashMap<i64, Versioned<VideoCounts>>, sqlx::Error>
+pub async fn video_stats<'e, E>(
+    exec: E,
+    ids: &[i64],
+) -> Result<HashMap<i64, Versioned<VideoCounts>>, sqlx::Error>
 where
     E: sqlx::Executor<'e, Database = Sqlite>,
 {
@@ -137,7 +151,10 @@ where
     Ok(rows
         .into_iter()
         .map(|(id, fav, comments, version)| {
-            let value = VideoCounts { favorite_count: fav, comment_count: comments };
+            let value = VideoCounts {
+                favorite_count: fav,
+                comment_count: comments,
+            };
             (id, Versioned { version, value })
         })
         .collect())

@@ -20,16 +20,21 @@ pub enum Durability {
 }
 
 /// Connection options for a SQLite file with WAL, a busy timeout and foreign keys off.
-pub fn sqlite_options(path: &Path, durability: Durability) -> Result<SqliteConnectOptions, sqlx::Error> {
+pub fn sqlite_options(
+    path: &Path,
+    durability: Durability,
+) -> Result<SqliteConnectOptions, sqlx::Error> {
     let sync = match durability {
         Durability::Full => SqliteSynchronous::Full,
         Durability::Normal => SqliteSynchronous::Normal,
     };
-    Ok(SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))?
-        .create_if_missing(true)
-        .journal_mode(SqliteJournalMode::Wal)
-        .synchronous(sync)
-        .busy_timeout(Duration::from_secs(10)))
+    Ok(
+        SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(sync)
+            .busy_timeout(Duration::from_secs(10)),
+    )
 }
 
 /// Open (creating and migrating) a SQLite database as a pool of `max` connections.

@@ -43,7 +43,10 @@ pub fn projection_name(topic: Topic) -> &'static str {
 }
 
 /// Start one projection loop per topic; they stop after their current batch once `shutdown` is true.
-pub async fn spawn_all(deps: ProjectorDeps, shutdown: watch::Receiver<bool>) -> Result<Vec<JoinHandle<()>>, sqlx::Error> {
+pub async fn spawn_all(
+    deps: ProjectorDeps,
+    shutdown: watch::Receiver<bool>,
+) -> Result<Vec<JoinHandle<()>>, sqlx::Error> {
     let mut handles = Vec::new();
     for topic in Topic::ALL {
         let projection = Projection::load(deps.clone(), topic).await?;
@@ -73,21 +76,31 @@ impl Projection {
         .fetch_all(&deps.store.write)
         .await?;
         for (partition, offset) in rows {
-            if let Some(slot) = usize::try_from(partition).ok().and_then(|p| next.get_mut(p)) {
+            if let Some(slot) = usize::try_from(partition)
+                .ok()
+                .and_then(|p| next.get_mut(p))
+            {
                 *slot = offset;
             }
         }
         for (partition, offset) in next.iter().enumerate() {
             deps.progress.advance(topic, partition as u32, *offset);
         }
-        let parked: Vec<(String,)> =
-            sqlx::query_as("SELECT DISTINCT key FROM parked_events WHERE projection = ? AND topic = ?")
-                .bind(name)
-                .bind(topic.name())
-                .fetch_all(&deps.store.write)
-                .await?;
+        let parked: Vec<(String,)> = sqlx::query_as(
+            "SELECT DISTINCT key FROM parked_events WHERE projection = ? AND topic = ?",
+        )
+        .bind(name)
+        .bind(topic.name())
+        .fetch_all(&deps.store.write)
+        .await?;
         let parked_keys = parked.into_iter().map(|(k,)| k).collect();
-        Ok(Projection { name, topic, deps, next, parked_keys })
+        Ok(Projection {
+            name,
+            topic,
+            deps,
+            next,
+            parked_keys,
+        })
     }
 
     async fn run(mut self, mut shutdown: watch::Receiver<bool>) {
@@ -120,7 +133,12 @@ impl Projection {
     async fn step(&mut self) -> anyhow::Result<usize> {
         let mut batch = Vec::new();
         for (partition, from) in self.next.iter().enumerate() {
-            batch.extend(self.deps.log.read(self.topic, partition as u32, *from, BATCH).await?);
+            batch.extend(
+                self.deps
+                    .log
+                    .read(self.topic, partition as u32, *from, BATCH)
+                    .await?,
+            );
         }
         if batch.is_empty() {
             return Ok(0);
@@ -177,7 +195,8 @@ impl Projection {
         self.parked_keys.extend(parked);
         let user_rows: Vec<_> = user_rows.into_iter().collect();
         let video_rows: Vec<_> = video_rows.into_iter().collect();
-        self.refresh_cache(&user_rows, &video_rows, &touched.chats).await;
+        self.refresh_cache(&user_rows, &video_rows, &touched.chats)
+            .await;
         for (partition, next) in advanced {
             self.deps.progress.advance(self.topic, partition, next);
         }
@@ -188,8 +207,14 @@ impl Projection {
     /// progress is published only afterwards, so no read can see the view ahead of the cache.
     async fn refresh_cache(
         &self,
-        users: &[(i64, titok_infra::counters::Versioned<titok_infra::counters::UserCounts>)],
-        videos: &[(i64, titok_infra::counters::Versioned<titok_infra::counters::VideoCounts>)],
+        users: &[(
+            i64,
+            titok_infra::counters::Versioned<titok_infra::counters::UserCounts>,
+        )],
+        videos: &[(
+            i64,
+            titok_infra::counters::Versioned<titok_infra::counters::VideoCounts>,
+        )],
         chats: &[((i64, i64), i64)],
     ) {
         let counters = &self.deps.counters;

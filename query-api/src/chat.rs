@@ -18,7 +18,9 @@ pub async fn chat(State(state): State<QueryState>, params: Params) -> Reply<Chat
         let viewer = state.auth.require(&params).await?;
         let other = params.id("to_user_id")?;
         if other == viewer {
-            return Err(ApiError::bad("to_user_id must be another user: there is no chat with yourself"));
+            return Err(ApiError::bad(
+                "to_user_id must be another user: there is no chat with yourself",
+            ));
         }
         let pre = normalize_ms(params.int_or_zero("pre_msg_time")?);
         ensure_user(&state, other).await?;
@@ -27,12 +29,13 @@ pub async fn chat(State(state): State<QueryState>, params: Params) -> Reply<Chat
             Some(latest) => latest,
             None => {
                 state.count_chat_query();
-                let row: Option<(i64,)> =
-                    sqlx::query_as("SELECT created_ms FROM latest_messages WHERE pair_lo = ? AND pair_hi = ?")
-                        .bind(pair.0)
-                        .bind(pair.1)
-                        .fetch_optional(&state.store.read)
-                        .await?;
+                let row: Option<(i64,)> = sqlx::query_as(
+                    "SELECT created_ms FROM latest_messages WHERE pair_lo = ? AND pair_hi = ?",
+                )
+                .bind(pair.0)
+                .bind(pair.1)
+                .fetch_optional(&state.store.read)
+                .await?;
                 let latest = row.map_or(0, |(t,)| t);
                 state.counters.put_chat_latest(pair, latest).await?;
                 latest
@@ -53,13 +56,15 @@ pub async fn chat(State(state): State<QueryState>, params: Params) -> Reply<Chat
         .await?;
         let message_list = rows
             .into_iter()
-            .map(|(id, from_user_id, to_user_id, content, create_time)| Message {
-                id,
-                to_user_id,
-                from_user_id,
-                content,
-                create_time,
-            })
+            .map(
+                |(id, from_user_id, to_user_id, content, create_time)| Message {
+                    id,
+                    to_user_id,
+                    from_user_id,
+                    content,
+                    create_time,
+                },
+            )
             .collect();
         Ok(ChatBody { message_list })
     })

@@ -33,7 +33,11 @@ fn dedup(ids: impl IntoIterator<Item = i64>) -> Vec<i64> {
 }
 
 /// Users in the order of `ids`, relative to `viewer`.
-pub async fn users(state: &QueryState, viewer: Option<i64>, ids: &[i64]) -> Result<Vec<User>, ApiError> {
+pub async fn users(
+    state: &QueryState,
+    viewer: Option<i64>,
+    ids: &[i64],
+) -> Result<Vec<User>, ApiError> {
     let unique = dedup(ids.iter().copied());
     let (names, counts, follows) = tokio::try_join!(
         user_names(state, &unique),
@@ -64,7 +68,11 @@ pub async fn users(state: &QueryState, viewer: Option<i64>, ids: &[i64]) -> Resu
 }
 
 /// Videos in the order of `rows`, relative to `viewer`.
-pub async fn videos(state: &QueryState, viewer: Option<i64>, rows: Vec<VideoRow>) -> Result<Vec<Video>, ApiError> {
+pub async fn videos(
+    state: &QueryState,
+    viewer: Option<i64>,
+    rows: Vec<VideoRow>,
+) -> Result<Vec<Video>, ApiError> {
     let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
     let authors = dedup(rows.iter().map(|r| r.author_id));
     let (authors, counts, liked) = tokio::try_join!(
@@ -102,7 +110,10 @@ async fn user_names(state: &QueryState, ids: &[i64]) -> Result<HashMap<i64, Stri
     Ok(rows.into_iter().collect())
 }
 
-async fn user_counts(state: &QueryState, ids: &[i64]) -> Result<HashMap<i64, UserCounts>, ApiError> {
+async fn user_counts(
+    state: &QueryState,
+    ids: &[i64],
+) -> Result<HashMap<i64, UserCounts>, ApiError> {
     let cached = state.counters.users(ids).await?;
     let mut out = HashMap::new();
     let mut missing = Vec::new();
@@ -123,7 +134,10 @@ async fn user_counts(state: &QueryState, ids: &[i64]) -> Result<HashMap<i64, Use
     Ok(out)
 }
 
-async fn video_counts(state: &QueryState, ids: &[i64]) -> Result<HashMap<i64, VideoCounts>, ApiError> {
+async fn video_counts(
+    state: &QueryState,
+    ids: &[i64],
+) -> Result<HashMap<i64, VideoCounts>, ApiError> {
     let cached = state.counters.videos(ids).await?;
     let mut out = HashMap::new();
     let mut missing = Vec::new();
@@ -145,13 +159,35 @@ async fn video_counts(state: &QueryState, ids: &[i64]) -> Result<HashMap<i64, Vi
 }
 
 /// Which of `ids` the viewer follows.
-async fn followed_by(state: &QueryState, viewer: Option<i64>, ids: &[i64]) -> Result<HashSet<i64>, ApiError> {
-    viewer_subset(state, "SELECT followee_id FROM follows WHERE follower_id = ", " AND followee_id IN (", viewer, ids).await
+async fn followed_by(
+    state: &QueryState,
+    viewer: Option<i64>,
+    ids: &[i64],
+) -> Result<HashSet<i64>, ApiError> {
+    viewer_subset(
+        state,
+        "SELECT followee_id FROM follows WHERE follower_id = ",
+        " AND followee_id IN (",
+        viewer,
+        ids,
+    )
+    .await
 }
 
 /// Which of `ids` the viewer liked.
-async fn liked_by(state: &QueryState, viewer: Option<i64>, ids: &[i64]) -> Result<HashSet<i64>, ApiError> {
-    viewer_subset(state, "SELECT video_id FROM favorites WHERE user_id = ", " AND video_id IN (", viewer, ids).await
+async fn liked_by(
+    state: &QueryState,
+    viewer: Option<i64>,
+    ids: &[i64],
+) -> Result<HashSet<i64>, ApiError> {
+    viewer_subset(
+        state,
+        "SELECT video_id FROM favorites WHERE user_id = ",
+        " AND video_id IN (",
+        viewer,
+        ids,
+    )
+    .await
 }
 
 /// `<head> viewer <in_clause> ids…)`: the subset of `ids` in a relation with the viewer.
@@ -162,7 +198,9 @@ async fn viewer_subset(
     viewer: Option<i64>,
     ids: &[i64],
 ) -> Result<HashSet<i64>, ApiError> {
-    let Some(viewer) = viewer else { return Ok(HashSet::new()) };
+    let Some(viewer) = viewer else {
+        return Ok(HashSet::new());
+    };
     if ids.is_empty() {
         return Ok(HashSet::new());
     }

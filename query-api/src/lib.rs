@@ -45,12 +45,19 @@ pub struct QueryState {
 impl QueryState {
     /// The absolute URL of a blob path.
     pub fn url(&self, path: &str) -> String {
-        format!("{}/static/{}", self.public_url, path.trim_start_matches('/'))
+        format!(
+            "{}/static/{}",
+            self.public_url,
+            path.trim_start_matches('/')
+        )
     }
 
     /// The `User` object of `user_id` as seen by themselves (used by replies of the command side).
     pub async fn user_object(&self, user_id: i64) -> Result<model::User, ApiError> {
-        Ok(hydrate::users(self, Some(user_id), &[user_id]).await?.pop().unwrap_or_default())
+        Ok(hydrate::users(self, Some(user_id), &[user_id])
+            .await?
+            .pop()
+            .unwrap_or_default())
     }
 
     pub fn count_chat_query(&self) {
@@ -59,7 +66,13 @@ impl QueryState {
 }
 
 /// Topics whose projections feed users and videos (names, counts, is_follow, is_favorite).
-const CONTENT_TOPICS: &[Topic] = &[Topic::Users, Topic::Videos, Topic::Favorites, Topic::Comments, Topic::Relations];
+const CONTENT_TOPICS: &[Topic] = &[
+    Topic::Users,
+    Topic::Videos,
+    Topic::Favorites,
+    Topic::Comments,
+    Topic::Relations,
+];
 
 /// Wait for the views fed by `topics`, then run the read; mark the reply stale if the wait gave up.
 async fn answer<T, F>(state: &QueryState, topics: &[Topic], read: F) -> Reply<T>
@@ -75,7 +88,11 @@ where
 }
 
 /// A route served with and without its trailing slash, on GET and POST alike.
-fn both(router: Router<QueryState>, path: &str, handler: MethodRouter<QueryState>) -> Router<QueryState> {
+fn both(
+    router: Router<QueryState>,
+    path: &str,
+    handler: MethodRouter<QueryState>,
+) -> Router<QueryState> {
     let trimmed = path.trim_end_matches('/');
     router.route(path, handler.clone()).route(trimmed, handler)
 }
@@ -84,15 +101,39 @@ fn both(router: Router<QueryState>, path: &str, handler: MethodRouter<QueryState
 pub fn router(state: QueryState) -> Router {
     let routes: [(&str, MethodRouter<QueryState>); 10] = [
         ("/douyin/feed/", get(lists::feed).post(lists::feed)),
-        ("/douyin/user/", get(lists::user_info).post(lists::user_info)),
-        ("/douyin/publish/list/", get(lists::publish_list).post(lists::publish_list)),
-        ("/douyin/favorite/list/", get(lists::favorite_list).post(lists::favorite_list)),
-        ("/douyin/comment/list/", get(lists::comment_list).post(lists::comment_list)),
-        ("/douyin/relation/follow/list/", get(lists::follow_list).post(lists::follow_list)),
+        (
+            "/douyin/user/",
+            get(lists::user_info).post(lists::user_info),
+        ),
+        (
+            "/douyin/publish/list/",
+            get(lists::publish_list).post(lists::publish_list),
+        ),
+        (
+            "/douyin/favorite/list/",
+            get(lists::favorite_list).post(lists::favorite_list),
+        ),
+        (
+            "/douyin/comment/list/",
+            get(lists::comment_list).post(lists::comment_list),
+        ),
+        (
+            "/douyin/relation/follow/list/",
+            get(lists::follow_list).post(lists::follow_list),
+        ),
         // The official document's typo, which some clients copied.
-        ("/douyin/relatioin/follow/list/", get(lists::follow_list).post(lists::follow_list)),
-        ("/douyin/relation/follower/list/", get(lists::follower_list).post(lists::follower_list)),
-        ("/douyin/relation/friend/list/", get(lists::friend_list).post(lists::friend_list)),
+        (
+            "/douyin/relatioin/follow/list/",
+            get(lists::follow_list).post(lists::follow_list),
+        ),
+        (
+            "/douyin/relation/follower/list/",
+            get(lists::follower_list).post(lists::follower_list),
+        ),
+        (
+            "/douyin/relation/friend/list/",
+            get(lists::friend_list).post(lists::friend_list),
+        ),
         ("/douyin/message/chat/", get(chat::chat).post(chat::chat)),
     ];
     routes

@@ -66,15 +66,24 @@ pub async fn ensure_user(state: &QueryState, user_id: i64) -> Result<(), ApiErro
 pub async fn user_info(State(state): State<QueryState>, params: Params) -> Reply<UserBody> {
     answer(&state, CONTENT_TOPICS, async {
         let (viewer, user_id) = subject(&state, &params).await?;
-        let user = hydrate::users(&state, Some(viewer), &[user_id]).await?.pop();
+        let user = hydrate::users(&state, Some(viewer), &[user_id])
+            .await?
+            .pop();
         Ok(UserBody { user })
     })
     .await
 }
 
-async fn video_list(state: &QueryState, params: &Params, sql: &str) -> Result<VideoListBody, ApiError> {
+async fn video_list(
+    state: &QueryState,
+    params: &Params,
+    sql: &str,
+) -> Result<VideoListBody, ApiError> {
     let (viewer, user_id) = subject(state, params).await?;
-    let rows: Vec<VideoRow> = sqlx::query_as(sql).bind(user_id).fetch_all(&state.store.read).await?;
+    let rows: Vec<VideoRow> = sqlx::query_as(sql)
+        .bind(user_id)
+        .fetch_all(&state.store.read)
+        .await?;
     let video_list = hydrate::videos(state, Some(viewer), rows).await?;
     Ok(VideoListBody { video_list })
 }
@@ -86,7 +95,10 @@ pub async fn publish_list(State(state): State<QueryState>, params: Params) -> Re
 }
 
 /// Row 8: the videos the user liked, most recently liked first.
-pub async fn favorite_list(State(state): State<QueryState>, params: Params) -> Reply<VideoListBody> {
+pub async fn favorite_list(
+    State(state): State<QueryState>,
+    params: Params,
+) -> Reply<VideoListBody> {
     let sql = "SELECT v.id, v.author_id, v.title, v.play_path, v.cover_path, v.published_ms \
                FROM favorites f JOIN videos v ON v.id = f.video_id \
                WHERE f.user_id = ? ORDER BY f.liked_ms DESC, v.id DESC";
@@ -94,7 +106,10 @@ pub async fn favorite_list(State(state): State<QueryState>, params: Params) -> R
 }
 
 /// Row 10: a video's comments, newest first.
-pub async fn comment_list(State(state): State<QueryState>, params: Params) -> Reply<CommentListBody> {
+pub async fn comment_list(
+    State(state): State<QueryState>,
+    params: Params,
+) -> Reply<CommentListBody> {
     answer(&state, CONTENT_TOPICS, async {
         let viewer = state.auth.require(&params).await?;
         let video_id = params.id("video_id")?;
@@ -135,9 +150,16 @@ pub fn create_date(ms: i64) -> String {
         .unwrap_or_default()
 }
 
-async fn user_list(state: &QueryState, params: &Params, sql: &str) -> Result<UserListBody, ApiError> {
+async fn user_list(
+    state: &QueryState,
+    params: &Params,
+    sql: &str,
+) -> Result<UserListBody, ApiError> {
     let (viewer, user_id) = subject(state, params).await?;
-    let ids: Vec<(i64,)> = sqlx::query_as(sql).bind(user_id).fetch_all(&state.store.read).await?;
+    let ids: Vec<(i64,)> = sqlx::query_as(sql)
+        .bind(user_id)
+        .fetch_all(&state.store.read)
+        .await?;
     let ids: Vec<i64> = ids.into_iter().map(|(id,)| id).collect();
     let user_list = hydrate::users(state, Some(viewer), &ids).await?;
     Ok(UserListBody { user_list })
@@ -180,7 +202,11 @@ pub async fn friend_list(State(state): State<QueryState>, params: Params) -> Rep
             .zip(users)
             .map(|((_, content, from), user)| FriendUser {
                 user,
-                message: if own { content.unwrap_or_default() } else { String::new() },
+                message: if own {
+                    content.unwrap_or_default()
+                } else {
+                    String::new()
+                },
                 msg_type: i64::from(own && from == Some(user_id)),
             })
             .collect();

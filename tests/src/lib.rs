@@ -43,7 +43,14 @@ impl TestApp {
             .timeout(Duration::from_secs(30))
             .build()
             .expect("client");
-        TestApp { base, client, data_dir, _dir: Some(dir), child, extra_args }
+        TestApp {
+            base,
+            client,
+            data_dir,
+            _dir: Some(dir),
+            child,
+            extra_args,
+        }
     }
 
     /// SIGKILL the server (no graceful anything).
@@ -71,14 +78,26 @@ impl TestApp {
 
     /// GET with query parameters; returns (HTTP status, JSON body).
     pub async fn get_raw(&self, path: &str, query: &[(&str, String)]) -> (u16, Value) {
-        let resp = self.client.get(self.url(path)).query(query).send().await.expect("GET");
+        let resp = self
+            .client
+            .get(self.url(path))
+            .query(query)
+            .send()
+            .await
+            .expect("GET");
         let status = resp.status().as_u16();
         (status, resp.json().await.unwrap_or(Value::Null))
     }
 
     /// POST a form body; returns (HTTP status, JSON body).
     pub async fn post_raw(&self, path: &str, form: &[(&str, String)]) -> (u16, Value) {
-        let resp = self.client.post(self.url(path)).form(form).send().await.expect("POST");
+        let resp = self
+            .client
+            .post(self.url(path))
+            .form(form)
+            .send()
+            .await
+            .expect("POST");
         let status = resp.status().as_u16();
         (status, resp.json().await.unwrap_or(Value::Null))
     }
@@ -87,7 +106,10 @@ impl TestApp {
     pub async fn get(&self, path: &str, query: &[(&str, String)]) -> Value {
         let (status, body) = self.get_raw(path, query).await;
         assert_eq!(status, 200, "GET {path} {query:?} → HTTP {status}: {body}");
-        assert!(body["status_code"].is_i64(), "GET {path}: not an envelope: {body}");
+        assert!(
+            body["status_code"].is_i64(),
+            "GET {path}: not an envelope: {body}"
+        );
         body
     }
 
@@ -95,70 +117,125 @@ impl TestApp {
     pub async fn post(&self, path: &str, form: &[(&str, String)]) -> Value {
         let (status, body) = self.post_raw(path, form).await;
         assert_eq!(status, 200, "POST {path} {form:?} → HTTP {status}: {body}");
-        assert!(body["status_code"].is_i64(), "POST {path}: not an envelope: {body}");
+        assert!(
+            body["status_code"].is_i64(),
+            "POST {path}: not an envelope: {body}"
+        );
         body
     }
 
     /// Register and return (user_id, token), asserting success.
     pub async fn register(&self, username: &str, password: &str) -> User {
         let body = self
-            .post("/douyin/user/register/", &[("username", username.into()), ("password", password.into())])
+            .post(
+                "/douyin/user/register/",
+                &[("username", username.into()), ("password", password.into())],
+            )
             .await;
         assert_ok(&body, "register");
-        User { id: body["user_id"].as_i64().expect("user_id"), token: body["token"].as_str().expect("token").into() }
+        User {
+            id: body["user_id"].as_i64().expect("user_id"),
+            token: body["token"].as_str().expect("token").into(),
+        }
     }
 
     /// Publish a video (multipart), returning the reply.
-    pub async fn publish_raw(&self, token: &str, title: &str, data: Vec<u8>, file_name: &str) -> (u16, Value) {
+    pub async fn publish_raw(
+        &self,
+        token: &str,
+        title: &str,
+        data: Vec<u8>,
+        file_name: &str,
+    ) -> (u16, Value) {
         let form = reqwest::multipart::Form::new()
             .text("token", token.to_owned())
             .text("title", title.to_owned())
-            .part("data", reqwest::multipart::Part::bytes(data).file_name(file_name.to_owned()));
-        let resp = self.client.post(self.url("/douyin/publish/action/")).multipart(form).send().await.expect("publish");
+            .part(
+                "data",
+                reqwest::multipart::Part::bytes(data).file_name(file_name.to_owned()),
+            );
+        let resp = self
+            .client
+            .post(self.url("/douyin/publish/action/"))
+            .multipart(form)
+            .send()
+            .await
+            .expect("publish");
         let status = resp.status().as_u16();
         (status, resp.json().await.unwrap_or(Value::Null))
     }
 
     /// Publish the sample video and return its id (read back from the author's publish list).
     pub async fn publish(&self, user: &User, title: &str) -> i64 {
-        let (status, body) = self.publish_raw(&user.token, title, SAMPLE_MP4.to_vec(), "clip.mp4").await;
+        let (status, body) = self
+            .publish_raw(&user.token, title, SAMPLE_MP4.to_vec(), "clip.mp4")
+            .await;
         assert_eq!(status, 200, "publish: {body}");
         assert_ok(&body, "publish");
         let list = self.publish_list(user, user.id).await;
         list.iter()
             .find(|v| v["title"] == title)
             .and_then(|v| v["id"].as_i64())
-            .unwrap_or_else(|| panic!("published video {title:?} not in the author's list: {list:?}"))
+            .unwrap_or_else(|| {
+                panic!("published video {title:?} not in the author's list: {list:?}")
+            })
     }
 
     pub async fn publish_list(&self, viewer: &User, user_id: i64) -> Vec<Value> {
-        let body = self.get("/douyin/publish/list/", &viewer.with(&[("user_id", user_id.to_string())])).await;
+        let body = self
+            .get(
+                "/douyin/publish/list/",
+                &viewer.with(&[("user_id", user_id.to_string())]),
+            )
+            .await;
         assert_ok(&body, "publish list");
         list(&body, "video_list")
     }
 
     pub async fn favorite_list(&self, viewer: &User, user_id: i64) -> Vec<Value> {
-        let body = self.get("/douyin/favorite/list/", &viewer.with(&[("user_id", user_id.to_string())])).await;
+        let body = self
+            .get(
+                "/douyin/favorite/list/",
+                &viewer.with(&[("user_id", user_id.to_string())]),
+            )
+            .await;
         assert_ok(&body, "favorite list");
         list(&body, "video_list")
     }
 
     pub async fn user_info(&self, viewer: &User, user_id: i64) -> Value {
-        let body = self.get("/douyin/user/", &viewer.with(&[("user_id", user_id.to_string())])).await;
+        let body = self
+            .get(
+                "/douyin/user/",
+                &viewer.with(&[("user_id", user_id.to_string())]),
+            )
+            .await;
         assert_ok(&body, "user info");
         body["user"].clone()
     }
 
     pub async fn like(&self, user: &User, video_id: i64, action: i64) {
         let body = self
-            .post("/douyin/favorite/action/", &user.with(&[("video_id", video_id.to_string()), ("action_type", action.to_string())]))
+            .post(
+                "/douyin/favorite/action/",
+                &user.with(&[
+                    ("video_id", video_id.to_string()),
+                    ("action_type", action.to_string()),
+                ]),
+            )
             .await;
         assert_ok(&body, "favorite action");
     }
 
     pub async fn follow(&self, user: &User, to: i64, action: i64) {
         let body = self
-            .post("/douyin/relation/action/", &user.with(&[("to_user_id", to.to_string()), ("action_type", action.to_string())]))
+            .post(
+                "/douyin/relation/action/",
+                &user.with(&[
+                    ("to_user_id", to.to_string()),
+                    ("action_type", action.to_string()),
+                ]),
+            )
             .await;
         assert_ok(&body, "relation action");
     }
@@ -167,7 +244,11 @@ impl TestApp {
         let body = self
             .post(
                 "/douyin/message/action/",
-                &user.with(&[("to_user_id", to.to_string()), ("action_type", "1".into()), ("content", content.into())]),
+                &user.with(&[
+                    ("to_user_id", to.to_string()),
+                    ("action_type", "1".into()),
+                    ("content", content.into()),
+                ]),
             )
             .await;
         assert_ok(&body, "message action");
@@ -175,7 +256,13 @@ impl TestApp {
 
     pub async fn chat(&self, user: &User, to: i64, pre_msg_time: i64) -> Vec<Value> {
         let body = self
-            .get("/douyin/message/chat/", &user.with(&[("to_user_id", to.to_string()), ("pre_msg_time", pre_msg_time.to_string())]))
+            .get(
+                "/douyin/message/chat/",
+                &user.with(&[
+                    ("to_user_id", to.to_string()),
+                    ("pre_msg_time", pre_msg_time.to_string()),
+                ]),
+            )
             .await;
         assert_ok(&body, "chat");
         list(&body, "message_list")
@@ -185,7 +272,11 @@ impl TestApp {
         let body = self
             .post(
                 "/douyin/comment/action/",
-                &user.with(&[("video_id", video_id.to_string()), ("action_type", "1".into()), ("comment_text", text.into())]),
+                &user.with(&[
+                    ("video_id", video_id.to_string()),
+                    ("action_type", "1".into()),
+                    ("comment_text", text.into()),
+                ]),
             )
             .await;
         assert_ok(&body, "comment action");
@@ -193,13 +284,20 @@ impl TestApp {
     }
 
     pub async fn comments(&self, user: &User, video_id: i64) -> Vec<Value> {
-        let body = self.get("/douyin/comment/list/", &user.with(&[("video_id", video_id.to_string())])).await;
+        let body = self
+            .get(
+                "/douyin/comment/list/",
+                &user.with(&[("video_id", video_id.to_string())]),
+            )
+            .await;
         assert_ok(&body, "comment list");
         list(&body, "comment_list")
     }
 
     pub async fn user_list(&self, path: &str, viewer: &User, user_id: i64) -> Vec<Value> {
-        let body = self.get(path, &viewer.with(&[("user_id", user_id.to_string())])).await;
+        let body = self
+            .get(path, &viewer.with(&[("user_id", user_id.to_string())]))
+            .await;
         assert_ok(&body, path);
         list(&body, "user_list")
     }
@@ -212,9 +310,16 @@ fn server_binary() -> PathBuf {
         return PathBuf::from(path);
     }
     let exe = std::env::current_exe().expect("current exe");
-    let profile_dir = exe.parent().and_then(|deps| deps.parent()).expect("target/<profile>");
+    let profile_dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("target/<profile>");
     let bin = profile_dir.join(format!("titok-under-test{}", std::env::consts::EXE_SUFFIX));
-    assert!(bin.exists(), "{} is missing: build it with `cargo build -p titok-tests --bins`", bin.display());
+    assert!(
+        bin.exists(),
+        "{} is missing: build it with `cargo build -p titok-tests --bins`",
+        bin.display()
+    );
     bin
 }
 
@@ -249,7 +354,12 @@ async fn launch(data_dir: &std::path::Path, extra: &[String]) -> (Child, String)
         .await
         .expect("server did not start within 60 s")
         .expect("read stdout")
-        .unwrap_or_else(|| panic!("server exited; log:\n{}", std::fs::read_to_string(data_dir.join("server.log")).unwrap_or_default()));
+        .unwrap_or_else(|| {
+            panic!(
+                "server exited; log:\n{}",
+                std::fs::read_to_string(data_dir.join("server.log")).unwrap_or_default()
+            )
+        });
     let base = first
         .strip_prefix("listening on ")
         .unwrap_or_else(|| panic!("unexpected first line {first:?}"))
@@ -280,10 +390,15 @@ pub fn assert_ok(body: &Value, what: &str) {
 
 /// Assert a failure envelope: `status_code != 0` and a non-empty `status_msg`.
 pub fn assert_refused(body: &Value, what: &str) {
-    let code = body["status_code"].as_i64().unwrap_or_else(|| panic!("{what}: not an envelope: {body}"));
+    let code = body["status_code"]
+        .as_i64()
+        .unwrap_or_else(|| panic!("{what}: not an envelope: {body}"));
     assert_ne!(code, 0, "{what} should have been refused: {body}");
     let msg = body["status_msg"].as_str().unwrap_or_default();
-    assert!(!msg.is_empty(), "{what}: refusal without a status_msg: {body}");
+    assert!(
+        !msg.is_empty(),
+        "{what}: refusal without a status_msg: {body}"
+    );
 }
 
 /// A JSON array field, asserting it is an array (never null).
@@ -296,7 +411,10 @@ pub fn list(body: &Value, field: &str) -> Vec<Value> {
 
 /// Ids of a list of objects.
 pub fn ids(items: &[Value]) -> Vec<i64> {
-    items.iter().map(|v| v["id"].as_i64().expect("id")).collect()
+    items
+        .iter()
+        .map(|v| v["id"].as_i64().expect("id"))
+        .collect()
 }
 
 impl TestApp {
@@ -325,13 +443,26 @@ impl TestApp {
 /// An HS256 token with the server's claim layout.
 pub fn sign(secret: &[u8], user_id: i64, exp: u64) -> String {
     let claims = serde_json::json!({ "uid": user_id, "iat": 0, "exp": exp });
-    jsonwebtoken::encode(&jsonwebtoken::Header::default(), &claims, &jsonwebtoken::EncodingKey::from_secret(secret))
-        .expect("sign")
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::default(),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(secret),
+    )
+    .expect("sign")
 }
 
 fn check_refusal(status: u16, body: &Value, path: &str, expect: &str) {
-    assert_eq!(status, 200, "{path}: business refusals are HTTP 200 with an envelope, got {status}: {body}");
+    assert_eq!(
+        status, 200,
+        "{path}: business refusals are HTTP 200 with an envelope, got {status}: {body}"
+    );
     assert_refused(body, path);
-    let msg = body["status_msg"].as_str().unwrap_or_default().to_lowercase();
-    assert!(msg.contains(&expect.to_lowercase()), "{path}: status_msg {msg:?} should mention {expect:?}");
+    let msg = body["status_msg"]
+        .as_str()
+        .unwrap_or_default()
+        .to_lowercase();
+    assert!(
+        msg.contains(&expect.to_lowercase()),
+        "{path}: status_msg {msg:?} should mention {expect:?}"
+    );
 }

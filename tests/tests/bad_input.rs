@@ -23,86 +23,192 @@ fn far_future() -> u64 {
 #[tokio::test]
 async fn a_missing_token_is_refused() {
     let (app, _) = app_with_user().await;
-    app.refused_get("/douyin/user/", &[], "token is required").await;
-    app.refused_post(FAVORITE, &[("video_id", "1".into()), ("action_type", "1".into())], "token is required").await;
+    app.refused_get("/douyin/user/", &[], "token is required")
+        .await;
+    app.refused_post(
+        FAVORITE,
+        &[("video_id", "1".into()), ("action_type", "1".into())],
+        "token is required",
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn a_forged_token_is_refused() {
     let (app, user) = app_with_user().await;
-    let forged = sign(b"not-the-server-secret-not-the-server", user.id, far_future());
-    app.refused_get("/douyin/user/", &[("token", forged.clone())], "invalid").await;
-    app.refused_get("/douyin/feed/", &[("token", forged)], "invalid").await;
+    let forged = sign(
+        b"not-the-server-secret-not-the-server",
+        user.id,
+        far_future(),
+    );
+    app.refused_get("/douyin/user/", &[("token", forged.clone())], "invalid")
+        .await;
+    app.refused_get("/douyin/feed/", &[("token", forged)], "invalid")
+        .await;
     let mut tampered = user.token.clone();
     tampered.push('x');
-    app.refused_get("/douyin/publish/list/", &[("token", tampered)], "invalid").await;
-    app.refused_get("/douyin/user/", &[("token", "garbage".into())], "invalid").await;
+    app.refused_get("/douyin/publish/list/", &[("token", tampered)], "invalid")
+        .await;
+    app.refused_get("/douyin/user/", &[("token", "garbage".into())], "invalid")
+        .await;
 }
 
 #[tokio::test]
 async fn an_expired_token_is_refused() {
     let (app, user) = app_with_user().await;
     let expired = app.sign_token(user.id, 1_000_000);
-    app.refused_get("/douyin/user/", &[("token", expired)], "expired").await;
+    app.refused_get("/douyin/user/", &[("token", expired)], "expired")
+        .await;
 }
 
 #[tokio::test]
 async fn a_token_of_an_unknown_user_is_refused() {
     let (app, _) = app_with_user().await;
     let ghost = app.sign_token(987_654_321, far_future());
-    app.refused_get("/douyin/user/", &[("token", ghost)], "does not exist").await;
+    app.refused_get("/douyin/user/", &[("token", ghost)], "does not exist")
+        .await;
 }
 
 #[tokio::test]
 async fn non_numeric_ids_are_refused() {
     let (app, user) = app_with_user().await;
-    app.refused_post(FAVORITE, &user.with(&[("video_id", "abc".into()), ("action_type", "1".into())]), "video_id").await;
-    app.refused_get("/douyin/user/", &user.with(&[("user_id", "12x".into())]), "user_id").await;
-    app.refused_get("/douyin/comment/list/", &user.with(&[("video_id", "1.5".into())]), "video_id").await;
-    app.refused_get("/douyin/feed/", &[("latest_time", "yesterday".into())], "latest_time").await;
-    app.refused_get("/douyin/message/chat/", &user.with(&[("to_user_id", "-3".into())]), "to_user_id").await;
+    app.refused_post(
+        FAVORITE,
+        &user.with(&[("video_id", "abc".into()), ("action_type", "1".into())]),
+        "video_id",
+    )
+    .await;
+    app.refused_get(
+        "/douyin/user/",
+        &user.with(&[("user_id", "12x".into())]),
+        "user_id",
+    )
+    .await;
+    app.refused_get(
+        "/douyin/comment/list/",
+        &user.with(&[("video_id", "1.5".into())]),
+        "video_id",
+    )
+    .await;
+    app.refused_get(
+        "/douyin/feed/",
+        &[("latest_time", "yesterday".into())],
+        "latest_time",
+    )
+    .await;
+    app.refused_get(
+        "/douyin/message/chat/",
+        &user.with(&[("to_user_id", "-3".into())]),
+        "to_user_id",
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn an_unknown_action_type_is_refused() {
     let (app, user) = app_with_user().await;
     let other = app.register("other", "pw").await;
-    app.refused_post(RELATION, &user.with(&[("to_user_id", other.id.to_string()), ("action_type", "3".into())]), "action_type").await;
-    app.refused_post(MESSAGE, &user.with(&[("to_user_id", other.id.to_string()), ("action_type", "2".into()), ("content", "x".into())]), "action_type").await;
-    app.refused_post(FAVORITE, &user.with(&[("video_id", "1".into())]), "action_type").await;
+    app.refused_post(
+        RELATION,
+        &user.with(&[
+            ("to_user_id", other.id.to_string()),
+            ("action_type", "3".into()),
+        ]),
+        "action_type",
+    )
+    .await;
+    app.refused_post(
+        MESSAGE,
+        &user.with(&[
+            ("to_user_id", other.id.to_string()),
+            ("action_type", "2".into()),
+            ("content", "x".into()),
+        ]),
+        "action_type",
+    )
+    .await;
+    app.refused_post(
+        FAVORITE,
+        &user.with(&[("video_id", "1".into())]),
+        "action_type",
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn empty_or_oversized_comment_text_is_refused() {
     let (app, user) = app_with_user().await;
     let video = app.publish(&user, "v").await;
-    let base = |text: String| user.with(&[("video_id", video.to_string()), ("action_type", "1".into()), ("comment_text", text)]);
-    app.refused_post(COMMENT, &base("   ".into()), "must not be empty").await;
-    app.refused_post(COMMENT, &base("x".repeat(501)), "at most 500").await;
-    app.refused_post(COMMENT, &user.with(&[("video_id", video.to_string()), ("action_type", "1".into())]), "comment_text is required").await;
-    assert!(app.comments(&user, video).await.is_empty(), "nothing was added");
+    let base = |text: String| {
+        user.with(&[
+            ("video_id", video.to_string()),
+            ("action_type", "1".into()),
+            ("comment_text", text),
+        ])
+    };
+    app.refused_post(COMMENT, &base("   ".into()), "must not be empty")
+        .await;
+    app.refused_post(COMMENT, &base("x".repeat(501)), "at most 500")
+        .await;
+    app.refused_post(
+        COMMENT,
+        &user.with(&[("video_id", video.to_string()), ("action_type", "1".into())]),
+        "comment_text is required",
+    )
+    .await;
+    assert!(
+        app.comments(&user, video).await.is_empty(),
+        "nothing was added"
+    );
 }
 
 #[tokio::test]
 async fn empty_or_oversized_messages_are_refused() {
     let (app, user) = app_with_user().await;
     let other = app.register("other", "pw").await;
-    let base = |text: String| user.with(&[("to_user_id", other.id.to_string()), ("action_type", "1".into()), ("content", text)]);
-    app.refused_post(MESSAGE, &base(String::new()), "must not be empty").await;
-    app.refused_post(MESSAGE, &base("y".repeat(1001)), "at most 1000").await;
-    assert!(app.chat(&user, other.id, 0).await.is_empty(), "nothing was sent");
+    let base = |text: String| {
+        user.with(&[
+            ("to_user_id", other.id.to_string()),
+            ("action_type", "1".into()),
+            ("content", text),
+        ])
+    };
+    app.refused_post(MESSAGE, &base(String::new()), "must not be empty")
+        .await;
+    app.refused_post(MESSAGE, &base("y".repeat(1001)), "at most 1000")
+        .await;
+    assert!(
+        app.chat(&user, other.id, 0).await.is_empty(),
+        "nothing was sent"
+    );
 }
 
 #[tokio::test]
 async fn usernames_longer_than_32_characters_or_empty_are_refused() {
     let app = spawn_app().await;
     for name in ["x".repeat(33), String::new(), "名".repeat(33)] {
-        let body = app.refused_post(REGISTER, &[("username", name), ("password", "pw".into())], "username").await;
+        let body = app
+            .refused_post(
+                REGISTER,
+                &[("username", name), ("password", "pw".into())],
+                "username",
+            )
+            .await;
         assert_eq!(body["user_id"], 0, "user_id present on failure: {body}");
         assert_eq!(body["token"], "", "token is a string on failure: {body}");
     }
-    app.refused_post(REGISTER, &[("username", "ok".into()), ("password", "p".repeat(33))], "password").await;
-    app.refused_post(REGISTER, &[("username", "ok".into())], "password is required").await;
+    app.refused_post(
+        REGISTER,
+        &[("username", "ok".into()), ("password", "p".repeat(33))],
+        "password",
+    )
+    .await;
+    app.refused_post(
+        REGISTER,
+        &[("username", "ok".into())],
+        "password is required",
+    )
+    .await;
     app.register(&"名".repeat(32), "pw").await; // 32 characters (96 bytes) is fine
 }
 
@@ -110,57 +216,150 @@ async fn usernames_longer_than_32_characters_or_empty_are_refused() {
 async fn a_duplicate_register_is_refused() {
     let app = spawn_app().await;
     app.register("same", "pw").await;
-    app.refused_post(REGISTER, &[("username", "same".into()), ("password", "other".into())], "already taken").await;
+    app.refused_post(
+        REGISTER,
+        &[("username", "same".into()), ("password", "other".into())],
+        "already taken",
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn a_wrong_password_or_unknown_user_cannot_log_in() {
     let app = spawn_app().await;
     app.register("alice", "right").await;
-    let body = app.refused_post(LOGIN, &[("username", "alice".into()), ("password", "wrong".into())], "wrong username or password").await;
+    let body = app
+        .refused_post(
+            LOGIN,
+            &[("username", "alice".into()), ("password", "wrong".into())],
+            "wrong username or password",
+        )
+        .await;
     assert_eq!(body["token"], "", "no token on failure");
-    app.refused_post(LOGIN, &[("username", "nobody".into()), ("password", "right".into())], "wrong username or password").await;
+    app.refused_post(
+        LOGIN,
+        &[("username", "nobody".into()), ("password", "right".into())],
+        "wrong username or password",
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn liking_or_commenting_on_a_video_that_does_not_exist_is_refused() {
     let (app, user) = app_with_user().await;
-    app.refused_post(FAVORITE, &user.with(&[("video_id", "424242".into()), ("action_type", "1".into())]), "does not exist").await;
-    app.refused_post(COMMENT, &user.with(&[("video_id", "424242".into()), ("action_type", "1".into()), ("comment_text", "hi".into())]), "does not exist").await;
-    app.refused_get("/douyin/comment/list/", &user.with(&[("video_id", "424242".into())]), "does not exist").await;
+    app.refused_post(
+        FAVORITE,
+        &user.with(&[("video_id", "424242".into()), ("action_type", "1".into())]),
+        "does not exist",
+    )
+    .await;
+    app.refused_post(
+        COMMENT,
+        &user.with(&[
+            ("video_id", "424242".into()),
+            ("action_type", "1".into()),
+            ("comment_text", "hi".into()),
+        ]),
+        "does not exist",
+    )
+    .await;
+    app.refused_get(
+        "/douyin/comment/list/",
+        &user.with(&[("video_id", "424242".into())]),
+        "does not exist",
+    )
+    .await;
     assert!(app.favorite_list(&user, user.id).await.is_empty());
 }
 
 #[tokio::test]
 async fn messaging_or_following_a_user_that_does_not_exist_is_refused() {
     let (app, user) = app_with_user().await;
-    app.refused_post(MESSAGE, &user.with(&[("to_user_id", "777".into()), ("action_type", "1".into()), ("content", "hi".into())]), "does not exist").await;
-    app.refused_post(RELATION, &user.with(&[("to_user_id", "777".into()), ("action_type", "1".into())]), "does not exist").await;
-    app.refused_get("/douyin/message/chat/", &user.with(&[("to_user_id", "777".into())]), "does not exist").await;
-    app.refused_get("/douyin/user/", &user.with(&[("user_id", "777".into())]), "does not exist").await;
+    app.refused_post(
+        MESSAGE,
+        &user.with(&[
+            ("to_user_id", "777".into()),
+            ("action_type", "1".into()),
+            ("content", "hi".into()),
+        ]),
+        "does not exist",
+    )
+    .await;
+    app.refused_post(
+        RELATION,
+        &user.with(&[("to_user_id", "777".into()), ("action_type", "1".into())]),
+        "does not exist",
+    )
+    .await;
+    app.refused_get(
+        "/douyin/message/chat/",
+        &user.with(&[("to_user_id", "777".into())]),
+        "does not exist",
+    )
+    .await;
+    app.refused_get(
+        "/douyin/user/",
+        &user.with(&[("user_id", "777".into())]),
+        "does not exist",
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn messaging_yourself_is_refused() {
     let (app, user) = app_with_user().await;
-    app.refused_post(MESSAGE, &user.with(&[("to_user_id", user.id.to_string()), ("action_type", "1".into()), ("content", "me".into())]), "yourself").await;
+    app.refused_post(
+        MESSAGE,
+        &user.with(&[
+            ("to_user_id", user.id.to_string()),
+            ("action_type", "1".into()),
+            ("content", "me".into()),
+        ]),
+        "yourself",
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn deleting_a_comment_that_does_not_exist_is_refused() {
     let (app, user) = app_with_user().await;
     let video = app.publish(&user, "v").await;
-    app.refused_post(COMMENT, &user.with(&[("video_id", video.to_string()), ("action_type", "2".into()), ("comment_id", "55".into())]), "does not exist").await;
+    app.refused_post(
+        COMMENT,
+        &user.with(&[
+            ("video_id", video.to_string()),
+            ("action_type", "2".into()),
+            ("comment_id", "55".into()),
+        ]),
+        "does not exist",
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn a_non_video_upload_is_refused_whatever_its_name() {
     let (app, user) = app_with_user().await;
-    let (status, body) = app.publish_raw(&user.token, "fake", b"#!/bin/sh\necho this is not a video\n".to_vec(), "clip.mp4").await;
+    let (status, body) = app
+        .publish_raw(
+            &user.token,
+            "fake",
+            b"#!/bin/sh\necho this is not a video\n".to_vec(),
+            "clip.mp4",
+        )
+        .await;
     assert_eq!(status, 200, "{body}");
     assert_refused(&body, "text upload");
-    assert!(body["status_msg"].as_str().unwrap_or_default().contains("not a video"), "{body}");
-    assert!(app.publish_list(&user, user.id).await.is_empty(), "nothing was published");
+    assert!(
+        body["status_msg"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("not a video"),
+        "{body}"
+    );
+    assert!(
+        app.publish_list(&user, user.id).await.is_empty(),
+        "nothing was published"
+    );
 }
 
 #[tokio::test]
@@ -172,23 +371,52 @@ async fn an_oversized_upload_is_refused() {
     let (status, body) = app.publish_raw(&user.token, "big", big, "big.mp4").await;
     assert_eq!(status, 200, "{body}");
     assert_refused(&body, "oversized upload");
-    assert!(body["status_msg"].as_str().unwrap_or_default().contains("too large"), "{body}");
-    assert!(app.publish_list(&user, user.id).await.is_empty(), "nothing was published");
+    assert!(
+        body["status_msg"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("too large"),
+        "{body}"
+    );
+    assert!(
+        app.publish_list(&user, user.id).await.is_empty(),
+        "nothing was published"
+    );
 }
 
 #[tokio::test]
 async fn a_publish_without_a_file_title_or_token_is_refused() {
     let (app, user) = app_with_user().await;
-    let (_, body) = app.publish_raw(&user.token, "   ", SAMPLE_MP4.to_vec(), "a.mp4").await;
+    let (_, body) = app
+        .publish_raw(&user.token, "   ", SAMPLE_MP4.to_vec(), "a.mp4")
+        .await;
     assert_refused(&body, "empty title");
     let (_, body) = app.publish_raw("", "t", SAMPLE_MP4.to_vec(), "a.mp4").await;
     assert_refused(&body, "no token");
-    let resp = app.client.post(app.url("/douyin/publish/action/")).form(&[("token", user.token.clone()), ("title", "t".into())]).send().await.expect("post");
-    assert_eq!(resp.status(), 200, "a non-multipart publish is a refusal, not an error page");
+    let resp = app
+        .client
+        .post(app.url("/douyin/publish/action/"))
+        .form(&[("token", user.token.clone()), ("title", "t".into())])
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(
+        resp.status(),
+        200,
+        "a non-multipart publish is a refusal, not an error page"
+    );
     let body: serde_json::Value = resp.json().await.expect("json");
     assert_refused(&body, "non-multipart publish");
-    let form = reqwest::multipart::Form::new().text("token", user.token.clone()).text("title", "t");
-    let resp = app.client.post(app.url("/douyin/publish/action/")).multipart(form).send().await.expect("post");
+    let form = reqwest::multipart::Form::new()
+        .text("token", user.token.clone())
+        .text("title", "t");
+    let resp = app
+        .client
+        .post(app.url("/douyin/publish/action/"))
+        .multipart(form)
+        .send()
+        .await
+        .expect("post");
     let body: serde_json::Value = resp.json().await.expect("json");
     assert_refused(&body, "publish without data");
 }

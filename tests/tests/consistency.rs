@@ -23,7 +23,12 @@ async fn a_like_is_visible_to_the_author_immediately_a_thousand_times() {
             stale.push((i, list[0]["favorite_count"].clone()));
         }
     }
-    assert!(stale.is_empty(), "{} of {PAIRS} reads by the author were stale: {:?}", stale.len(), &stale[..stale.len().min(10)]);
+    assert!(
+        stale.is_empty(),
+        "{} of {PAIRS} reads by the author were stale: {:?}",
+        stale.len(),
+        &stale[..stale.len().min(10)]
+    );
 }
 
 #[tokio::test]
@@ -45,7 +50,12 @@ async fn a_message_is_in_the_recipients_next_poll_a_thousand_times() {
             last_seen = t;
         }
     }
-    assert!(stale.is_empty(), "{} of {PAIRS} polls were stale or repeated: {:?}", stale.len(), &stale[..stale.len().min(10)]);
+    assert!(
+        stale.is_empty(),
+        "{} of {PAIRS} polls were stale or repeated: {:?}",
+        stale.len(),
+        &stale[..stale.len().min(10)]
+    );
 }
 
 #[tokio::test]
@@ -56,7 +66,13 @@ async fn a_follow_is_in_the_other_users_follower_list_immediately() {
     for round in 0..100 {
         let follow = round % 2 == 0;
         app.follow(&a, b.id, if follow { 1 } else { 2 }).await;
-        let followers = app.user_list("/douyin/relation/follower/list/", &b, b.id).await;
-        assert_eq!(followers.len(), usize::from(follow), "round {round}: b's follower list is current");
+        let followers = app
+            .user_list("/douyin/relation/follower/list/", &b, b.id)
+            .await;
+        assert_eq!(
+            followers.len(),
+            usize::from(follow),
+            "round {round}: b's follower list is current"
+        );
     }
 }

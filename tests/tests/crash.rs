@@ -24,7 +24,10 @@ async fn every_acknowledged_like_survives_a_sigkill_and_counts_exactly_once() {
     for i in 0..FANS {
         fans.push(app.register(&format!("fan{i}"), "pw").await);
     }
-    let likes: Vec<(User, i64)> = fans.iter().flat_map(|f| videos.iter().map(move |v| (f.clone(), *v))).collect();
+    let likes: Vec<(User, i64)> = fans
+        .iter()
+        .flat_map(|f| videos.iter().map(move |v| (f.clone(), *v)))
+        .collect();
 
     // Act: a concurrent stream of likes; SIGKILL once a third of them were acknowledged.
     let acked = Arc::new(AtomicUsize::new(0));
@@ -36,7 +39,8 @@ async fn every_acknowledged_like_survives_a_sigkill_and_counts_exactly_once() {
         .map(move |(fan, video)| {
             let (client, url, acked) = (client.clone(), url.clone(), counter.clone());
             async move {
-                let form = fan.with(&[("video_id", video.to_string()), ("action_type", "1".into())]);
+                let form =
+                    fan.with(&[("video_id", video.to_string()), ("action_type", "1".into())]);
                 let reply = client.post(&url).form(&form).send().await.ok()?;
                 let body: serde_json::Value = reply.json().await.ok()?;
                 (body["status_code"] == 0).then(|| {
@@ -52,20 +56,36 @@ async fn every_acknowledged_like_survives_a_sigkill_and_counts_exactly_once() {
     }
     app.kill().await;
     let acknowledged: HashSet<(i64, i64)> = collector.await.expect("join").into_iter().collect();
-    assert!(acknowledged.len() >= kill_after, "the stream was cut mid-way");
-    assert!(acknowledged.len() < likes.len(), "the kill happened before the stream ended ({} acked)", acknowledged.len());
+    assert!(
+        acknowledged.len() >= kill_after,
+        "the stream was cut mid-way"
+    );
+    assert!(
+        acknowledged.len() < likes.len(),
+        "the kill happened before the stream ended ({} acked)",
+        acknowledged.len()
+    );
     app.restart().await;
 
     // Assert: every acknowledged like is there, and each video's count equals its likers.
     let mut likers: HashMap<i64, usize> = HashMap::new();
     for fan in &fans {
-        let liked: HashSet<i64> = ids(&app.favorite_list(fan, fan.id).await).into_iter().collect();
+        let liked: HashSet<i64> = ids(&app.favorite_list(fan, fan.id).await)
+            .into_iter()
+            .collect();
         for &(fan_id, video) in &acknowledged {
             if fan_id == fan.id {
-                assert!(liked.contains(&video), "acknowledged like ({fan_id}, {video}) was lost");
+                assert!(
+                    liked.contains(&video),
+                    "acknowledged like ({fan_id}, {video}) was lost"
+                );
             }
         }
-        assert_eq!(app.user_info(fan, fan.id).await["favorite_count"], liked.len() as i64, "fan's favorite_count");
+        assert_eq!(
+            app.user_info(fan, fan.id).await["favorite_count"],
+            liked.len() as i64,
+            "fan's favorite_count"
+        );
         for v in liked {
             *likers.entry(v).or_default() += 1;
         }
@@ -75,19 +95,32 @@ async fn every_acknowledged_like_survives_a_sigkill_and_counts_exactly_once() {
     for v in &listed {
         let id = v["id"].as_i64().expect("id");
         let expected = likers.get(&id).copied().unwrap_or(0) as i64;
-        assert_eq!(v["favorite_count"], expected, "video {id}: count equals its likers");
+        assert_eq!(
+            v["favorite_count"], expected,
+            "video {id}: count equals its likers"
+        );
         total += expected;
     }
-    assert_eq!(app.user_info(&author, author.id).await["total_favorited"], total, "author's total_favorited");
+    assert_eq!(
+        app.user_info(&author, author.id).await["total_favorited"],
+        total,
+        "author's total_favorited"
+    );
 
     // And redelivering every like after the restart changes nothing beyond "each once".
     for (fan, video) in &likes {
         app.like(fan, *video, 1).await;
     }
     for v in app.publish_list(&author, author.id).await {
-        assert_eq!(v["favorite_count"], FANS as i64, "each fan counted exactly once");
+        assert_eq!(
+            v["favorite_count"], FANS as i64,
+            "each fan counted exactly once"
+        );
     }
-    assert_eq!(app.user_info(&author, author.id).await["total_favorited"], (FANS * VIDEOS) as i64);
+    assert_eq!(
+        app.user_info(&author, author.id).await["total_favorited"],
+        (FANS * VIDEOS) as i64
+    );
 }
 
 #[tokio::test]
@@ -103,15 +136,34 @@ async fn everything_survives_a_restart_including_tokens() {
 
     app.restart().await;
 
-    assert_eq!(app.user_info(&a, a.id).await["follower_count"], 1, "token still valid, follow kept");
+    assert_eq!(
+        app.user_info(&a, a.id).await["follower_count"],
+        1,
+        "token still valid, follow kept"
+    );
     let v = &app.publish_list(&b, a.id).await[0];
     assert_eq!(v["favorite_count"], 1);
     assert_eq!(v["comment_count"], 1);
     assert_eq!(v["is_favorite"], true);
     assert_eq!(app.chat(&b, a.id, 0).await[0]["content"], "still here");
-    let video_file = app.client.get(v["play_url"].as_str().expect("url")).send().await.expect("get");
+    let video_file = app
+        .client
+        .get(v["play_url"].as_str().expect("url"))
+        .send()
+        .await
+        .expect("get");
     assert_eq!(video_file.status(), 200, "uploads survive");
-    let login = app.post("/douyin/user/login/", &[("username", "a".into()), ("password", "pw".into())]).await;
+    let login = app
+        .post(
+            "/douyin/user/login/",
+            &[("username", "a".into()), ("password", "pw".into())],
+        )
+        .await;
     assert_ok(&login, "login after restart");
-    app.refused_post("/douyin/user/register/", &[("username", "a".into()), ("password", "x".into())], "taken").await;
+    app.refused_post(
+        "/douyin/user/register/",
+        &[("username", "a".into()), ("password", "x".into())],
+        "taken",
+    )
+    .await;
 }

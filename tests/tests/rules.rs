@@ -7,7 +7,10 @@ use titok_tests::*;
 async fn like_and_unlike_are_idempotent_and_counts_are_exact() {
     let app = spawn_app().await;
     let author = app.register("author", "pw").await;
-    let fans = [app.register("f1", "pw").await, app.register("f2", "pw").await];
+    let fans = [
+        app.register("f1", "pw").await,
+        app.register("f2", "pw").await,
+    ];
     let video_id = app.publish(&author, "v").await;
 
     for fan in &fans {
@@ -15,16 +18,31 @@ async fn like_and_unlike_are_idempotent_and_counts_are_exact() {
         app.like(fan, video_id, 1).await; // repeated: success, no change
     }
     let video = &app.publish_list(&author, author.id).await[0];
-    assert_eq!(video["favorite_count"], 2, "two distinct likers, each counted once");
-    assert_eq!(app.user_info(&author, author.id).await["total_favorited"], 2);
-    assert_eq!(app.user_info(&fans[0], fans[0].id).await["favorite_count"], 1);
+    assert_eq!(
+        video["favorite_count"], 2,
+        "two distinct likers, each counted once"
+    );
+    assert_eq!(
+        app.user_info(&author, author.id).await["total_favorited"],
+        2
+    );
+    assert_eq!(
+        app.user_info(&fans[0], fans[0].id).await["favorite_count"],
+        1
+    );
 
     app.like(&fans[0], video_id, 2).await;
     app.like(&fans[0], video_id, 2).await; // unlike of nothing: success, no change
     let video = &app.publish_list(&author, author.id).await[0];
     assert_eq!(video["favorite_count"], 1);
-    assert_eq!(app.user_info(&author, author.id).await["total_favorited"], 1);
-    assert_eq!(app.user_info(&fans[0], fans[0].id).await["favorite_count"], 0);
+    assert_eq!(
+        app.user_info(&author, author.id).await["total_favorited"],
+        1
+    );
+    assert_eq!(
+        app.user_info(&fans[0], fans[0].id).await["favorite_count"],
+        0
+    );
     assert!(app.favorite_list(&fans[0], fans[0].id).await.is_empty());
 }
 
@@ -37,8 +55,15 @@ async fn follow_is_idempotent_and_friends_appear_and_disappear_with_mutual_follo
 
     app.follow(&a, b.id, 1).await;
     app.follow(&a, b.id, 1).await;
-    assert_eq!(app.user_info(&a, b.id).await["follower_count"], 1, "repeated follow counts once");
-    assert!(app.user_list(friends, &a, a.id).await.is_empty(), "one-way follow is no friendship");
+    assert_eq!(
+        app.user_info(&a, b.id).await["follower_count"],
+        1,
+        "repeated follow counts once"
+    );
+    assert!(
+        app.user_list(friends, &a, a.id).await.is_empty(),
+        "one-way follow is no friendship"
+    );
 
     app.follow(&b, a.id, 1).await;
     app.send_message(&b, a.id, "hi friend").await;
@@ -52,11 +77,25 @@ async fn follow_is_idempotent_and_friends_appear_and_disappear_with_mutual_follo
 
     app.follow(&a, b.id, 2).await;
     app.follow(&a, b.id, 2).await;
-    assert!(app.user_list(friends, &a, a.id).await.is_empty(), "unfollow ends friendship");
-    assert!(app.user_list(friends, &b, b.id).await.is_empty(), "for both sides");
-    assert_eq!(app.user_info(&a, b.id).await["follower_count"], 0, "repeated unfollow subtracts once");
+    assert!(
+        app.user_list(friends, &a, a.id).await.is_empty(),
+        "unfollow ends friendship"
+    );
+    assert!(
+        app.user_list(friends, &b, b.id).await.is_empty(),
+        "for both sides"
+    );
+    assert_eq!(
+        app.user_info(&a, b.id).await["follower_count"],
+        0,
+        "repeated unfollow subtracts once"
+    );
     assert_eq!(app.user_info(&a, a.id).await["follow_count"], 0);
-    assert_eq!(app.user_info(&a, b.id).await["follow_count"], 1, "b still follows a");
+    assert_eq!(
+        app.user_info(&a, b.id).await["follow_count"],
+        1,
+        "b still follows a"
+    );
 }
 
 #[tokio::test]
@@ -70,19 +109,46 @@ async fn lists_are_newest_first_and_empty_lists_are_arrays() {
         "/douyin/relation/follower/list/",
         "/douyin/relation/friend/list/",
     ] {
-        let body = app.get(path, &u.with(&[("user_id", u.id.to_string())])).await;
+        let body = app
+            .get(path, &u.with(&[("user_id", u.id.to_string())]))
+            .await;
         assert_ok(&body, path);
-        let field = if path.contains("relation") { "user_list" } else { "video_list" };
-        assert_eq!(body[field], serde_json::json!([]), "{path}: empty list is [] not null");
+        let field = if path.contains("relation") {
+            "user_list"
+        } else {
+            "video_list"
+        };
+        assert_eq!(
+            body[field],
+            serde_json::json!([]),
+            "{path}: empty list is [] not null"
+        );
     }
     let first = app.publish(&u, "first").await;
     let second = app.publish(&u, "second").await;
-    assert_eq!(ids(&app.publish_list(&u, u.id).await), vec![second, first], "publish list newest first");
+    assert_eq!(
+        ids(&app.publish_list(&u, u.id).await),
+        vec![second, first],
+        "publish list newest first"
+    );
     assert!(app.comments(&u, first).await.is_empty());
-    let c1 = app.comment(&u, first, "one").await["id"].as_i64().expect("id");
-    let c2 = app.comment(&u, first, "two").await["id"].as_i64().expect("id");
-    assert_eq!(ids(&app.comments(&u, first).await), vec![c2, c1], "comments newest first");
-    let chat = app.get("/douyin/message/chat/", &u.with(&[("to_user_id", app.register("w", "pw").await.id.to_string())])).await;
+    let c1 = app.comment(&u, first, "one").await["id"]
+        .as_i64()
+        .expect("id");
+    let c2 = app.comment(&u, first, "two").await["id"]
+        .as_i64()
+        .expect("id");
+    assert_eq!(
+        ids(&app.comments(&u, first).await),
+        vec![c2, c1],
+        "comments newest first"
+    );
+    let chat = app
+        .get(
+            "/douyin/message/chat/",
+            &u.with(&[("to_user_id", app.register("w", "pw").await.id.to_string())]),
+        )
+        .await;
     assert_eq!(chat["message_list"], serde_json::json!([]));
 }
 
@@ -98,7 +164,15 @@ async fn feed_pages_by_next_time_with_no_repeats_and_nothing_missed() {
     let mut seen = Vec::new();
     let mut latest = 0_i64;
     for _page in 0..5 {
-        let body = app.get("/douyin/feed/", &[("latest_time", latest.to_string()), ("token", u.token.clone())]).await;
+        let body = app
+            .get(
+                "/douyin/feed/",
+                &[
+                    ("latest_time", latest.to_string()),
+                    ("token", u.token.clone()),
+                ],
+            )
+            .await;
         assert_ok(&body, "feed");
         let page = list(&body, "video_list");
         assert!(page.len() <= 30, "at most 30 per page");
@@ -110,10 +184,15 @@ async fn feed_pages_by_next_time_with_no_repeats_and_nothing_missed() {
     }
     let mut expected = published.clone();
     expected.reverse();
-    assert_eq!(seen, expected, "every video exactly once, newest first, across pages");
+    assert_eq!(
+        seen, expected,
+        "every video exactly once, newest first, across pages"
+    );
 
     // Clients also send seconds: a latest_time in seconds from the far future shows the newest.
-    let body = app.get("/douyin/feed/", &[("latest_time", "4102444800".into())]).await;
+    let body = app
+        .get("/douyin/feed/", &[("latest_time", "4102444800".into())])
+        .await;
     assert_eq!(list(&body, "video_list").len(), 30, "seconds are accepted");
 }
 
@@ -123,22 +202,47 @@ async fn chat_returns_strictly_newer_messages_oldest_first() {
     let a = app.register("a", "pw").await;
     let b = app.register("b", "pw").await;
     for i in 0..5 {
-        app.send_message(if i % 2 == 0 { &a } else { &b }, if i % 2 == 0 { b.id } else { a.id }, &format!("m{i}")).await;
+        app.send_message(
+            if i % 2 == 0 { &a } else { &b },
+            if i % 2 == 0 { b.id } else { a.id },
+            &format!("m{i}"),
+        )
+        .await;
     }
 
     let all = app.chat(&a, b.id, 0).await;
-    let contents: Vec<&str> = all.iter().map(|m| m["content"].as_str().unwrap_or_default()).collect();
-    assert_eq!(contents, ["m0", "m1", "m2", "m3", "m4"], "both directions, oldest first");
-    let times: Vec<i64> = all.iter().map(|m| m["create_time"].as_i64().unwrap_or(0)).collect();
-    assert!(times.windows(2).all(|w| w[0] < w[1]), "create_time strictly increasing: {times:?}");
+    let contents: Vec<&str> = all
+        .iter()
+        .map(|m| m["content"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(
+        contents,
+        ["m0", "m1", "m2", "m3", "m4"],
+        "both directions, oldest first"
+    );
+    let times: Vec<i64> = all
+        .iter()
+        .map(|m| m["create_time"].as_i64().unwrap_or(0))
+        .collect();
+    assert!(
+        times.windows(2).all(|w| w[0] < w[1]),
+        "create_time strictly increasing: {times:?}"
+    );
 
     let newer = app.chat(&a, b.id, times[2]).await;
     assert_eq!(newer.len(), 2, "strictly newer than pre_msg_time");
     assert_eq!(newer[0]["content"], "m3");
-    assert!(app.chat(&b, a.id, times[4]).await.is_empty(), "nothing newer than the newest");
+    assert!(
+        app.chat(&b, a.id, times[4]).await.is_empty(),
+        "nothing newer than the newest"
+    );
     app.send_message(&b, a.id, "m5").await;
     let polled = app.chat(&a, b.id, times[4]).await;
-    assert_eq!(polled.len(), 1, "a poll after a send sees exactly the new message");
+    assert_eq!(
+        polled.len(),
+        1,
+        "a poll after a send sees exactly the new message"
+    );
     assert_eq!(polled[0]["content"], "m5");
 }
 
@@ -152,11 +256,19 @@ async fn only_the_participants_read_a_conversation() {
     app.follow(&a, b.id, 1).await;
     app.follow(&b, a.id, 1).await;
 
-    assert!(app.chat(&eve, a.id, 0).await.is_empty(), "eve's chat with a is her own, empty");
+    assert!(
+        app.chat(&eve, a.id, 0).await.is_empty(),
+        "eve's chat with a is her own, empty"
+    );
     assert!(app.chat(&eve, b.id, 0).await.is_empty());
-    let a_friends_seen_by_eve = app.user_list("/douyin/relation/friend/list/", &eve, a.id).await;
+    let a_friends_seen_by_eve = app
+        .user_list("/douyin/relation/friend/list/", &eve, a.id)
+        .await;
     assert_eq!(ids(&a_friends_seen_by_eve), vec![b.id]);
-    assert_eq!(a_friends_seen_by_eve[0]["message"], "", "another user's friend list shows no messages");
+    assert_eq!(
+        a_friends_seen_by_eve[0]["message"], "",
+        "another user's friend list shows no messages"
+    );
 }
 
 #[tokio::test]
@@ -165,23 +277,41 @@ async fn only_the_author_deletes_a_comment() {
     let author = app.register("author", "pw").await;
     let other = app.register("other", "pw").await;
     let video_id = app.publish(&author, "v").await;
-    let comment_id = app.comment(&author, video_id, "mine").await["id"].as_i64().expect("id");
+    let comment_id = app.comment(&author, video_id, "mine").await["id"]
+        .as_i64()
+        .expect("id");
 
     let body = app
         .post(
             "/douyin/comment/action/",
-            &other.with(&[("video_id", video_id.to_string()), ("action_type", "2".into()), ("comment_id", comment_id.to_string())]),
+            &other.with(&[
+                ("video_id", video_id.to_string()),
+                ("action_type", "2".into()),
+                ("comment_id", comment_id.to_string()),
+            ]),
         )
         .await;
     assert_refused(&body, "deleting another user's comment");
-    assert_eq!(ids(&app.comments(&other, video_id).await), vec![comment_id], "the comment is still there");
+    assert_eq!(
+        ids(&app.comments(&other, video_id).await),
+        vec![comment_id],
+        "the comment is still there"
+    );
 }
 
 #[tokio::test]
 async fn following_yourself_is_refused() {
     let app = spawn_app().await;
     let u = app.register("u", "pw").await;
-    let body = app.post("/douyin/relation/action/", &u.with(&[("to_user_id", u.id.to_string()), ("action_type", "1".into())])).await;
+    let body = app
+        .post(
+            "/douyin/relation/action/",
+            &u.with(&[
+                ("to_user_id", u.id.to_string()),
+                ("action_type", "1".into()),
+            ]),
+        )
+        .await;
     assert_refused(&body, "self-follow");
     assert_eq!(app.user_info(&u, u.id).await["follow_count"], 0);
 }
@@ -209,7 +339,11 @@ async fn parameters_are_accepted_from_query_or_form_with_or_without_trailing_sla
     let resp = app
         .client
         .post(app.url("/douyin/relation/action/"))
-        .query(&[("token", u.token.clone()), ("to_user_id", float_id), ("action_type", "1".into())])
+        .query(&[
+            ("token", u.token.clone()),
+            ("to_user_id", float_id),
+            ("action_type", "1".into()),
+        ])
         .send()
         .await
         .expect("post");
@@ -217,7 +351,9 @@ async fn parameters_are_accepted_from_query_or_form_with_or_without_trailing_sla
     assert_ok(&body, "query string on POST with a float id");
 
     // The official document's typo is served as an alias.
-    let typo = app.user_list("/douyin/relatioin/follow/list/", &u, u.id).await;
+    let typo = app
+        .user_list("/douyin/relatioin/follow/list/", &u, u.id)
+        .await;
     assert_eq!(ids(&typo), vec![v.id]);
 }
 
@@ -231,11 +367,15 @@ async fn is_follow_and_is_favorite_are_relative_to_the_viewer() {
     app.like(&fan, video_id, 1).await;
     app.follow(&fan, author.id, 1).await;
 
-    let as_fan = app.get("/douyin/feed/", &[("token", fan.token.clone())]).await;
+    let as_fan = app
+        .get("/douyin/feed/", &[("token", fan.token.clone())])
+        .await;
     let v = &list(&as_fan, "video_list")[0];
     assert_eq!(v["is_favorite"], true);
     assert_eq!(v["author"]["is_follow"], true);
-    let as_stranger = app.get("/douyin/feed/", &[("token", stranger.token.clone())]).await;
+    let as_stranger = app
+        .get("/douyin/feed/", &[("token", stranger.token.clone())])
+        .await;
     let v = &list(&as_stranger, "video_list")[0];
     assert_eq!(v["is_favorite"], false);
     assert_eq!(v["author"]["is_follow"], false);

@@ -16,15 +16,40 @@ async fn a_fresh_server_serves_a_feed_with_the_sample_video_and_its_files() {
     assert_eq!(videos.len(), 1, "one sample video: {body}");
     let video = &videos[0];
     assert_eq!(video["author"]["name"], "titok-demo");
-    assert_eq!(video["author"]["work_count"], 1, "author's work_count counts the sample");
-    assert!(body["next_time"].as_i64().unwrap_or(0) > 0, "next_time present: {body}");
-    let play = app.client.get(video["play_url"].as_str().expect("play_url")).send().await.expect("play");
+    assert_eq!(
+        video["author"]["work_count"], 1,
+        "author's work_count counts the sample"
+    );
+    assert!(
+        body["next_time"].as_i64().unwrap_or(0) > 0,
+        "next_time present: {body}"
+    );
+    let play = app
+        .client
+        .get(video["play_url"].as_str().expect("play_url"))
+        .send()
+        .await
+        .expect("play");
     assert_eq!(play.status(), 200, "play_url is served");
-    assert_eq!(play.bytes().await.expect("bytes").as_ref(), SAMPLE_MP4, "play_url serves the video bytes");
-    let cover = app.client.get(video["cover_url"].as_str().expect("cover_url")).send().await.expect("cover");
+    assert_eq!(
+        play.bytes().await.expect("bytes").as_ref(),
+        SAMPLE_MP4,
+        "play_url serves the video bytes"
+    );
+    let cover = app
+        .client
+        .get(video["cover_url"].as_str().expect("cover_url"))
+        .send()
+        .await
+        .expect("cover");
     assert_eq!(cover.status(), 200, "cover_url is served");
     assert!(!cover.bytes().await.expect("bytes").is_empty());
-    let avatar = app.client.get(video["author"]["avatar"].as_str().expect("avatar")).send().await.expect("avatar");
+    let avatar = app
+        .client
+        .get(video["author"]["avatar"].as_str().expect("avatar"))
+        .send()
+        .await
+        .expect("avatar");
     assert_eq!(avatar.status(), 200, "avatar is served");
 }
 
@@ -33,19 +58,37 @@ async fn the_sample_can_be_switched_off() {
     let app = spawn_app().await;
     let body = app.get("/douyin/feed/", &[]).await;
     assert_ok(&body, "feed");
-    assert_eq!(list(&body, "video_list").len(), 0, "no sample with --no-sample: {body}");
+    assert_eq!(
+        list(&body, "video_list").len(),
+        0,
+        "no sample with --no-sample: {body}"
+    );
 }
 
 #[tokio::test]
 async fn register_then_login_then_user_info_without_user_id() {
     let app = spawn_app().await;
     let registered = app.register("alice", "pa55word").await;
-    assert!(registered.id > 0 && registered.id < (1 << 53), "JS-safe positive id");
+    assert!(
+        registered.id > 0 && registered.id < (1 << 53),
+        "JS-safe positive id"
+    );
     assert!(!registered.token.is_empty());
 
-    let login = app.post("/douyin/user/login/", &[("username", "alice".into()), ("password", "pa55word".into())]).await;
+    let login = app
+        .post(
+            "/douyin/user/login/",
+            &[
+                ("username", "alice".into()),
+                ("password", "pa55word".into()),
+            ],
+        )
+        .await;
     assert_ok(&login, "login");
-    assert_eq!(login["user_id"], registered.id, "login returns the registered id");
+    assert_eq!(
+        login["user_id"], registered.id,
+        "login returns the registered id"
+    );
     let token = login["token"].as_str().expect("token").to_owned();
 
     let me = app.get("/douyin/user/", &[("token", token)]).await;
@@ -53,7 +96,13 @@ async fn register_then_login_then_user_info_without_user_id() {
     let user = &me["user"];
     assert_eq!(user["id"], registered.id);
     assert_eq!(user["name"], "alice");
-    for field in ["follow_count", "follower_count", "total_favorited", "work_count", "favorite_count"] {
+    for field in [
+        "follow_count",
+        "follower_count",
+        "total_favorited",
+        "work_count",
+        "favorite_count",
+    ] {
         assert_eq!(user[field], 0, "{field} starts at 0: {user}");
     }
     assert_eq!(user["is_follow"], false);
@@ -80,8 +129,14 @@ async fn publish_then_the_publish_list_shows_it_with_absolute_urls() {
         let resp = app.client.get(url).send().await.expect("fetch");
         assert_eq!(resp.status(), 200, "{url} is served");
     }
-    let feed = app.get("/douyin/feed/", &[("token", author.token.clone())]).await;
-    assert_eq!(ids(&list(&feed, "video_list")), vec![video_id], "the feed shows it too");
+    let feed = app
+        .get("/douyin/feed/", &[("token", author.token.clone())])
+        .await;
+    assert_eq!(
+        ids(&list(&feed, "video_list")),
+        vec![video_id],
+        "the feed shows it too"
+    );
 }
 
 #[tokio::test]
@@ -114,17 +169,30 @@ async fn comment_then_the_list_contains_it_then_delete_removes_it() {
 
     let listed = app.comments(&author, video_id).await;
     assert_eq!(ids(&listed), vec![comment_id]);
-    assert_eq!(app.publish_list(&author, author.id).await[0]["comment_count"], 1);
+    assert_eq!(
+        app.publish_list(&author, author.id).await[0]["comment_count"],
+        1
+    );
 
     let deleted = app
         .post(
             "/douyin/comment/action/",
-            &author.with(&[("video_id", video_id.to_string()), ("action_type", "2".into()), ("comment_id", comment_id.to_string())]),
+            &author.with(&[
+                ("video_id", video_id.to_string()),
+                ("action_type", "2".into()),
+                ("comment_id", comment_id.to_string()),
+            ]),
         )
         .await;
     assert_ok(&deleted, "delete comment");
-    assert!(app.comments(&author, video_id).await.is_empty(), "deleted comment is gone");
-    assert_eq!(app.publish_list(&author, author.id).await[0]["comment_count"], 0);
+    assert!(
+        app.comments(&author, video_id).await.is_empty(),
+        "deleted comment is gone"
+    );
+    assert_eq!(
+        app.publish_list(&author, author.id).await[0]["comment_count"],
+        0
+    );
 }
 
 #[tokio::test]
@@ -135,10 +203,14 @@ async fn follow_then_follow_list_and_the_other_users_follower_list() {
 
     app.follow(&a, b.id, 1).await;
 
-    let following = app.user_list("/douyin/relation/follow/list/", &a, a.id).await;
+    let following = app
+        .user_list("/douyin/relation/follow/list/", &a, a.id)
+        .await;
     assert_eq!(ids(&following), vec![b.id]);
     assert_eq!(following[0]["is_follow"], true, "a follows b");
-    let followers = app.user_list("/douyin/relation/follower/list/", &b, b.id).await;
+    let followers = app
+        .user_list("/douyin/relation/follower/list/", &b, b.id)
+        .await;
     assert_eq!(ids(&followers), vec![a.id]);
     assert_eq!(followers[0]["is_follow"], false, "b does not follow a");
     assert_eq!(app.user_info(&b, b.id).await["follower_count"], 1);
@@ -159,6 +231,9 @@ async fn a_sent_message_is_in_both_users_chat() {
         assert_eq!(chat[0]["content"], "hello b");
         assert_eq!(chat[0]["from_user_id"], a.id);
         assert_eq!(chat[0]["to_user_id"], b.id);
-        assert!(chat[0]["create_time"].as_i64().unwrap_or(0) > 1_600_000_000_000, "epoch ms");
+        assert!(
+            chat[0]["create_time"].as_i64().unwrap_or(0) > 1_600_000_000_000,
+            "epoch ms"
+        );
     }
 }

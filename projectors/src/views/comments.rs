@@ -6,7 +6,11 @@ use titok_infra::stats::{bump_video, VideoCounter};
 
 use super::Touched;
 
-pub async fn added(conn: &mut SqliteConnection, e: &CommentAdded, touched: &mut Touched) -> Result<(), sqlx::Error> {
+pub async fn added(
+    conn: &mut SqliteConnection,
+    e: &CommentAdded,
+    touched: &mut Touched,
+) -> Result<(), sqlx::Error> {
     let inserted = sqlx::query(
         "INSERT INTO comments (id, video_id, user_id, content, created_ms) VALUES (?, ?, ?, ?, ?) \
          ON CONFLICT(id) DO NOTHING",
@@ -26,7 +30,11 @@ pub async fn added(conn: &mut SqliteConnection, e: &CommentAdded, touched: &mut 
     Ok(())
 }
 
-pub async fn deleted(conn: &mut SqliteConnection, e: &CommentDeleted, touched: &mut Touched) -> Result<(), sqlx::Error> {
+pub async fn deleted(
+    conn: &mut SqliteConnection,
+    e: &CommentDeleted,
+    touched: &mut Touched,
+) -> Result<(), sqlx::Error> {
     // The author check repeats the command side's: a deletion by anyone else changes nothing.
     let deleted = sqlx::query("DELETE FROM comments WHERE id = ? AND video_id = ? AND user_id = ?")
         .bind(e.comment_id)

@@ -8,7 +8,12 @@ use titok_infra::stats::{bump_user, bump_video, UserCounter, VideoCounter};
 
 use super::Touched;
 
-pub async fn liked(conn: &mut SqliteConnection, e: &Favorite, at: i64, touched: &mut Touched) -> Result<(), sqlx::Error> {
+pub async fn liked(
+    conn: &mut SqliteConnection,
+    e: &Favorite,
+    at: i64,
+    touched: &mut Touched,
+) -> Result<(), sqlx::Error> {
     let inserted = sqlx::query(
         "INSERT INTO favorites (user_id, video_id, liked_ms) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
     )
@@ -24,7 +29,11 @@ pub async fn liked(conn: &mut SqliteConnection, e: &Favorite, at: i64, touched: 
     Ok(())
 }
 
-pub async fn unliked(conn: &mut SqliteConnection, e: &Favorite, touched: &mut Touched) -> Result<(), sqlx::Error> {
+pub async fn unliked(
+    conn: &mut SqliteConnection,
+    e: &Favorite,
+    touched: &mut Touched,
+) -> Result<(), sqlx::Error> {
     let deleted = sqlx::query("DELETE FROM favorites WHERE user_id = ? AND video_id = ?")
         .bind(e.user_id)
         .bind(e.video_id)
@@ -37,7 +46,12 @@ pub async fn unliked(conn: &mut SqliteConnection, e: &Favorite, touched: &mut To
     Ok(())
 }
 
-async fn count(conn: &mut SqliteConnection, e: &Favorite, delta: i64, touched: &mut Touched) -> Result<(), sqlx::Error> {
+async fn count(
+    conn: &mut SqliteConnection,
+    e: &Favorite,
+    delta: i64,
+    touched: &mut Touched,
+) -> Result<(), sqlx::Error> {
     bump_video(conn, e.video_id, VideoCounter::Favorite, delta).await?;
     bump_user(conn, e.user_id, UserCounter::Favorite, delta).await?;
     bump_user(conn, e.author_id, UserCounter::TotalFavorited, delta).await?;

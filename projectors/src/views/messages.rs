@@ -10,8 +10,15 @@ use titok_events::MessageSent;
 
 use super::Touched;
 
-pub async fn sent(conn: &mut SqliteConnection, e: &MessageSent, touched: &mut Touched) -> Result<(), sqlx::Error> {
-    let (lo, hi) = (e.from_user_id.min(e.to_user_id), e.from_user_id.max(e.to_user_id));
+pub async fn sent(
+    conn: &mut SqliteConnection,
+    e: &MessageSent,
+    touched: &mut Touched,
+) -> Result<(), sqlx::Error> {
+    let (lo, hi) = (
+        e.from_user_id.min(e.to_user_id),
+        e.from_user_id.max(e.to_user_id),
+    );
     let exists: Option<(i64,)> = sqlx::query_as("SELECT 1 FROM messages WHERE id = ?")
         .bind(e.message_id)
         .fetch_optional(&mut *conn)

@@ -11,7 +11,7 @@ mod videos;
 use std::collections::HashSet;
 
 use sqlx::SqliteConnection;
-use titok_events::{EventBody, Envelope};
+use titok_events::{Envelope, EventBody};
 
 /// What a batch touched, so the runtime can refresh the counter cache after commit.
 #[derive(Debug, Default)]
@@ -23,7 +23,11 @@ pub struct Touched {
 }
 
 /// Apply one event inside the projection's transaction.
-pub async fn fold(conn: &mut SqliteConnection, event: &Envelope, touched: &mut Touched) -> Result<(), sqlx::Error> {
+pub async fn fold(
+    conn: &mut SqliteConnection,
+    event: &Envelope,
+    touched: &mut Touched,
+) -> Result<(), sqlx::Error> {
     let at = event.occurred_at.timestamp_millis();
     match &event.body {
         EventBody::UserRegistered(e) => users::registered(conn, e, at, touched).await,

@@ -9,7 +9,12 @@ use titok_infra::stats::{bump_user, UserCounter};
 
 use super::Touched;
 
-pub async fn followed(conn: &mut SqliteConnection, e: &Follow, at: i64, touched: &mut Touched) -> Result<(), sqlx::Error> {
+pub async fn followed(
+    conn: &mut SqliteConnection,
+    e: &Follow,
+    at: i64,
+    touched: &mut Touched,
+) -> Result<(), sqlx::Error> {
     let inserted = sqlx::query(
         "INSERT INTO follows (follower_id, followee_id, created_ms) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
     )
@@ -23,13 +28,17 @@ pub async fn followed(conn: &mut SqliteConnection, e: &Follow, at: i64, touched:
         return Ok(());
     }
     count(conn, e, 1, touched).await?;
-    let mutual: Option<(i64,)> = sqlx::query_as("SELECT 1 FROM follows WHERE follower_id = ? AND followee_id = ?")
-        .bind(e.followee_id)
-        .bind(e.follower_id)
-        .fetch_optional(&mut *conn)
-        .await?;
+    let mutual: Option<(i64,)> =
+        sqlx::query_as("SELECT 1 FROM follows WHERE follower_id = ? AND followee_id = ?")
+            .bind(e.followee_id)
+            .bind(e.follower_id)
+            .fetch_optional(&mut *conn)
+            .await?;
     if mutual.is_some() {
-        for (a, b) in [(e.follower_id, e.followee_id), (e.followee_id, e.follower_id)] {
+        for (a, b) in [
+            (e.follower_id, e.followee_id),
+            (e.followee_id, e.follower_id),
+        ] {
             sqlx::query("INSERT INTO friends (user_id, friend_id, since_ms) VALUES (?, ?, ?) ON CONFLICT DO NOTHING")
                 .bind(a)
                 .bind(b)
@@ -41,7 +50,11 @@ pub async fn followed(conn: &mut SqliteConnection, e: &Follow, at: i64, touched:
     Ok(())
 }
 
-pub async fn unfollowed(conn: &mut SqliteConnection, e: &Follow, touched: &mut Touched) -> Result<(), sqlx::Error> {
+pub async fn unfollowed(
+    conn: &mut SqliteConnection,
+    e: &Follow,
+    touched: &mut Touched,
+) -> Result<(), sqlx::Error> {
     let deleted = sqlx::query("DELETE FROM follows WHERE follower_id = ? AND followee_id = ?")
         .bind(e.follower_id)
         .bind(e.followee_id)
@@ -64,7 +77,12 @@ pub async fn unfollowed(conn: &mut SqliteConnection, e: &Follow, touched: &mut T
     Ok(())
 }
 
-async fn count(conn: &mut SqliteConnection, e: &Follow, delta: i64, touched: &mut Touched) -> Result<(), sqlx::Error> {
+async fn count(
+    conn: &mut SqliteConnection,
+    e: &Follow,
+    delta: i64,
+    touched: &mut Touched,
+) -> Result<(), sqlx::Error> {
     bump_user(conn, e.follower_id, UserCounter::Follow, delta).await?;
     bump_user(conn, e.followee_id, UserCounter::Follower, delta).await?;
     touched.users.insert(e.follower_id);

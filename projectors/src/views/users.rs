@@ -11,12 +11,14 @@ pub async fn registered(
     at: i64,
     touched: &mut Touched,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query("INSERT INTO users (id, name, created_ms) VALUES (?, ?, ?) ON CONFLICT(id) DO NOTHING")
-        .bind(e.user_id)
-        .bind(&e.username)
-        .bind(at)
-        .execute(&mut *conn)
-        .await?;
+    sqlx::query(
+        "INSERT INTO users (id, name, created_ms) VALUES (?, ?, ?) ON CONFLICT(id) DO NOTHING",
+    )
+    .bind(e.user_id)
+    .bind(&e.username)
+    .bind(at)
+    .execute(&mut *conn)
+    .await?;
     sqlx::query("INSERT INTO user_stats (user_id) VALUES (?) ON CONFLICT(user_id) DO NOTHING")
         .bind(e.user_id)
         .execute(&mut *conn)

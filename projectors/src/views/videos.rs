@@ -6,7 +6,11 @@ use titok_infra::stats::{bump_user, UserCounter};
 
 use super::Touched;
 
-pub async fn published(conn: &mut SqliteConnection, e: &VideoPublished, touched: &mut Touched) -> Result<(), sqlx::Error> {
+pub async fn published(
+    conn: &mut SqliteConnection,
+    e: &VideoPublished,
+    touched: &mut Touched,
+) -> Result<(), sqlx::Error> {
     let inserted = sqlx::query(
         "INSERT INTO videos (id, author_id, title, play_path, cover_path, published_ms) VALUES (?, ?, ?, ?, ?, ?) \
          ON CONFLICT(id) DO NOTHING",
@@ -22,10 +26,12 @@ pub async fn published(conn: &mut SqliteConnection, e: &VideoPublished, touched:
     .rows_affected();
     if inserted == 1 {
         bump_user(conn, e.author_id, UserCounter::Work, 1).await?;
-        sqlx::query("INSERT INTO video_stats (video_id) VALUES (?) ON CONFLICT(video_id) DO NOTHING")
-            .bind(e.video_id)
-            .execute(&mut *conn)
-            .await?;
+        sqlx::query(
+            "INSERT INTO video_stats (video_id) VALUES (?) ON CONFLICT(video_id) DO NOTHING",
+        )
+        .bind(e.video_id)
+        .execute(&mut *conn)
+        .await?;
         touched.users.insert(e.author_id);
         touched.videos.insert(e.video_id);
     }
