@@ -9,26 +9,12 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::atomic::AtomicU64;
-use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::Context;
 use axum::Router;
 use clap::{Parser, Subcommand};
 use titok_command_api::CommandState;
-use titok_events::IdGenerator;
-use titok_infra::accounts::AccountStore;
-use titok_infra::auth::{load_or_create_secret, TokenKeys};
 use titok_infra::blobs::{BlobStore, LocalBlobs};
-use titok_infra::counters::InProcessCounters;
-use titok_infra::embedded_log::EmbeddedLog;
-use titok_infra::http::Authenticator;
-use titok_infra::known::KnownIds;
-use titok_infra::progress::{Consistency, Progress};
-use titok_infra::store::ViewStore;
-use titok_projectors::ProjectorDeps;
-use titok_query_api::QueryState;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -36,6 +22,9 @@ use tokio::task::JoinHandle;
 pub const SAMPLE_VIDEO: &[u8] = include_bytes!("../assets/sample.mp4");
 /// Username of the sample content's account.
 pub const DEMO_USERNAME: &str = "titok-demo";
+
+mod backends;
+pub use backends::Backends;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -101,6 +90,10 @@ pub struct Config {
     /// This instance's id for id generation (0–15, unique per running command API).
     #[arg(long, env = "TITOK_NODE_ID", default_value_t = 0, global = true)]
     pub node_id: u8,
+    /// MySQL/MariaDB URL for accounts and views (e.g. mysql://user:pass@host:3306/titok);
+    /// the database is created if missing. Default: SQLite files in the data dir.
+    #[arg(long, env = "TITOK_MYSQL_URL", global = true)]
+    pub mysql_url: Option<String>,
     /// Log as JSON lines instead of text.
     #[arg(long, env = "TITOK_LOG_JSON", global = true)]
     pub log_json: bool,
@@ -159,31 +152,10 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     let data = &config.data_dir;
     std::fs::create_dir_all(data)
         .with_context(|| format!("cannot create data dir {}", data.display()))?;
-    let log = Arc::new(
-        EmbeddedLog::open(&data.join("log.db"), config.partitions)
-            .await
-            .context("cannot open the embedded event log")?,
-    );
-    let accounts = AccountStore::open_sqlite(&data.join("accounts.db"))
-        .await
-        .context("cannot open accounts")?;
-    let store = ViewStore::open_sqlite(&data.join("views.db"))
-        .await
-        .context("cannot open the read store")?;
-    let blobs = LocalBlobs::new(data.join("blobs"));
-    let secret = load_or_create_secret(data).context("cannot read or create the token secret")?;
-    let keys = TokenKeys::new(&secret, Duration::from_secs(config.token_ttl_hours * 3600));
-
-    let counters = Arc::new(InProcessCounters::default());
-    let progress = Arc::new(Progress::default());
+    let backends = Backends::open(&config).await?;
     let (shutdown, shutdown_rx) = watch::channel(false);
-    let deps = ProjectorDeps {
-        log: log.clone(),
-        store: store.clone(),
-        counters: counters.clone(),
-        progress: progress.clone(),
-    };
-    let projectors = titok_projectors::spawn_all(deps, shutdown_rx.clone()).await?;
+    let projectors =
+        titok_projectors::spawn_all(backends.projector_deps(), shutdown_rx.clone()).await?;
 
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
@@ -193,34 +165,10 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         .public_url
         .clone()
         .unwrap_or_else(|| format!("http://{addr}"));
-
-    let query = QueryState {
-        store,
-        counters,
-        auth: Authenticator {
-            keys,
-            accounts: accounts.clone(),
-            known: KnownIds::default(),
-        },
-        consistency: Consistency {
-            log: log.clone(),
-            progress,
-            timeout: Duration::from_millis(config.consistency_timeout_ms),
-        },
-        public_url: public_url.trim_end_matches('/').into(),
-        chat_db_queries: Arc::new(AtomicU64::new(0)),
-        known_users: KnownIds::default(),
-    };
-    let command = CommandState {
-        log,
-        accounts,
-        ids: Arc::new(IdGenerator::new(config.node_id)),
-        blobs: Arc::new(blobs.clone()),
-        query: query.clone(),
-        max_upload_bytes: config.max_upload_mb * 1024 * 1024,
-    };
+    let query = backends.query_state(&config, &public_url);
+    let command = backends.command_state(&config, query.clone());
     titok_command_api::recover_pending_registrations(&command).await?;
-    write_static_images(&blobs).await?;
+    write_static_images(&backends.blobs).await?;
     if !config.no_sample {
         seed_sample(&command, data).await?;
     }
@@ -228,7 +176,10 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     let app = Router::new()
         .merge(titok_command_api::router(command))
         .merge(titok_query_api::router(query))
-        .nest_service("/static", tower_http::services::ServeDir::new(blobs.root()))
+        .nest_service(
+            "/static",
+            tower_http::services::ServeDir::new(backends.blobs.root()),
+        )
         .layer(tower_http::trace::TraceLayer::new_for_http());
     let mut stop = shutdown_rx;
     let server = tokio::spawn(async move {

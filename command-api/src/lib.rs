@@ -44,8 +44,20 @@ pub struct CommandState {
 
 impl CommandState {
     /// Append one event and wait for the log's acknowledgement.
+    /// Records the acknowledged end for the consistency wait; if that fails the write still
+    /// stands (it is durable) and reads may at worst answer stale, marked as such.
     pub async fn append(&self, actor: i64, body: EventBody) -> Result<Position, ApiError> {
         let positions = self.log.append(&[Envelope::new(actor, body)]).await?;
+        let ends: Vec<Position> = positions
+            .iter()
+            .map(|p| Position {
+                offset: p.offset + 1,
+                ..*p
+            })
+            .collect();
+        if let Err(err) = self.query.consistency.positions.record_acked(&ends).await {
+            tracing::warn!(error = %err, "cannot record the acknowledged position");
+        }
         positions
             .into_iter()
             .next()

@@ -7,9 +7,9 @@
 
 use std::path::Path;
 
-use sqlx::SqlitePool;
+use sqlx::AnyPool;
 
-use crate::store::{open_sqlite, Durability};
+use crate::store::Dialect;
 
 #[derive(Debug, Clone)]
 pub struct Account {
@@ -29,7 +29,8 @@ pub enum AccountError {
 
 #[derive(Clone, Debug)]
 pub struct AccountStore {
-    pool: SqlitePool,
+    pool: AnyPool,
+    dialect: Dialect,
 }
 
 type AccountRow = (i64, String, String, i64);
@@ -44,9 +45,25 @@ fn account((user_id, username, password_hash, appended): AccountRow) -> Account 
 }
 
 impl AccountStore {
+    /// The embedded accounts database.
     pub async fn open_sqlite(path: &Path) -> Result<AccountStore, sqlx::Error> {
-        let pool = open_sqlite(path, Durability::Full, 4, &titok_schemas::SQLITE_ACCOUNTS).await?;
-        Ok(AccountStore { pool })
+        let pool = crate::store::sqlite_accounts(path).await?;
+        Ok(AccountStore {
+            pool,
+            dialect: Dialect::Sqlite,
+        })
+    }
+
+    /// Accounts in an already-migrated MySQL database.
+    pub fn mysql(pool: AnyPool) -> AccountStore {
+        AccountStore {
+            pool,
+            dialect: Dialect::MySql,
+        }
+    }
+
+    pub fn dialect(&self) -> Dialect {
+        self.dialect
     }
 
     /// Insert a pending account; fails with [`AccountError::UsernameTaken`] on a duplicate name.

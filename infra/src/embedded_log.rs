@@ -10,13 +10,14 @@
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use sqlx::{Connection, SqliteConnection, SqlitePool};
 use titok_events::{partition_for, Envelope, Topic};
 use tokio::sync::{mpsc, oneshot, watch};
 
-use crate::log::{EventLog, LogError, LogRecord, Position};
+use crate::log::{EventLog, LogConsumer, LogError, LogRecord, Position};
 use crate::store::{open_sqlite, sqlite_options, Durability};
 
 /// Most events written in one group-commit transaction.
@@ -180,7 +181,43 @@ impl EventLog for EmbeddedLog {
             .map_err(|_| LogError::Unavailable("log writer stopped".into()))?
     }
 
-    async fn read(
+    async fn end_offsets(&self, topics: &[Topic]) -> Result<Vec<Position>, LogError> {
+        let next = lock(&self.next);
+        Ok(topics
+            .iter()
+            .flat_map(|&topic| (0..self.partitions).map(move |partition| (topic, partition)))
+            .map(|(topic, partition)| Position {
+                topic,
+                partition,
+                offset: next.get(&(topic, partition)).copied().unwrap_or(0),
+            })
+            .collect())
+    }
+
+    fn partitions(&self, _topic: Topic) -> u32 {
+        self.partitions
+    }
+
+    async fn consumer(
+        &self,
+        _group: &str,
+        topic: Topic,
+        start: Vec<i64>,
+    ) -> Result<Box<dyn LogConsumer>, LogError> {
+        let mut next = start;
+        next.resize(self.partitions as usize, 0);
+        Ok(Box::new(EmbeddedConsumer {
+            log: self.clone(),
+            topic,
+            next,
+            ticks: self.ticks.clone(),
+        }))
+    }
+}
+
+impl EmbeddedLog {
+    /// Up to `max` records of one partition starting at `from`.
+    pub async fn read(
         &self,
         topic: Topic,
         partition: u32,
@@ -209,25 +246,48 @@ impl EventLog for EmbeddedLog {
             })
             .collect())
     }
+}
 
-    async fn end_offsets(&self, topics: &[Topic]) -> Result<Vec<Position>, LogError> {
-        let next = lock(&self.next);
-        Ok(topics
-            .iter()
-            .flat_map(|&topic| (0..self.partitions).map(move |partition| (topic, partition)))
-            .map(|(topic, partition)| Position {
-                topic,
-                partition,
-                offset: next.get(&(topic, partition)).copied().unwrap_or(0),
-            })
-            .collect())
+/// Reads every partition of one topic from its own positions; wakes on the writer's ticks.
+struct EmbeddedConsumer {
+    log: EmbeddedLog,
+    topic: Topic,
+    next: Vec<i64>,
+    ticks: watch::Receiver<u64>,
+}
+
+impl EmbeddedConsumer {
+    async fn read_all(&mut self, max: usize) -> Result<Vec<LogRecord>, LogError> {
+        let mut batch = Vec::new();
+        for (partition, from) in self.next.iter_mut().enumerate() {
+            let records = self
+                .log
+                .read(self.topic, partition as u32, *from, max)
+                .await?;
+            if let Some(last) = records.last() {
+                *from = last.offset + 1;
+            }
+            batch.extend(records);
+        }
+        Ok(batch)
+    }
+}
+
+#[async_trait]
+impl LogConsumer for EmbeddedConsumer {
+    async fn poll(&mut self, max: usize, wait: Duration) -> Result<Vec<LogRecord>, LogError> {
+        self.ticks.borrow_and_update();
+        let batch = self.read_all(max).await?;
+        if !batch.is_empty() {
+            return Ok(batch);
+        }
+        // Nothing yet: sleep until the writer commits something (or the wait ends), then look again.
+        let _ = tokio::time::timeout(wait, self.ticks.changed()).await;
+        self.read_all(max).await
     }
 
-    fn partitions(&self, _topic: Topic) -> u32 {
-        self.partitions
-    }
-
-    fn subscribe(&self) -> watch::Receiver<u64> {
-        self.ticks.clone()
+    async fn commit(&mut self, _applied: &[(u32, i64)]) -> Result<(), LogError> {
+        // The caller's SQL checkpoint is the only record of progress the embedded log needs.
+        Ok(())
     }
 }

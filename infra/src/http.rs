@@ -296,8 +296,7 @@ pub fn parse_integer(raw: &str) -> Option<i64> {
     }
     let f = raw.parse::<f64>().ok()?;
     // 2^63 is exactly representable; anything at or above it does not fit an i64.
-    (f.is_finite() && f.fract() == 0.0 && f.abs() < i64::MAX as f64)
-        .then_some(f as i64)
+    (f.is_finite() && f.fract() == 0.0 && f.abs() < i64::MAX as f64).then_some(f as i64)
 }
 
 /// Token checks shared by both APIs: signature and expiry, then that the user exists.

@@ -1,10 +1,12 @@
-//! The `EventLog` port: where every command's event is made durable before the client hears "ok".
+//! The `EventLog` port: where every command's event is made durable before the client hears "ok",
+//! and where projections consume from.
+
+use std::time::Duration;
 
 use async_trait::async_trait;
 use titok_events::{Envelope, Topic};
-use tokio::sync::watch;
 
-/// Where one event landed (or, for [`EventLog::end_offsets`], the next offset to be written).
+/// Where one event landed (or, for end offsets, the next offset to be written).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Position {
     pub topic: Topic,
@@ -39,19 +41,26 @@ pub enum LogError {
 pub trait EventLog: Send + Sync + 'static {
     /// Append events, in order, and return once they are durable. All or nothing.
     async fn append(&self, events: &[Envelope]) -> Result<Vec<Position>, LogError>;
-    /// Up to `max` records of one partition starting at `from`.
-    async fn read(
-        &self,
-        topic: Topic,
-        partition: u32,
-        from: i64,
-        max: usize,
-    ) -> Result<Vec<LogRecord>, LogError>;
-    /// For each partition of `topics`, the offset the next appended event will get: everything
-    /// below it has been acknowledged.
+    /// For each partition of `topics`, the offset the next appended event will get.
     async fn end_offsets(&self, topics: &[Topic]) -> Result<Vec<Position>, LogError>;
     /// Partition count of a topic.
     fn partitions(&self, topic: Topic) -> u32;
-    /// Ticks whenever something was appended, so consumers need not poll.
-    fn subscribe(&self) -> watch::Receiver<u64>;
+    /// A consumer of `topic` in consumer group `group`. `start[p]` is where the caller's own
+    /// checkpoint says partition `p` continues; the consumer may deliver earlier records again
+    /// (the caller skips them), never skip later ones.
+    async fn consumer(
+        &self,
+        group: &str,
+        topic: Topic,
+        start: Vec<i64>,
+    ) -> Result<Box<dyn LogConsumer>, LogError>;
+}
+
+/// A stateful reader of one topic.
+#[async_trait]
+pub trait LogConsumer: Send {
+    /// The next records (per partition in offset order), waiting up to `wait` when there are none.
+    async fn poll(&mut self, max: usize, wait: Duration) -> Result<Vec<LogRecord>, LogError>;
+    /// Everything below these `(partition, next offset)` pairs is durably applied by the caller.
+    async fn commit(&mut self, applied: &[(u32, i64)]) -> Result<(), LogError>;
 }

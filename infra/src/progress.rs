@@ -1,49 +1,81 @@
-//! Projection progress and the read-after-write wait (DESIGN.md §7, "per partition").
+//! Log positions for the read-after-write wait (DESIGN.md §7, "per partition").
 //!
-//! Projectors publish, per (topic, partition), the next offset they have applied *after* their
-//! transaction committed and the counter cache was updated. A read snapshots the log's acknowledged
-//! end offsets for the topics its answer depends on, and waits until the projections have applied
-//! up to them. Everything whose reply was sent before the read arrived is below those ends, so the
-//! read sees it — for every user the write touches, with no change to clients. The wait is bounded;
-//! past it the reply is served and marked stale.
+//! The command side records, after each append, the acknowledged end of the partition it wrote
+//! (`offset + 1`). Projections record, per (topic, partition), the next offset they have applied —
+//! *after* their transaction committed and the counter cache was refreshed. A read snapshots the
+//! acknowledged ends of the topics its answer depends on and waits until the projections have
+//! applied up to them: everything whose reply was sent before the read arrived is below those ends,
+//! so the read sees it, for every user the write touches. The wait is bounded; past it the reply is
+//! served and marked stale.
+//!
+//! [`InProcessPositions`] serves one process (the embedded default and `titok serve`); the Redis
+//! adapter shares positions between split command, query and projector processes.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use async_trait::async_trait;
 use titok_events::Topic;
 use tokio::sync::Notify;
 
-use crate::log::{EventLog, Position};
+use crate::log::Position;
 
-/// Applied positions of all projections in this process.
+#[derive(Debug, thiserror::Error)]
+#[error("positions unavailable: {0}")]
+pub struct PositionsError(pub String);
+
+#[async_trait]
+pub trait Positions: Send + Sync + 'static {
+    /// Record acknowledged ends (`offset` = the next offset after an acknowledged event).
+    async fn record_acked(&self, ends: &[Position]) -> Result<(), PositionsError>;
+    /// The acknowledged ends of every known partition of `topics`.
+    async fn acked_ends(&self, topics: &[Topic]) -> Result<Vec<Position>, PositionsError>;
+    /// Record that a projection applied `topic/partition` up to (not including) `next`.
+    async fn record_applied(
+        &self,
+        topic: Topic,
+        partition: u32,
+        next: i64,
+    ) -> Result<(), PositionsError>;
+    /// Wait until every target end is applied; `Ok(false)` if `timeout` passed first.
+    async fn wait_applied(
+        &self,
+        targets: &[Position],
+        timeout: Duration,
+    ) -> Result<bool, PositionsError>;
+}
+
+type Map = HashMap<(Topic, u32), i64>;
+
+/// Positions of one process, with a notifier so waits wake the moment a projection advances.
 #[derive(Default)]
-pub struct Progress {
-    applied: Mutex<HashMap<(Topic, u32), i64>>,
+pub struct InProcessPositions {
+    acked: Mutex<Map>,
+    applied: Mutex<Map>,
     changed: Notify,
 }
 
-impl Progress {
-    /// Record that `topic/partition` is applied up to (not including) `next_offset`.
-    pub fn advance(&self, topic: Topic, partition: u32, next_offset: i64) {
-        {
-            let mut applied = match self.applied.lock() {
-                Ok(g) => g,
-                Err(p) => p.into_inner(),
-            };
-            let entry = applied.entry((topic, partition)).or_insert(0);
-            *entry = (*entry).max(next_offset);
-        }
-        self.changed.notify_waiters();
+fn lock(map: &Mutex<Map>) -> MutexGuard<'_, Map> {
+    match map.lock() {
+        Ok(g) => g,
+        Err(p) => p.into_inner(),
     }
+}
 
+fn raise(map: &Mutex<Map>, topic: Topic, partition: u32, value: i64) {
+    let mut map = lock(map);
+    let entry = map.entry((topic, partition)).or_insert(0);
+    *entry = (*entry).max(value);
+}
+
+impl InProcessPositions {
     /// The next offset to apply in `topic/partition`.
     pub fn applied(&self, topic: Topic, partition: u32) -> i64 {
-        let applied = match self.applied.lock() {
-            Ok(g) => g,
-            Err(p) => p.into_inner(),
-        };
-        applied.get(&(topic, partition)).copied().unwrap_or(0)
+        lock(&self.applied)
+            .get(&(topic, partition))
+            .copied()
+            .unwrap_or(0)
     }
 
     fn reached(&self, targets: &[Position]) -> bool {
@@ -51,17 +83,54 @@ impl Progress {
             .iter()
             .all(|t| self.applied(t.topic, t.partition) >= t.offset)
     }
+}
 
-    /// Wait until every target (an end offset) is applied; `false` if `timeout` passed first.
-    pub async fn wait_for(&self, targets: &[Position], timeout: Duration) -> bool {
+#[async_trait]
+impl Positions for InProcessPositions {
+    async fn record_acked(&self, ends: &[Position]) -> Result<(), PositionsError> {
+        for end in ends {
+            raise(&self.acked, end.topic, end.partition, end.offset);
+        }
+        Ok(())
+    }
+
+    async fn acked_ends(&self, topics: &[Topic]) -> Result<Vec<Position>, PositionsError> {
+        let acked = lock(&self.acked);
+        Ok(acked
+            .iter()
+            .filter(|((topic, _), _)| topics.contains(topic))
+            .map(|(&(topic, partition), &offset)| Position {
+                topic,
+                partition,
+                offset,
+            })
+            .collect())
+    }
+
+    async fn record_applied(
+        &self,
+        topic: Topic,
+        partition: u32,
+        next: i64,
+    ) -> Result<(), PositionsError> {
+        raise(&self.applied, topic, partition, next);
+        self.changed.notify_waiters();
+        Ok(())
+    }
+
+    async fn wait_applied(
+        &self,
+        targets: &[Position],
+        timeout: Duration,
+    ) -> Result<bool, PositionsError> {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             let notified = self.changed.notified();
             if self.reached(targets) {
-                return true;
+                return Ok(true);
             }
             if tokio::time::timeout_at(deadline, notified).await.is_err() {
-                return self.reached(targets);
+                return Ok(self.reached(targets));
             }
         }
     }
@@ -71,33 +140,34 @@ impl Progress {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Freshness {
     Fresh,
-    /// The wait timed out (or the log could not be asked): served anyway, marked with a header.
+    /// The wait timed out (or positions could not be read): served anyway, marked with a header.
     Stale,
 }
 
 /// The wait both APIs use before reading views.
 #[derive(Clone)]
 pub struct Consistency {
-    pub log: Arc<dyn EventLog>,
-    pub progress: Arc<Progress>,
+    pub positions: Arc<dyn Positions>,
     pub timeout: Duration,
 }
 
 impl Consistency {
     /// Wait until the views fed by `topics` reflect everything acknowledged so far.
     pub async fn wait(&self, topics: &[Topic]) -> Freshness {
-        let targets = match self.log.end_offsets(topics).await {
-            Ok(t) => t,
-            Err(err) => {
-                tracing::warn!(error = %err, "cannot read log end offsets; answering possibly stale");
-                return Freshness::Stale;
-            }
+        let waited = async {
+            let targets = self.positions.acked_ends(topics).await?;
+            self.positions.wait_applied(&targets, self.timeout).await
         };
-        if self.progress.wait_for(&targets, self.timeout).await {
-            Freshness::Fresh
-        } else {
-            tracing::warn!(?topics, "consistency wait timed out; answering stale");
-            Freshness::Stale
+        match waited.await {
+            Ok(true) => Freshness::Fresh,
+            Ok(false) => {
+                tracing::warn!(?topics, "consistency wait timed out; answering stale");
+                Freshness::Stale
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, "cannot read positions; answering possibly stale");
+                Freshness::Stale
+            }
         }
     }
 }
@@ -108,28 +178,52 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn wait_returns_when_the_projection_catches_up_or_times_out() {
-        let progress = Arc::new(Progress::default());
-        let target = [Position {
+        let positions = Arc::new(InProcessPositions::default());
+        let end = Position {
             topic: Topic::Users,
             partition: 0,
             offset: 3,
-        }];
+        };
+        positions.record_acked(&[end]).await.expect("ack");
+        let targets = positions.acked_ends(&[Topic::Users]).await.expect("ends");
+        assert_eq!(targets, vec![end]);
         assert!(
-            !progress.wait_for(&target, Duration::from_millis(50)).await,
+            !positions
+                .wait_applied(&targets, Duration::from_millis(50))
+                .await
+                .expect("wait"),
             "nothing applied yet"
         );
 
-        let p = progress.clone();
-        let waiter = tokio::spawn(async move { p.wait_for(&target, Duration::from_secs(2)).await });
+        let p = positions.clone();
+        let waiter =
+            tokio::spawn(async move { p.wait_applied(&targets, Duration::from_secs(2)).await });
         tokio::task::yield_now().await;
-        progress.advance(Topic::Users, 0, 2);
-        progress.advance(Topic::Users, 0, 3);
-        assert!(waiter.await.expect("join"), "caught up before the deadline");
-        progress.advance(Topic::Users, 0, 1);
-        assert_eq!(
-            progress.applied(Topic::Users, 0),
-            3,
-            "progress never moves back"
+        positions
+            .record_applied(Topic::Users, 0, 2)
+            .await
+            .expect("apply");
+        positions
+            .record_applied(Topic::Users, 0, 3)
+            .await
+            .expect("apply");
+        assert!(
+            waiter.await.expect("join").expect("wait"),
+            "caught up before the deadline"
         );
+        positions
+            .record_applied(Topic::Users, 0, 1)
+            .await
+            .expect("apply");
+        assert_eq!(
+            positions.applied(Topic::Users, 0),
+            3,
+            "positions never move back"
+        );
+        assert!(positions
+            .acked_ends(&[Topic::Videos])
+            .await
+            .expect("ends")
+            .is_empty());
     }
 }

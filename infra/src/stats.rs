@@ -4,9 +4,10 @@
 
 use std::collections::HashMap;
 
-use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
+use sqlx::{Any, AnyConnection, QueryBuilder};
 
 use crate::counters::{UserCounts, Versioned, VideoCounts};
+use crate::store::Dialect;
 
 /// A counter column of `user_stats`. Column names come only from this enum, never from input.
 #[derive(Debug, Clone, Copy)]
@@ -48,46 +49,63 @@ impl VideoCounter {
 
 /// Add `delta` to one user counter (creating the row), bumping its version.
 pub async fn bump_user(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
+    dialect: Dialect,
     user_id: i64,
     counter: UserCounter,
     delta: i64,
 ) -> Result<(), sqlx::Error> {
-    let col = counter.column();
-    let sql = format!(
-        "INSERT INTO user_stats (user_id, {col}, version) VALUES (?, ?, 1) \
-         ON CONFLICT(user_id) DO UPDATE SET {col} = {col} + excluded.{col}, version = version + 1"
-    );
-    sqlx::query(&sql)
-        .bind(user_id)
-        .bind(delta)
-        .execute(conn)
-        .await?;
-    Ok(())
+    bump(
+        conn,
+        dialect,
+        ("user_stats", "user_id"),
+        user_id,
+        counter.column(),
+        delta,
+    )
+    .await
 }
 
 /// Add `delta` to one video counter (creating the row), bumping its version.
 pub async fn bump_video(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
+    dialect: Dialect,
     video_id: i64,
     counter: VideoCounter,
     delta: i64,
 ) -> Result<(), sqlx::Error> {
-    let col = counter.column();
+    bump(
+        conn,
+        dialect,
+        ("video_stats", "video_id"),
+        video_id,
+        counter.column(),
+        delta,
+    )
+    .await
+}
+
+/// `table.col += delta` for the row `key = id` (inserted if missing), `version += 1`.
+/// Table and column names come from this module's enums only.
+async fn bump(
+    conn: &mut AnyConnection,
+    dialect: Dialect,
+    (table, key): (&str, &str),
+    id: i64,
+    col: &str,
+    delta: i64,
+) -> Result<(), sqlx::Error> {
     let sql = format!(
-        "INSERT INTO video_stats (video_id, {col}, version) VALUES (?, ?, 1) \
-         ON CONFLICT(video_id) DO UPDATE SET {col} = {col} + excluded.{col}, version = version + 1"
+        "INSERT INTO {table} ({key}, {col}, version) VALUES (?, ?, 1) {} {col} = {col} + {}, version = version + 1",
+        dialect.on_conflict_update(key),
+        dialect.new_value(col),
     );
-    sqlx::query(&sql)
-        .bind(video_id)
-        .bind(delta)
-        .execute(conn)
-        .await?;
+    sqlx::query(&sql).bind(id).bind(delta).execute(conn).await?;
     Ok(())
 }
 
 /// `<prefix> IN (ids…)` with bound ids, for batched lookups.
-pub fn select_in<'a>(prefix: &'a str, ids: &[i64]) -> QueryBuilder<'a, Sqlite> {
+pub fn select_in<'a>(prefix: &'a str, ids: &[i64]) -> QueryBuilder<'a, Any> {
     let mut qb = QueryBuilder::new(prefix);
     qb.push(" IN (");
     let mut sep = qb.separated(", ");
@@ -106,7 +124,7 @@ pub async fn user_stats<'e, E>(
     ids: &[i64],
 ) -> Result<HashMap<i64, Versioned<UserCounts>>, sqlx::Error>
 where
-    E: sqlx::Executor<'e, Database = Sqlite>,
+    E: sqlx::Executor<'e, Database = Any>,
 {
     if ids.is_empty() {
         return Ok(HashMap::new());
@@ -138,7 +156,7 @@ pub async fn video_stats<'e, E>(
     ids: &[i64],
 ) -> Result<HashMap<i64, Versioned<VideoCounts>>, sqlx::Error>
 where
-    E: sqlx::Executor<'e, Database = Sqlite>,
+    E: sqlx::Executor<'e, Database = Any>,
 {
     if ids.is_empty() {
         return Ok(HashMap::new());

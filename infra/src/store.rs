@@ -1,15 +1,18 @@
-//! SQLite databases of the embedded default: opening them with the right durability, migrating, and
-//! the read store's two pools (many readers, one writer).
+//! SQL databases: the embedded default's SQLite files and production's MySQL, behind sqlx's `Any`
+//! driver so the views, accounts and projections share one set of queries. Where the dialects
+//! differ (upserts, `INSERT IGNORE`, `FOR UPDATE`), [`Dialect`] supplies the right words.
 
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::Once;
 use std::time::Duration;
 
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::migrate::Migrator;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::SqlitePool;
+use sqlx::{AnyPool, ConnectOptions, Executor, SqlitePool};
 
-/// How hard a database must hold on to a commit.
+/// How hard a SQLite database must hold on to a commit.
 #[derive(Debug, Clone, Copy)]
 pub enum Durability {
     /// fsync on every commit: the event log and accounts (acknowledged means on disk).
@@ -19,7 +22,62 @@ pub enum Durability {
     Normal,
 }
 
-/// Connection options for a SQLite file with WAL, a busy timeout and foreign keys off.
+impl Durability {
+    fn pragma(self) -> &'static str {
+        match self {
+            Durability::Full => "FULL",
+            Durability::Normal => "NORMAL",
+        }
+    }
+}
+
+/// The SQL dialect of a database, for the few statements that differ.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    Sqlite,
+    MySql,
+}
+
+impl Dialect {
+    /// `INSERT` that skips rows whose key exists.
+    pub fn insert_ignore(self) -> &'static str {
+        match self {
+            Dialect::Sqlite => "INSERT OR IGNORE",
+            Dialect::MySql => "INSERT IGNORE",
+        }
+    }
+
+    /// The clause before the assignments of an upsert on the primary key `key`.
+    pub fn on_conflict_update(self, key: &str) -> String {
+        match self {
+            Dialect::Sqlite => format!("ON CONFLICT({key}) DO UPDATE SET"),
+            Dialect::MySql => "ON DUPLICATE KEY UPDATE".to_owned(),
+        }
+    }
+
+    /// The value of `column` in the row being inserted, inside an upsert's assignments.
+    pub fn new_value(self, column: &str) -> String {
+        match self {
+            Dialect::Sqlite => format!("excluded.{column}"),
+            Dialect::MySql => format!("VALUES({column})"),
+        }
+    }
+
+    /// Row locking for a read inside a transaction (SQLite locks the whole database anyway).
+    pub fn for_update(self) -> &'static str {
+        match self {
+            Dialect::Sqlite => "",
+            Dialect::MySql => " FOR UPDATE",
+        }
+    }
+}
+
+fn install_drivers() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(sqlx::any::install_default_drivers);
+}
+
+/// Connection options for a SQLite file with WAL, a busy timeout and the given durability.
 pub fn sqlite_options(
     path: &Path,
     durability: Durability,
@@ -37,7 +95,7 @@ pub fn sqlite_options(
     )
 }
 
-/// Open (creating and migrating) a SQLite database as a pool of `max` connections.
+/// Open (creating and migrating) a SQLite database as a native pool (the embedded log uses this).
 pub async fn open_sqlite(
     path: &Path,
     durability: Durability,
@@ -52,22 +110,96 @@ pub async fn open_sqlite(
     Ok(pool)
 }
 
+/// A SQLite file as an `Any` pool with WAL, the durability's `synchronous`, and a busy timeout.
+async fn sqlite_any(
+    path: &Path,
+    durability: Durability,
+    max: u32,
+    read_only: bool,
+) -> Result<AnyPool, sqlx::Error> {
+    install_drivers();
+    let mode = if read_only { "ro" } else { "rwc" };
+    let options = AnyConnectOptions::from_str(&format!("sqlite://{}?mode={mode}", path.display()))?;
+    let sync = durability.pragma();
+    AnyPoolOptions::new()
+        .max_connections(max)
+        .after_connect(move |conn, _| {
+            Box::pin(async move {
+                conn.execute("PRAGMA busy_timeout = 10000").await?;
+                if !read_only {
+                    conn.execute("PRAGMA journal_mode = WAL").await?;
+                    conn.execute(format!("PRAGMA synchronous = {sync}").as_str())
+                        .await?;
+                }
+                Ok(())
+            })
+        })
+        .connect_with(options)
+        .await
+}
+
+/// A MySQL/MariaDB database as an `Any` pool, creating the database (utf8mb4) if it is missing.
+pub async fn mysql_any(url: &str, max: u32) -> Result<AnyPool, sqlx::Error> {
+    install_drivers();
+    let options = sqlx::mysql::MySqlConnectOptions::from_str(url)?;
+    if let Some(database) = options.get_database().map(str::to_owned) {
+        let mut server = options.clone().database("").connect().await?;
+        let create = format!(
+            "CREATE DATABASE IF NOT EXISTS `{}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci",
+            database.replace('`', "")
+        );
+        server.execute(create.as_str()).await?;
+    }
+    AnyPoolOptions::new()
+        .max_connections(max)
+        .acquire_timeout(Duration::from_secs(5))
+        .connect(url)
+        .await
+}
+
 /// The read store: views, checkpoints and parked events in one database so they commit together.
 #[derive(Clone, Debug)]
 pub struct ViewStore {
-    /// For queries (many connections, WAL readers never block the writer).
-    pub read: SqlitePool,
-    /// For projectors: one connection, so projection transactions queue instead of failing busy.
-    pub write: SqlitePool,
+    /// For queries.
+    pub read: AnyPool,
+    /// For projectors. On SQLite one connection, so projection transactions queue instead of
+    /// failing busy; on MySQL a small pool shared by the projections.
+    pub write: AnyPool,
+    pub dialect: Dialect,
 }
 
 impl ViewStore {
+    /// The embedded read store in a SQLite file.
     pub async fn open_sqlite(path: &Path) -> Result<ViewStore, sqlx::Error> {
-        let write = open_sqlite(path, Durability::Normal, 1, &titok_schemas::SQLITE_VIEWS).await?;
-        let read = SqlitePoolOptions::new()
-            .max_connections(8)
-            .connect_with(sqlite_options(path, Durability::Normal)?.read_only(true))
-            .await?;
-        Ok(ViewStore { read, write })
+        let write = sqlite_any(path, Durability::Normal, 1, false).await?;
+        titok_schemas::SQLITE_VIEWS.run(&write).await?;
+        let read = sqlite_any(path, Durability::Normal, 8, true).await?;
+        Ok(ViewStore {
+            read,
+            write,
+            dialect: Dialect::Sqlite,
+        })
     }
+
+    /// The read store on an already-migrated MySQL pool (see [`migrate_mysql`]).
+    pub fn mysql(pool: AnyPool) -> ViewStore {
+        ViewStore {
+            read: pool.clone(),
+            write: pool,
+            dialect: Dialect::MySql,
+        }
+    }
+}
+
+/// Open a SQLite file as an `Any` pool for the command-side accounts (fsync on commit).
+pub async fn sqlite_accounts(path: &Path) -> Result<AnyPool, sqlx::Error> {
+    let pool = sqlite_any(path, Durability::Full, 4, false).await?;
+    titok_schemas::SQLITE_ACCOUNTS.run(&pool).await?;
+    Ok(pool)
+}
+
+/// Apply the MySQL migrations (accounts and views share one database and one history).
+pub async fn migrate_mysql(pool: &AnyPool) -> Result<(), sqlx::Error> {
+    titok_schemas::MYSQL.run(pool).await?;
+    Ok(())
 }

@@ -1,11 +1,14 @@
-//! The projection runtime: consume a topic in batches, fold, checkpoint, publish progress.
+//! The projection runtime: consume a topic in batches, fold, checkpoint, publish positions.
 //!
-//! One loop per projection. Each round reads up to [`BATCH`] records from every partition starting
-//! at the stored checkpoints, folds them in **one** transaction that also writes the new
-//! checkpoints, reads back the absolute counter values it touched, commits, then refreshes the
-//! counter cache and only then publishes the applied positions (which the consistency wait
-//! watches). A crash anywhere before the commit replays the batch; after it, nothing repeats.
-//! When a round finds nothing it sleeps until the log ticks, so lag stays in milliseconds.
+//! One loop per projection. Each round polls up to [`BATCH`] records, then in **one** transaction:
+//! locks the projection's checkpoint rows, skips records below them (already applied — by this
+//! instance before a crash, or by another instance before a rebalance), folds the rest, stores the
+//! new checkpoints, and reads back the absolute counter values it touched. After the commit it
+//! refreshes the counter cache, publishes the applied positions (the consistency wait watches them)
+//! and tells the log consumer (Kafka commits its group offsets; they are only a hint where to
+//! resume — the SQL checkpoint decides what is applied). A crash anywhere before the commit replays
+//! the batch; after it, nothing repeats. So each event takes effect exactly once, with any number of
+//! instances and redeliveries.
 //!
 //! A record that cannot be decoded is parked with its reason, and so is every later record of the
 //! same key (per-key order must hold); the rest of the partition flows on.
@@ -14,18 +17,19 @@ use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
+use sqlx::AnyConnection;
 use titok_events::{Envelope, Topic};
-use titok_infra::counters::Counters;
-use titok_infra::log::{EventLog, LogRecord};
-use titok_infra::progress::Progress;
+use titok_infra::counters::{Counters, CountersError, UserCounts, Versioned, VideoCounts};
+use titok_infra::log::{EventLog, LogConsumer, LogRecord};
+use titok_infra::progress::Positions;
 use titok_infra::stats::{user_stats, video_stats};
-use titok_infra::store::ViewStore;
+use titok_infra::store::{Dialect, ViewStore};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::views::{self, Touched};
 
-/// Most records read from one partition per round.
+/// Most records per round.
 pub const BATCH: usize = 1000;
 
 /// What every projection needs.
@@ -34,7 +38,9 @@ pub struct ProjectorDeps {
     pub log: Arc<dyn EventLog>,
     pub store: ViewStore,
     pub counters: Arc<dyn Counters>,
-    pub progress: Arc<Progress>,
+    pub positions: Arc<dyn Positions>,
+    /// Prefix of consumer group names (`<group_prefix>.<projection>`).
+    pub group_prefix: String,
 }
 
 /// The projection consuming `topic` (named after the topic's family).
@@ -42,7 +48,7 @@ pub fn projection_name(topic: Topic) -> &'static str {
     topic.name().trim_start_matches("titok.")
 }
 
-/// Start one projection loop per topic; they stop after their current batch once `shutdown` is true.
+/// Start one projection loop per topic; each stops after its current batch once `shutdown` is true.
 pub async fn spawn_all(
     deps: ProjectorDeps,
     shutdown: watch::Receiver<bool>,
@@ -59,35 +65,26 @@ struct Projection {
     name: &'static str,
     topic: Topic,
     deps: ProjectorDeps,
-    next: Vec<i64>,
     parked_keys: HashSet<String>,
 }
 
 impl Projection {
     async fn load(deps: ProjectorDeps, topic: Topic) -> Result<Projection, sqlx::Error> {
         let name = projection_name(topic);
-        let partitions = deps.log.partitions(topic);
-        let mut next = vec![0_i64; partitions as usize];
-        let rows: Vec<(i64, i64)> = sqlx::query_as(
-            "SELECT partition, next_offset FROM projection_offsets WHERE projection = ? AND topic = ?",
-        )
-        .bind(name)
-        .bind(topic.name())
-        .fetch_all(&deps.store.write)
-        .await?;
-        for (partition, offset) in rows {
-            if let Some(slot) = usize::try_from(partition)
-                .ok()
-                .and_then(|p| next.get_mut(p))
-            {
-                *slot = offset;
-            }
-        }
-        for (partition, offset) in next.iter().enumerate() {
-            deps.progress.advance(topic, partition as u32, *offset);
+        // Checkpoint rows exist for every partition, so the apply transaction can lock them.
+        let ignore = deps.store.dialect.insert_ignore();
+        for partition in 0..deps.log.partitions(topic) {
+            sqlx::query(&format!(
+                "{ignore} INTO projection_offsets (projection, topic, part, next_offset) VALUES (?, ?, ?, 0)"
+            ))
+            .bind(name)
+            .bind(topic.name())
+            .bind(i64::from(partition))
+            .execute(&deps.store.write)
+            .await?;
         }
         let parked: Vec<(String,)> = sqlx::query_as(
-            "SELECT DISTINCT key FROM parked_events WHERE projection = ? AND topic = ?",
+            "SELECT DISTINCT event_key FROM parked_events WHERE projection = ? AND topic = ?",
         )
         .bind(name)
         .bind(topic.name())
@@ -98,123 +95,161 @@ impl Projection {
             name,
             topic,
             deps,
-            next,
             parked_keys,
         })
     }
 
+    /// The stored checkpoints, one per partition (published as applied positions too).
+    async fn checkpoints(&self) -> anyhow::Result<Vec<i64>> {
+        let mut next = vec![0_i64; self.deps.log.partitions(self.topic) as usize];
+        let rows: Vec<(i64, i64)> = sqlx::query_as(
+            "SELECT part, next_offset FROM projection_offsets WHERE projection = ? AND topic = ?",
+        )
+        .bind(self.name)
+        .bind(self.topic.name())
+        .fetch_all(&self.deps.store.write)
+        .await?;
+        for (partition, offset) in rows {
+            if let Some(slot) = usize::try_from(partition)
+                .ok()
+                .and_then(|p| next.get_mut(p))
+            {
+                *slot = offset;
+                self.deps
+                    .positions
+                    .record_applied(self.topic, partition as u32, offset)
+                    .await?;
+            }
+        }
+        Ok(next)
+    }
+
+    async fn connect(&self) -> anyhow::Result<Box<dyn LogConsumer>> {
+        let start = self.checkpoints().await?;
+        tracing::info!(projection = self.name, positions = ?start, "projection consuming");
+        let group = format!("{}.{}", self.deps.group_prefix, self.name);
+        Ok(self.deps.log.consumer(&group, self.topic, start).await?)
+    }
+
     async fn run(mut self, mut shutdown: watch::Receiver<bool>) {
-        let mut ticks = self.deps.log.subscribe();
         let mut backoff = Duration::from_millis(50);
-        tracing::info!(projection = self.name, positions = ?self.next, "projection started");
+        let mut consumer: Option<Box<dyn LogConsumer>> = None;
         while !*shutdown.borrow() {
-            ticks.borrow_and_update();
-            match self.step().await {
-                Ok(0) => {
-                    backoff = Duration::from_millis(50);
-                    tokio::select! {
-                        _ = ticks.changed() => {}
-                        _ = shutdown.changed() => {}
-                        _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-                    }
+            let round = async {
+                let source = match consumer.as_mut() {
+                    Some(c) => c,
+                    None => consumer.insert(self.connect().await?),
+                };
+                let batch = tokio::select! {
+                    batch = source.poll(BATCH, Duration::from_millis(500)) => batch?,
+                    _ = shutdown.changed() => return Ok(()),
+                };
+                if batch.is_empty() {
+                    return Ok(());
                 }
-                Ok(_) => backoff = Duration::from_millis(50),
+                let applied = self.apply(batch).await?;
+                source.commit(&applied).await?;
+                anyhow::Ok(())
+            };
+            match round.await {
+                Ok(()) => backoff = Duration::from_millis(50),
                 Err(err) => {
-                    tracing::warn!(projection = self.name, error = %err, ?backoff, "projection batch failed; retrying");
+                    // Start over from the stored checkpoints: nothing is skipped, repeats are ignored.
+                    consumer = None;
+                    tracing::warn!(projection = self.name, error = %err, ?backoff, "projection round failed; retrying");
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(Duration::from_secs(2));
                 }
             }
         }
-        tracing::info!(projection = self.name, positions = ?self.next, "projection stopped");
+        tracing::info!(projection = self.name, "projection stopped");
     }
 
-    /// One round: read, fold, commit. Returns how many records were applied.
-    async fn step(&mut self) -> anyhow::Result<usize> {
-        let mut batch = Vec::new();
-        for (partition, from) in self.next.iter().enumerate() {
-            batch.extend(
-                self.deps
-                    .log
-                    .read(self.topic, partition as u32, *from, BATCH)
-                    .await?,
-            );
-        }
-        if batch.is_empty() {
-            return Ok(0);
-        }
-        let count = batch.len();
-        self.apply(batch).await?;
-        Ok(count)
-    }
-
-    async fn apply(&mut self, batch: Vec<LogRecord>) -> anyhow::Result<()> {
+    /// Fold one batch; returns the `(partition, next offset)` pairs now applied.
+    async fn apply(&mut self, batch: Vec<LogRecord>) -> anyhow::Result<Vec<(u32, i64)>> {
+        let dialect = self.deps.store.dialect;
         let mut tx = self.deps.store.write.begin().await?;
+        let stored: Vec<(i64, i64)> = sqlx::query_as(&format!(
+            "SELECT part, next_offset FROM projection_offsets WHERE projection = ? AND topic = ?{}",
+            dialect.for_update()
+        ))
+        .bind(self.name)
+        .bind(self.topic.name())
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut next: BTreeMap<u32, i64> = stored.into_iter().map(|(p, o)| (p as u32, o)).collect();
         let mut touched = Touched::default();
         let mut advanced = BTreeMap::new();
         let mut parked = HashSet::new();
         for rec in &batch {
-            let blocked = self.parked_keys.contains(&rec.key) || parked.contains(&rec.key);
-            let outcome = if blocked {
-                Err("an earlier event of this key is parked".to_owned())
-            } else {
-                Envelope::decode(&rec.payload).map_err(|e| e.to_string())
-            };
-            match outcome {
-                Ok(event) => views::fold(&mut tx, &event, &mut touched).await?,
-                Err(reason) => {
-                    park(&mut tx, self.name, rec, &reason).await?;
-                    tracing::warn!(projection = self.name, topic = %rec.topic, partition = rec.partition,
-                        offset = rec.offset, key = rec.key, reason, "event parked");
-                    parked.insert(rec.key.clone());
-                }
+            let slot = next.entry(rec.partition).or_insert(0);
+            if rec.offset < *slot {
+                continue; // applied before (redelivery, or another instance before a rebalance)
             }
+            *slot = rec.offset + 1;
             advanced.insert(rec.partition, rec.offset + 1);
+            self.fold_one(&mut tx, dialect, rec, &mut touched, &mut parked)
+                .await?;
         }
-        for (partition, next) in &advanced {
-            sqlx::query(
-                "INSERT INTO projection_offsets (projection, topic, partition, next_offset) VALUES (?, ?, ?, ?) \
-                 ON CONFLICT(projection, topic, partition) DO UPDATE SET next_offset = excluded.next_offset",
-            )
-            .bind(self.name)
-            .bind(self.topic.name())
-            .bind(i64::from(*partition))
-            .bind(next)
-            .execute(&mut *tx)
-            .await?;
+        for (partition, offset) in &advanced {
+            sqlx::query("UPDATE projection_offsets SET next_offset = ? WHERE projection = ? AND topic = ? AND part = ?")
+                .bind(offset)
+                .bind(self.name)
+                .bind(self.topic.name())
+                .bind(i64::from(*partition))
+                .execute(&mut *tx)
+                .await?;
         }
         let users: Vec<i64> = touched.users.iter().copied().collect();
         let videos: Vec<i64> = touched.videos.iter().copied().collect();
-        let user_rows = user_stats(&mut *tx, &users).await?;
-        let video_rows = video_stats(&mut *tx, &videos).await?;
+        let user_rows: Vec<_> = user_stats(&mut *tx, &users).await?.into_iter().collect();
+        let video_rows: Vec<_> = video_stats(&mut *tx, &videos).await?.into_iter().collect();
         tx.commit().await?;
 
-        for (partition, next) in &advanced {
-            self.next[*partition as usize] = *next;
-        }
         self.parked_keys.extend(parked);
-        let user_rows: Vec<_> = user_rows.into_iter().collect();
-        let video_rows: Vec<_> = video_rows.into_iter().collect();
         self.refresh_cache(&user_rows, &video_rows, &touched.chats)
             .await;
-        for (partition, next) in advanced {
-            self.deps.progress.advance(self.topic, partition, next);
+        for (&partition, &offset) in &next {
+            self.deps
+                .positions
+                .record_applied(self.topic, partition, offset)
+                .await?;
+        }
+        Ok(next.into_iter().collect())
+    }
+
+    async fn fold_one(
+        &self,
+        conn: &mut AnyConnection,
+        dialect: Dialect,
+        rec: &LogRecord,
+        touched: &mut Touched,
+        parked: &mut HashSet<String>,
+    ) -> anyhow::Result<()> {
+        let blocked = self.parked_keys.contains(&rec.key) || parked.contains(&rec.key);
+        let outcome = if blocked {
+            Err("an earlier event of this key is parked".to_owned())
+        } else {
+            Envelope::decode(&rec.payload).map_err(|e| e.to_string())
+        };
+        match outcome {
+            Ok(event) => views::fold(conn, dialect, &event, touched).await?,
+            Err(reason) => {
+                park(conn, self.name, rec, &reason).await?;
+                tracing::warn!(projection = self.name, topic = %rec.topic, partition = rec.partition,
+                    offset = rec.offset, key = rec.key, reason, "event parked");
+                parked.insert(rec.key.clone());
+            }
         }
         Ok(())
     }
 
     /// Write the committed absolute values into the counter cache, retrying until it accepts them:
-    /// progress is published only afterwards, so no read can see the view ahead of the cache.
+    /// positions are published only afterwards, so no read sees the view ahead of the cache.
     async fn refresh_cache(
         &self,
-        users: &[(
-            i64,
-            titok_infra::counters::Versioned<titok_infra::counters::UserCounts>,
-        )],
-        videos: &[(
-            i64,
-            titok_infra::counters::Versioned<titok_infra::counters::VideoCounts>,
-        )],
+        users: &[(i64, Versioned<UserCounts>)],
+        videos: &[(i64, Versioned<VideoCounts>)],
         chats: &[((i64, i64), i64)],
     ) {
         let counters = &self.deps.counters;
@@ -226,7 +261,7 @@ impl Projection {
                 for (pair, created) in chats {
                     counters.put_chat_latest(*pair, *created).await?;
                 }
-                Ok::<_, titok_infra::counters::CountersError>(())
+                Ok::<_, CountersError>(())
             }
             .await;
             match result {
@@ -242,14 +277,14 @@ impl Projection {
 }
 
 async fn park(
-    conn: &mut sqlx::SqliteConnection,
+    conn: &mut AnyConnection,
     projection: &str,
     rec: &LogRecord,
     reason: &str,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "INSERT INTO parked_events (projection, topic, partition, offset, key, reason, payload, parked_ms) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+        "INSERT INTO parked_events (projection, topic, part, log_offset, event_key, reason, payload, parked_ms) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
     )
     .bind(projection)
     .bind(rec.topic.name())

@@ -187,8 +187,9 @@ pub async fn friend_list(State(state): State<QueryState>, params: Params) -> Rep
         let (viewer, user_id) = subject(&state, &params).await?;
         let rows: Vec<(i64, Option<String>, Option<i64>)> = sqlx::query_as(
             "SELECT f.friend_id, lm.content, lm.from_user_id FROM friends f \
-             LEFT JOIN latest_messages lm ON lm.pair_lo = MIN(f.user_id, f.friend_id) \
-                                         AND lm.pair_hi = MAX(f.user_id, f.friend_id) \
+             LEFT JOIN latest_messages lm \
+               ON lm.pair_lo = CASE WHEN f.user_id < f.friend_id THEN f.user_id ELSE f.friend_id END \
+              AND lm.pair_hi = CASE WHEN f.user_id < f.friend_id THEN f.friend_id ELSE f.user_id END \
              WHERE f.user_id = ? ORDER BY f.since_ms DESC, f.friend_id DESC",
         )
         .bind(user_id)

@@ -1,18 +1,25 @@
 //! # titok-schemas
 //!
 //! The SQL migrations of titok-plus, embedded into the binary at compile time. One directory per
-//! database, one change per file, never edited once applied:
+//! database and dialect, one change per file, never edited once released:
 //!
 //! - `sqlite/log/` — the embedded event log (topics, partitions, offsets).
-//! - `sqlite/accounts/` — the command side's small synchronous store (unique usernames, hashes).
+//! - `sqlite/accounts/` — the command side's small synchronous store.
 //! - `sqlite/views/` — the read models the projectors write and the query API reads, with the
-//!   projection checkpoints and parked events kept in the same database so they commit together.
+//!   projection checkpoints and parked events in the same database so they commit together.
+//! - `mysql/` — the same accounts and views tables in one MySQL/MariaDB database (one migration
+//!   history per database, so one directory).
+//!
+//! Both dialects have the same tables, columns and indexes; column names avoid MySQL reserved words
+//! so the queries can be shared.
 
 use sqlx::migrate::Migrator;
 
 /// Migrations of the embedded event log database.
 pub static SQLITE_LOG: Migrator = sqlx::migrate!("sqlite/log");
-/// Migrations of the command-side accounts database.
+/// Migrations of the command-side accounts database (SQLite).
 pub static SQLITE_ACCOUNTS: Migrator = sqlx::migrate!("sqlite/accounts");
-/// Migrations of the read-model database.
+/// Migrations of the read-model database (SQLite).
 pub static SQLITE_VIEWS: Migrator = sqlx::migrate!("sqlite/views");
+/// Migrations of the accounts and read-model tables (MySQL 8 / MariaDB).
+pub static MYSQL: Migrator = sqlx::migrate!("./mysql");

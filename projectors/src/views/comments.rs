@@ -1,20 +1,23 @@
 //! `CommentAdded` / `CommentDeleted` → `comments` and the video's `comment_count`.
 
-use sqlx::SqliteConnection;
+use sqlx::AnyConnection;
 use titok_events::{CommentAdded, CommentDeleted};
 use titok_infra::stats::{bump_video, VideoCounter};
+
+use titok_infra::store::Dialect;
 
 use super::Touched;
 
 pub async fn added(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
+    dialect: Dialect,
     e: &CommentAdded,
     touched: &mut Touched,
 ) -> Result<(), sqlx::Error> {
-    let inserted = sqlx::query(
-        "INSERT INTO comments (id, video_id, user_id, content, created_ms) VALUES (?, ?, ?, ?, ?) \
-         ON CONFLICT(id) DO NOTHING",
-    )
+    let inserted = sqlx::query(&format!(
+        "{} INTO comments (id, video_id, user_id, content, created_ms) VALUES (?, ?, ?, ?, ?)",
+        dialect.insert_ignore()
+    ))
     .bind(e.comment_id)
     .bind(e.video_id)
     .bind(e.user_id)
@@ -24,14 +27,15 @@ pub async fn added(
     .await?
     .rows_affected();
     if inserted == 1 {
-        bump_video(conn, e.video_id, VideoCounter::Comment, 1).await?;
+        bump_video(conn, dialect, e.video_id, VideoCounter::Comment, 1).await?;
         touched.videos.insert(e.video_id);
     }
     Ok(())
 }
 
 pub async fn deleted(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
+    dialect: Dialect,
     e: &CommentDeleted,
     touched: &mut Touched,
 ) -> Result<(), sqlx::Error> {
@@ -44,7 +48,7 @@ pub async fn deleted(
         .await?
         .rows_affected();
     if deleted == 1 {
-        bump_video(conn, e.video_id, VideoCounter::Comment, -1).await?;
+        bump_video(conn, dialect, e.video_id, VideoCounter::Comment, -1).await?;
         touched.videos.insert(e.video_id);
     }
     Ok(())

@@ -2,21 +2,25 @@
 //! the liker's `favorite_count`, the author's `total_favorited`. A like that exists adds nothing; an
 //! unlike of nothing subtracts nothing.
 
-use sqlx::SqliteConnection;
+use sqlx::AnyConnection;
 use titok_events::Favorite;
 use titok_infra::stats::{bump_user, bump_video, UserCounter, VideoCounter};
+
+use titok_infra::store::Dialect;
 
 use super::Touched;
 
 pub async fn liked(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
+    dialect: Dialect,
     e: &Favorite,
     at: i64,
     touched: &mut Touched,
 ) -> Result<(), sqlx::Error> {
-    let inserted = sqlx::query(
-        "INSERT INTO favorites (user_id, video_id, liked_ms) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
-    )
+    let inserted = sqlx::query(&format!(
+        "{} INTO favorites (user_id, video_id, liked_ms) VALUES (?, ?, ?)",
+        dialect.insert_ignore()
+    ))
     .bind(e.user_id)
     .bind(e.video_id)
     .bind(at)
@@ -24,13 +28,14 @@ pub async fn liked(
     .await?
     .rows_affected();
     if inserted == 1 {
-        count(conn, e, 1, touched).await?;
+        count(conn, dialect, e, 1, touched).await?;
     }
     Ok(())
 }
 
 pub async fn unliked(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
+    dialect: Dialect,
     e: &Favorite,
     touched: &mut Touched,
 ) -> Result<(), sqlx::Error> {
@@ -41,20 +46,28 @@ pub async fn unliked(
         .await?
         .rows_affected();
     if deleted == 1 {
-        count(conn, e, -1, touched).await?;
+        count(conn, dialect, e, -1, touched).await?;
     }
     Ok(())
 }
 
 async fn count(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
+    dialect: Dialect,
     e: &Favorite,
     delta: i64,
     touched: &mut Touched,
 ) -> Result<(), sqlx::Error> {
-    bump_video(conn, e.video_id, VideoCounter::Favorite, delta).await?;
-    bump_user(conn, e.user_id, UserCounter::Favorite, delta).await?;
-    bump_user(conn, e.author_id, UserCounter::TotalFavorited, delta).await?;
+    bump_video(conn, dialect, e.video_id, VideoCounter::Favorite, delta).await?;
+    bump_user(conn, dialect, e.user_id, UserCounter::Favorite, delta).await?;
+    bump_user(
+        conn,
+        dialect,
+        e.author_id,
+        UserCounter::TotalFavorited,
+        delta,
+    )
+    .await?;
     touched.videos.insert(e.video_id);
     touched.users.insert(e.user_id);
     touched.users.insert(e.author_id);

@@ -5,13 +5,16 @@
 //! millisecond would lose one. The fold therefore stores `max(sent time, previous + 1)`. A
 //! conversation lives in one partition, so replays compute the same times.
 
-use sqlx::SqliteConnection;
+use sqlx::AnyConnection;
 use titok_events::MessageSent;
+
+use titok_infra::store::Dialect;
 
 use super::Touched;
 
 pub async fn sent(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
+    dialect: Dialect,
     e: &MessageSent,
     touched: &mut Touched,
 ) -> Result<(), sqlx::Error> {
@@ -46,20 +49,25 @@ pub async fn sent(
     .bind(created)
     .execute(&mut *conn)
     .await?;
-    sqlx::query(
+    let assign = |col: &str| format!("{col} = {}", dialect.new_value(col));
+    let upsert = format!(
         "INSERT INTO latest_messages (pair_lo, pair_hi, message_id, from_user_id, content, created_ms) \
-         VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(pair_lo, pair_hi) DO UPDATE SET \
-         message_id = excluded.message_id, from_user_id = excluded.from_user_id, \
-         content = excluded.content, created_ms = excluded.created_ms",
-    )
-    .bind(lo)
-    .bind(hi)
-    .bind(e.message_id)
-    .bind(e.from_user_id)
-    .bind(&e.content)
-    .bind(created)
-    .execute(&mut *conn)
-    .await?;
+         VALUES (?, ?, ?, ?, ?, ?) {} {}, {}, {}, {}",
+        dialect.on_conflict_update("pair_lo, pair_hi"),
+        assign("message_id"),
+        assign("from_user_id"),
+        assign("content"),
+        assign("created_ms"),
+    );
+    sqlx::query(&upsert)
+        .bind(lo)
+        .bind(hi)
+        .bind(e.message_id)
+        .bind(e.from_user_id)
+        .bind(&e.content)
+        .bind(created)
+        .execute(&mut *conn)
+        .await?;
     touched.chats.push(((lo, hi), created));
     Ok(())
 }

@@ -3,21 +3,25 @@
 //! Both directions of a pair share a partition (key = the unordered pair), so the fold sees them in
 //! order and friendship rows exist exactly while both follows exist.
 
-use sqlx::SqliteConnection;
+use sqlx::AnyConnection;
 use titok_events::Follow;
 use titok_infra::stats::{bump_user, UserCounter};
+
+use titok_infra::store::Dialect;
 
 use super::Touched;
 
 pub async fn followed(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
+    dialect: Dialect,
     e: &Follow,
     at: i64,
     touched: &mut Touched,
 ) -> Result<(), sqlx::Error> {
-    let inserted = sqlx::query(
-        "INSERT INTO follows (follower_id, followee_id, created_ms) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
-    )
+    let inserted = sqlx::query(&format!(
+        "{} INTO follows (follower_id, followee_id, created_ms) VALUES (?, ?, ?)",
+        dialect.insert_ignore()
+    ))
     .bind(e.follower_id)
     .bind(e.followee_id)
     .bind(at)
@@ -27,7 +31,7 @@ pub async fn followed(
     if inserted == 0 {
         return Ok(());
     }
-    count(conn, e, 1, touched).await?;
+    count(conn, dialect, e, 1, touched).await?;
     let mutual: Option<(i64,)> =
         sqlx::query_as("SELECT 1 FROM follows WHERE follower_id = ? AND followee_id = ?")
             .bind(e.followee_id)
@@ -39,19 +43,23 @@ pub async fn followed(
             (e.follower_id, e.followee_id),
             (e.followee_id, e.follower_id),
         ] {
-            sqlx::query("INSERT INTO friends (user_id, friend_id, since_ms) VALUES (?, ?, ?) ON CONFLICT DO NOTHING")
-                .bind(a)
-                .bind(b)
-                .bind(at)
-                .execute(&mut *conn)
-                .await?;
+            sqlx::query(&format!(
+                "{} INTO friends (user_id, friend_id, since_ms) VALUES (?, ?, ?)",
+                dialect.insert_ignore()
+            ))
+            .bind(a)
+            .bind(b)
+            .bind(at)
+            .execute(&mut *conn)
+            .await?;
         }
     }
     Ok(())
 }
 
 pub async fn unfollowed(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
+    dialect: Dialect,
     e: &Follow,
     touched: &mut Touched,
 ) -> Result<(), sqlx::Error> {
@@ -64,7 +72,7 @@ pub async fn unfollowed(
     if deleted == 0 {
         return Ok(());
     }
-    count(conn, e, -1, touched).await?;
+    count(conn, dialect, e, -1, touched).await?;
     sqlx::query(
         "DELETE FROM friends WHERE (user_id = ? AND friend_id = ?) OR (user_id = ? AND friend_id = ?)",
     )
@@ -78,13 +86,14 @@ pub async fn unfollowed(
 }
 
 async fn count(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
+    dialect: Dialect,
     e: &Follow,
     delta: i64,
     touched: &mut Touched,
 ) -> Result<(), sqlx::Error> {
-    bump_user(conn, e.follower_id, UserCounter::Follow, delta).await?;
-    bump_user(conn, e.followee_id, UserCounter::Follower, delta).await?;
+    bump_user(conn, dialect, e.follower_id, UserCounter::Follow, delta).await?;
+    bump_user(conn, dialect, e.followee_id, UserCounter::Follower, delta).await?;
     touched.users.insert(e.follower_id);
     touched.users.insert(e.followee_id);
     Ok(())

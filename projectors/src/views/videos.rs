@@ -1,19 +1,21 @@
 //! `VideoPublished` → `videos`, and the author's `work_count`.
 
-use sqlx::SqliteConnection;
+use sqlx::AnyConnection;
 use titok_events::VideoPublished;
 use titok_infra::stats::{bump_user, UserCounter};
+
+use titok_infra::store::Dialect;
 
 use super::Touched;
 
 pub async fn published(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
+    dialect: Dialect,
     e: &VideoPublished,
     touched: &mut Touched,
 ) -> Result<(), sqlx::Error> {
     let inserted = sqlx::query(
-        "INSERT INTO videos (id, author_id, title, play_path, cover_path, published_ms) VALUES (?, ?, ?, ?, ?, ?) \
-         ON CONFLICT(id) DO NOTHING",
+        &format!("{} INTO videos (id, author_id, title, play_path, cover_path, published_ms) VALUES (?, ?, ?, ?, ?, ?)", dialect.insert_ignore()),
     )
     .bind(e.video_id)
     .bind(e.author_id)
@@ -25,10 +27,11 @@ pub async fn published(
     .await?
     .rows_affected();
     if inserted == 1 {
-        bump_user(conn, e.author_id, UserCounter::Work, 1).await?;
-        sqlx::query(
-            "INSERT INTO video_stats (video_id) VALUES (?) ON CONFLICT(video_id) DO NOTHING",
-        )
+        bump_user(conn, dialect, e.author_id, UserCounter::Work, 1).await?;
+        sqlx::query(&format!(
+            "{} INTO video_stats (video_id) VALUES (?)",
+            dialect.insert_ignore()
+        ))
         .bind(e.video_id)
         .execute(&mut *conn)
         .await?;

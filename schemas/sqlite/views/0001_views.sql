@@ -1,4 +1,5 @@
 -- Read models. Written only by the projectors; read by the query API.
+-- Column names avoid MySQL reserved words (partition, key) so both dialects share the queries.
 CREATE TABLE users (
     id          INTEGER PRIMARY KEY,
     name        TEXT    NOT NULL,
@@ -95,21 +96,21 @@ CREATE TABLE latest_messages (
 CREATE TABLE projection_offsets (
     projection   TEXT    NOT NULL,
     topic        TEXT    NOT NULL,
-    partition    INTEGER NOT NULL,
+    part         INTEGER NOT NULL,
     next_offset  INTEGER NOT NULL,
-    PRIMARY KEY (projection, topic, partition)
+    PRIMARY KEY (projection, topic, part)
 ) WITHOUT ROWID;
 
 -- Poison events, and every later event of the same key (per-key order must hold).
 CREATE TABLE parked_events (
     projection   TEXT    NOT NULL,
     topic        TEXT    NOT NULL,
-    partition    INTEGER NOT NULL,
-    offset       INTEGER NOT NULL,
-    key          TEXT    NOT NULL,
+    part         INTEGER NOT NULL,
+    log_offset   INTEGER NOT NULL,
+    event_key    TEXT    NOT NULL,
     reason       TEXT    NOT NULL,
     payload      BLOB    NOT NULL,
     parked_ms    INTEGER NOT NULL,
-    PRIMARY KEY (projection, topic, partition, offset)
+    PRIMARY KEY (projection, topic, part, log_offset)
 ) WITHOUT ROWID;
-CREATE INDEX parked_by_key ON parked_events (projection, topic, key);
+CREATE INDEX parked_by_key ON parked_events (projection, topic, event_key);

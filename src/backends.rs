@@ -1,0 +1,122 @@
+//! Opening the adapters the configuration asks for, and building each role's state from them.
+
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use titok_command_api::CommandState;
+use titok_events::{IdGenerator, Topic};
+use titok_infra::accounts::AccountStore;
+use titok_infra::auth::{load_or_create_secret, TokenKeys};
+use titok_infra::blobs::LocalBlobs;
+use titok_infra::counters::{Counters, InProcessCounters};
+use titok_infra::embedded_log::EmbeddedLog;
+use titok_infra::http::Authenticator;
+use titok_infra::known::KnownIds;
+use titok_infra::log::EventLog;
+use titok_infra::progress::{Consistency, InProcessPositions, Positions};
+use titok_infra::store::ViewStore;
+use titok_projectors::ProjectorDeps;
+use titok_query_api::QueryState;
+
+use crate::Config;
+
+/// Every port, opened on the adapters the configuration names.
+pub struct Backends {
+    pub log: Arc<dyn EventLog>,
+    pub accounts: AccountStore,
+    pub store: ViewStore,
+    pub counters: Arc<dyn Counters>,
+    pub positions: Arc<dyn Positions>,
+    pub blobs: LocalBlobs,
+    pub keys: TokenKeys,
+}
+
+impl Backends {
+    pub async fn open(config: &Config) -> anyhow::Result<Backends> {
+        let data = &config.data_dir;
+        let log: Arc<dyn EventLog> = Arc::new(
+            EmbeddedLog::open(&data.join("log.db"), config.partitions)
+                .await
+                .context("cannot open the embedded event log")?,
+        );
+        let (accounts, store) = match &config.mysql_url {
+            Some(url) => {
+                let pool = titok_infra::store::mysql_any(url, 16)
+                    .await
+                    .context("cannot connect to MySQL")?;
+                titok_infra::store::migrate_mysql(&pool)
+                    .await
+                    .context("cannot migrate MySQL")?;
+                (AccountStore::mysql(pool.clone()), ViewStore::mysql(pool))
+            }
+            None => (
+                AccountStore::open_sqlite(&data.join("accounts.db"))
+                    .await
+                    .context("cannot open accounts")?,
+                ViewStore::open_sqlite(&data.join("views.db"))
+                    .await
+                    .context("cannot open the read store")?,
+            ),
+        };
+        let secret =
+            load_or_create_secret(data).context("cannot read or create the token secret")?;
+        let keys = TokenKeys::new(&secret, Duration::from_secs(config.token_ttl_hours * 3600));
+        let counters: Arc<dyn Counters> = Arc::new(InProcessCounters::default());
+        let positions: Arc<dyn Positions> = Arc::new(InProcessPositions::default());
+        // Writes acknowledged before a restart count as acknowledged for reads after it.
+        positions
+            .record_acked(&log.end_offsets(&Topic::ALL).await?)
+            .await?;
+        Ok(Backends {
+            log,
+            accounts,
+            store,
+            counters,
+            positions,
+            blobs: LocalBlobs::new(data.join("blobs")),
+            keys,
+        })
+    }
+
+    pub fn projector_deps(&self) -> ProjectorDeps {
+        ProjectorDeps {
+            log: self.log.clone(),
+            store: self.store.clone(),
+            counters: self.counters.clone(),
+            positions: self.positions.clone(),
+            group_prefix: "titok.projector".into(),
+        }
+    }
+
+    pub fn query_state(&self, config: &Config, public_url: &str) -> QueryState {
+        QueryState {
+            store: self.store.clone(),
+            counters: self.counters.clone(),
+            auth: Authenticator {
+                keys: self.keys.clone(),
+                accounts: self.accounts.clone(),
+                known: KnownIds::default(),
+            },
+            consistency: Consistency {
+                positions: self.positions.clone(),
+                timeout: Duration::from_millis(config.consistency_timeout_ms),
+            },
+            public_url: public_url.trim_end_matches('/').into(),
+            chat_db_queries: Arc::new(AtomicU64::new(0)),
+            known_users: KnownIds::default(),
+        }
+    }
+
+    pub fn command_state(&self, config: &Config, query: QueryState) -> CommandState {
+        CommandState {
+            log: self.log.clone(),
+            accounts: self.accounts.clone(),
+            ids: Arc::new(IdGenerator::new(config.node_id)),
+            blobs: Arc::new(self.blobs.clone()),
+            query,
+            max_upload_bytes: config.max_upload_mb * 1024 * 1024,
+        }
+    }
+}
