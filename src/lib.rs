@@ -94,6 +94,14 @@ pub struct Config {
     /// the database is created if missing. Default: SQLite files in the data dir.
     #[arg(long, env = "TITOK_MYSQL_URL", global = true)]
     pub mysql_url: Option<String>,
+    /// Prefix of Kafka topics and consumer groups and of Redis keys, so several deployments (or
+    /// test runs) can share brokers and a Redis.
+    #[arg(long, env = "TITOK_NAMESPACE", default_value = "titok", global = true)]
+    pub namespace: String,
+    /// Secret that signs tokens (at least 32 bytes). Required with Kafka/MySQL/Redis; the embedded
+    /// default generates one into the data dir.
+    #[arg(long, env = "TITOK_TOKEN_SECRET", global = true, hide_env_values = true)]
+    pub token_secret: Option<String>,
     /// Log as JSON lines instead of text.
     #[arg(long, env = "TITOK_LOG_JSON", global = true)]
     pub log_json: bool,

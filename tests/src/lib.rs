@@ -37,7 +37,8 @@ impl TestApp {
     pub async fn start(args: &[&str]) -> TestApp {
         let dir = tempfile::tempdir().expect("temp dir");
         let data_dir = dir.path().to_path_buf();
-        let extra_args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        let mut extra_args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        extra_args.extend(service_args(&data_dir));
         let (child, base) = launch(&data_dir, &extra_args).await;
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs(30))
@@ -301,6 +302,38 @@ impl TestApp {
         assert_ok(&body, path);
         list(&body, "user_list")
     }
+}
+
+/// Arguments that put a test server on the real services named by `TITOK_TEST_MYSQL_URL`,
+/// `TITOK_TEST_REDIS_URL` and `TITOK_TEST_KAFKA_BROKERS` (set by `scripts/test`), each test in its
+/// own database, Redis key namespace and Kafka topics. Empty when none is set (embedded default).
+fn service_args(data_dir: &std::path::Path) -> Vec<String> {
+    let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    let (mysql, redis, kafka) = (var("TITOK_TEST_MYSQL_URL"), var("TITOK_TEST_REDIS_URL"), var("TITOK_TEST_KAFKA_BROKERS"));
+    if mysql.is_none() && redis.is_none() && kafka.is_none() {
+        return Vec::new();
+    }
+    let unique = format!("t{}_{}", std::process::id(), NEXT_APP.fetch_add(1, std::sync::atomic::Ordering::SeqCst));
+    let secret = format!("test-secret-{unique}-0123456789abcdef0123456789");
+    std::fs::write(data_dir.join("token-secret"), &secret).expect("write secret");
+    let mut args = vec!["--namespace".to_owned(), unique.clone(), "--token-secret".to_owned(), secret];
+    if let Some(url) = mysql {
+        args.extend(["--mysql-url".to_owned(), format!("{}/{unique}", url.trim_end_matches('/'))]);
+    }
+    if let Some(url) = redis {
+        args.extend(["--redis-url".to_owned(), url]);
+    }
+    if let Some(brokers) = kafka {
+        args.extend(["--kafka-brokers".to_owned(), brokers]);
+    }
+    args
+}
+
+static NEXT_APP: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// Whether this run drives the real services (scripts/test's second pass).
+pub fn on_real_services() -> bool {
+    std::env::var("TITOK_TEST_MYSQL_URL").is_ok_and(|v| !v.is_empty())
 }
 
 /// The server binary: `TITOK_TEST_BIN` if set, else `titok-under-test` built next to the test
