@@ -13,14 +13,16 @@ use titok_infra::blobs::LocalBlobs;
 use titok_infra::counters::{Counters, InProcessCounters};
 use titok_infra::embedded_log::EmbeddedLog;
 use titok_infra::http::Authenticator;
+use titok_infra::kafka_log::{KafkaLog, KafkaSettings};
 use titok_infra::known::KnownIds;
 use titok_infra::log::EventLog;
 use titok_infra::progress::{Consistency, InProcessPositions, Positions};
+use titok_infra::redis_store::{self, RedisCounters, RedisPositions};
 use titok_infra::store::ViewStore;
 use titok_projectors::ProjectorDeps;
 use titok_query_api::QueryState;
 
-use crate::Config;
+use crate::{Command, Config};
 
 /// Every port, opened on the adapters the configuration names.
 pub struct Backends {
@@ -34,13 +36,35 @@ pub struct Backends {
 }
 
 impl Backends {
-    pub async fn open(config: &Config) -> anyhow::Result<Backends> {
+    pub async fn open(config: &Config, role: &Command) -> anyhow::Result<Backends> {
         let data = &config.data_dir;
-        let log: Arc<dyn EventLog> = Arc::new(
-            EmbeddedLog::open(&data.join("log.db"), config.partitions)
+        let split = !matches!(role, Command::Serve);
+        if split
+            && (config.kafka_brokers.is_none()
+                || config.mysql_url.is_none()
+                || config.redis_url.is_none())
+        {
+            anyhow::bail!("{role:?} runs alone against shared services: give --kafka-brokers, --mysql-url and --redis-url");
+        }
+        let log: Arc<dyn EventLog> = match &config.kafka_brokers {
+            Some(brokers) => Arc::new(
+                KafkaLog::connect(KafkaSettings {
+                    brokers: brokers.clone(),
+                    namespace: config.namespace.clone(),
+                    partitions: config.partitions,
+                    replication: config.kafka_replication,
+                    session_timeout_ms: config.kafka_session_timeout_ms,
+                    fetch_wait_ms: config.kafka_fetch_wait_ms,
+                })
                 .await
-                .context("cannot open the embedded event log")?,
-        );
+                .context("cannot connect to Kafka")?,
+            ),
+            None => Arc::new(
+                EmbeddedLog::open(&data.join("log.db"), config.partitions)
+                    .await
+                    .context("cannot open the embedded event log")?,
+            ),
+        };
         let (accounts, store) = match &config.mysql_url {
             Some(url) => {
                 let pool = titok_infra::store::mysql_any(url, 16)
@@ -60,15 +84,42 @@ impl Backends {
                     .context("cannot open the read store")?,
             ),
         };
-        let secret =
-            load_or_create_secret(data).context("cannot read or create the token secret")?;
-        let keys = TokenKeys::new(&secret, Duration::from_secs(config.token_ttl_hours * 3600));
-        let counters: Arc<dyn Counters> = Arc::new(InProcessCounters::default());
-        let positions: Arc<dyn Positions> = Arc::new(InProcessPositions::default());
-        // Writes acknowledged before a restart count as acknowledged for reads after it.
+        let (counters, positions): (Arc<dyn Counters>, Arc<dyn Positions>) = match &config.redis_url
+        {
+            Some(url) => {
+                let conn = redis_store::connect(url)
+                    .await
+                    .context("cannot connect to Redis")?;
+                (
+                    Arc::new(RedisCounters::new(conn.clone(), &config.namespace)),
+                    Arc::new(RedisPositions::new(conn, &config.namespace)),
+                )
+            }
+            None => (
+                Arc::new(InProcessCounters::default()),
+                Arc::new(InProcessPositions::default()),
+            ),
+        };
+        // Writes acknowledged before this process started count as acknowledged for its reads.
         positions
             .record_acked(&log.end_offsets(&Topic::ALL).await?)
             .await?;
+        let production = config.kafka_brokers.is_some()
+            || config.mysql_url.is_some()
+            || config.redis_url.is_some();
+        let secret = match &config.token_secret {
+            Some(secret) if secret.len() >= 32 => secret.clone().into_bytes(),
+            Some(_) => anyhow::bail!("--token-secret must be at least 32 bytes"),
+            None if production => {
+                anyhow::bail!(
+                    "--token-secret (TITOK_TOKEN_SECRET) is required with Kafka, MySQL or Redis"
+                )
+            }
+            None => {
+                load_or_create_secret(data).context("cannot read or create the token secret")?
+            }
+        };
+        let keys = TokenKeys::new(&secret, Duration::from_secs(config.token_ttl_hours * 3600));
         Ok(Backends {
             log,
             accounts,
@@ -80,13 +131,13 @@ impl Backends {
         })
     }
 
-    pub fn projector_deps(&self) -> ProjectorDeps {
+    pub fn projector_deps(&self, config: &Config) -> ProjectorDeps {
         ProjectorDeps {
             log: self.log.clone(),
             store: self.store.clone(),
             counters: self.counters.clone(),
             positions: self.positions.clone(),
-            group_prefix: "titok.projector".into(),
+            group_prefix: format!("{}.projector", config.namespace),
         }
     }
 

@@ -25,6 +25,7 @@ pub const DEMO_USERNAME: &str = "titok-demo";
 
 mod backends;
 pub use backends::Backends;
+use titok_infra::progress::Positions;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -39,10 +40,30 @@ pub struct Cli {
     pub config: Config,
 }
 
-#[derive(Debug, Subcommand)]
+#[derive(Debug, Clone, Subcommand)]
 pub enum Command {
     /// Run the command API, query API and projectors in one process (the default).
     Serve,
+    /// Run only the write endpoints (needs --kafka-brokers, --mysql-url, --redis-url).
+    CommandApi,
+    /// Run only the read endpoints and /static (needs --kafka-brokers, --mysql-url, --redis-url).
+    QueryApi,
+    /// Run only the projections (needs --kafka-brokers, --mysql-url, --redis-url).
+    Projectors,
+}
+
+impl Command {
+    fn runs_commands(&self) -> bool {
+        matches!(self, Command::Serve | Command::CommandApi)
+    }
+
+    fn runs_queries(&self) -> bool {
+        matches!(self, Command::Serve | Command::QueryApi)
+    }
+
+    fn runs_projectors(&self) -> bool {
+        matches!(self, Command::Serve | Command::Projectors)
+    }
 }
 
 /// Settings, each with an environment variable equivalent.
@@ -100,8 +121,44 @@ pub struct Config {
     pub namespace: String,
     /// Secret that signs tokens (at least 32 bytes). Required with Kafka/MySQL/Redis; the embedded
     /// default generates one into the data dir.
-    #[arg(long, env = "TITOK_TOKEN_SECRET", global = true, hide_env_values = true)]
+    #[arg(
+        long,
+        env = "TITOK_TOKEN_SECRET",
+        global = true,
+        hide_env_values = true
+    )]
     pub token_secret: Option<String>,
+    /// Kafka bootstrap servers (host:port,…); switches the event log from the embedded one to Kafka.
+    #[arg(long, env = "TITOK_KAFKA_BROKERS", global = true)]
+    pub kafka_brokers: Option<String>,
+    /// Replication factor of the topics titok creates.
+    #[arg(
+        long,
+        env = "TITOK_KAFKA_REPLICATION",
+        default_value_t = 1,
+        global = true
+    )]
+    pub kafka_replication: i32,
+    /// Consumer-group session timeout: how fast a dead projector's partitions move to another.
+    #[arg(
+        long,
+        env = "TITOK_KAFKA_SESSION_TIMEOUT_MS",
+        default_value_t = 10_000,
+        global = true
+    )]
+    pub kafka_session_timeout_ms: u32,
+    /// Longest a projection's fetch waits at the broker when idle (bounds lag on brokers that
+    /// answer fetches only at the end of the wait).
+    #[arg(
+        long,
+        env = "TITOK_KAFKA_FETCH_WAIT_MS",
+        default_value_t = 10,
+        global = true
+    )]
+    pub kafka_fetch_wait_ms: u32,
+    /// Redis URL for the counter cache, the chat-poll shortcut and shared log positions.
+    #[arg(long, env = "TITOK_REDIS_URL", global = true)]
+    pub redis_url: Option<String>,
     /// Log as JSON lines instead of text.
     #[arg(long, env = "TITOK_LOG_JSON", global = true)]
     pub log_json: bool,
@@ -155,15 +212,19 @@ async fn shutdown_signal() {
     let _ = ctrl_c.await;
 }
 
-/// Open everything, start the projections and the HTTP server.
-pub async fn start(config: Config) -> anyhow::Result<Running> {
+/// Open the adapters, start what `role` runs (projections, command and/or query endpoints) and
+/// the HTTP server.
+pub async fn start(role: Command, config: Config) -> anyhow::Result<Running> {
     let data = &config.data_dir;
     std::fs::create_dir_all(data)
         .with_context(|| format!("cannot create data dir {}", data.display()))?;
-    let backends = Backends::open(&config).await?;
+    let backends = Backends::open(&config, &role).await?;
     let (shutdown, shutdown_rx) = watch::channel(false);
-    let projectors =
-        titok_projectors::spawn_all(backends.projector_deps(), shutdown_rx.clone()).await?;
+    let projectors = if role.runs_projectors() {
+        titok_projectors::spawn_all(backends.projector_deps(&config), shutdown_rx.clone()).await?
+    } else {
+        Vec::new()
+    };
 
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
@@ -174,21 +235,31 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         .clone()
         .unwrap_or_else(|| format!("http://{addr}"));
     let query = backends.query_state(&config, &public_url);
-    let command = backends.command_state(&config, query.clone());
-    titok_command_api::recover_pending_registrations(&command).await?;
-    write_static_images(&backends.blobs).await?;
-    if !config.no_sample {
-        seed_sample(&command, data).await?;
+    let mut app = Router::new()
+        .route("/healthz", axum::routing::get(|| async { "ok" }))
+        .route(
+            "/readyz",
+            axum::routing::get(readyz).with_state(backends.positions.clone()),
+        );
+    if role.runs_commands() {
+        let command = backends.command_state(&config, query.clone());
+        titok_command_api::recover_pending_registrations(&command).await?;
+        if !config.no_sample {
+            seed_sample(&command, data).await?;
+        }
+        app = app.merge(titok_command_api::router(command));
     }
-
-    let app = Router::new()
-        .merge(titok_command_api::router(command))
-        .merge(titok_query_api::router(query))
-        .nest_service(
+    if role.runs_queries() {
+        write_static_images(&backends.blobs).await?;
+        app = app.merge(titok_query_api::router(query));
+    }
+    if role.runs_commands() || role.runs_queries() {
+        app = app.nest_service(
             "/static",
             tower_http::services::ServeDir::new(backends.blobs.root()),
-        )
-        .layer(tower_http::trace::TraceLayer::new_for_http());
+        );
+    }
+    let app = app.layer(tower_http::trace::TraceLayer::new_for_http());
     let mut stop = shutdown_rx;
     let server = tokio::spawn(async move {
         axum::serve(listener, app)
@@ -197,13 +268,37 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
             })
             .await
     });
-    tracing::info!(%addr, public_url, data_dir = %data.display(), "titok-plus serving");
+    tracing::info!(?role, %addr, public_url, data_dir = %data.display(), "titok-plus running");
     Ok(Running {
         addr,
         shutdown,
         server,
         projectors,
     })
+}
+
+/// Ready when every write acknowledged so far is applied by the projections (so a freshly
+/// restarted server is not ready while it replays or waits for its consumer group to rebalance).
+async fn readyz(
+    axum::extract::State(positions): axum::extract::State<std::sync::Arc<dyn Positions>>,
+) -> (axum::http::StatusCode, &'static str) {
+    let ready = async {
+        let ends = positions.acked_ends(&titok_events::Topic::ALL).await?;
+        positions
+            .wait_applied(&ends, std::time::Duration::ZERO)
+            .await
+    };
+    match ready.await {
+        Ok(true) => (axum::http::StatusCode::OK, "ready"),
+        Ok(false) => (
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            "projections catching up",
+        ),
+        Err(_) => (
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            "positions unavailable",
+        ),
+    }
 }
 
 /// Default avatar and background images, served at `/static/avatar.png` and `/static/background.png`.
@@ -265,12 +360,8 @@ pub fn init_tracing(json: bool) {
 pub async fn main_entry() -> anyhow::Result<()> {
     let cli = Cli::parse();
     init_tracing(cli.config.log_json);
-    match cli.command.unwrap_or(Command::Serve) {
-        Command::Serve => {
-            let running = start(cli.config).await?;
-            // The first line on stdout is the address: scripts and the test harness read it.
-            println!("listening on http://{}", running.addr);
-            running.until_signalled().await
-        }
-    }
+    let running = start(cli.command.unwrap_or(Command::Serve), cli.config).await?;
+    // The first line on stdout is the address: scripts and the test harness read it.
+    println!("listening on http://{}", running.addr);
+    running.until_signalled().await
 }

@@ -21,9 +21,11 @@ pub mod blobs;
 pub mod counters;
 pub mod embedded_log;
 pub mod http;
+pub mod kafka_log;
 pub mod known;
 pub mod log;
 pub mod progress;
+pub mod redis_store;
 pub mod stats;
 pub mod store;
 

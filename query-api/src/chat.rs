@@ -25,7 +25,15 @@ pub async fn chat(State(state): State<QueryState>, params: Params) -> Reply<Chat
         let pre = normalize_ms(params.int_or_zero("pre_msg_time")?);
         ensure_user(&state, other).await?;
         let pair = (viewer.min(other), viewer.max(other));
-        let latest = match state.counters.chat_latest(pair).await? {
+        let cached = state
+            .counters
+            .chat_latest(pair)
+            .await
+            .unwrap_or_else(|err| {
+                tracing::warn!(error = %err, "chat shortcut unavailable; polling SQL");
+                None
+            });
+        let latest = match cached {
             Some(latest) => latest,
             None => {
                 state.count_chat_query();
@@ -37,7 +45,9 @@ pub async fn chat(State(state): State<QueryState>, params: Params) -> Reply<Chat
                 .fetch_optional(&state.store.read)
                 .await?;
                 let latest = row.map_or(0, |(t,)| t);
-                state.counters.put_chat_latest(pair, latest).await?;
+                if let Err(err) = state.counters.put_chat_latest(pair, latest).await {
+                    tracing::warn!(error = %err, "cannot refill the chat shortcut");
+                }
                 latest
             }
         };

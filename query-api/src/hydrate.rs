@@ -7,7 +7,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use titok_infra::counters::{UserCounts, VideoCounts};
+use titok_infra::counters::{CountersError, UserCounts, VideoCounts};
 use titok_infra::http::ApiError;
 use titok_infra::stats::{select_in, user_stats, video_stats};
 
@@ -110,25 +110,47 @@ async fn user_names(state: &QueryState, ids: &[i64]) -> Result<HashMap<i64, Stri
     Ok(rows.into_iter().collect())
 }
 
-async fn user_counts(
-    state: &QueryState,
+/// Cache hits by id, and the ids that missed. An unavailable cache counts as all misses: the
+/// answer then comes from SQL, so reads keep working while Redis is down.
+fn split_hits<T: Copy>(
+    cached: Result<Vec<Option<T>>, CountersError>,
     ids: &[i64],
-) -> Result<HashMap<i64, UserCounts>, ApiError> {
-    let cached = state.counters.users(ids).await?;
-    let mut out = HashMap::new();
+) -> (HashMap<i64, T>, Vec<i64>) {
+    let cached = cached.unwrap_or_else(|err| {
+        tracing::warn!(error = %err, "counter cache unavailable; reading counters from SQL");
+        vec![None; ids.len()]
+    });
+    let mut hits = HashMap::new();
     let mut missing = Vec::new();
     for (id, hit) in ids.iter().zip(cached) {
         match hit {
             Some(c) => {
-                out.insert(*id, c);
+                hits.insert(*id, c);
             }
             None => missing.push(*id),
         }
     }
+    (hits, missing)
+}
+
+/// Refill the cache after a miss; failing to is harmless (the next read misses again).
+fn refilled(result: Result<(), CountersError>) {
+    if let Err(err) = result {
+        tracing::warn!(error = %err, "cannot refill the counter cache");
+    }
+}
+
+async fn user_counts(
+    state: &QueryState,
+    ids: &[i64],
+) -> Result<HashMap<i64, UserCounts>, ApiError> {
+    let (mut out, missing) = split_hits(state.counters.users(ids).await, ids);
     if !missing.is_empty() {
-        let rows = user_stats(&state.store.read, &missing).await?;
-        let rows: Vec<_> = rows.into_iter().collect();
-        state.counters.put_users(&rows).await?;
+        let rows: Vec<_> = user_stats(&state.store.read, &missing)
+            .await?
+            .into_iter()
+            .collect();
+        refilled(state.counters.put_users(&rows).await);
         out.extend(rows.into_iter().map(|(id, v)| (id, v.value)));
     }
     Ok(out)
@@ -138,21 +160,13 @@ async fn video_counts(
     state: &QueryState,
     ids: &[i64],
 ) -> Result<HashMap<i64, VideoCounts>, ApiError> {
-    let cached = state.counters.videos(ids).await?;
-    let mut out = HashMap::new();
-    let mut missing = Vec::new();
-    for (id, hit) in ids.iter().zip(cached) {
-        match hit {
-            Some(c) => {
-                out.insert(*id, c);
-            }
-            None => missing.push(*id),
-        }
-    }
+    let (mut out, missing) = split_hits(state.counters.videos(ids).await, ids);
     if !missing.is_empty() {
-        let rows = video_stats(&state.store.read, &missing).await?;
-        let rows: Vec<_> = rows.into_iter().collect();
-        state.counters.put_videos(&rows).await?;
+        let rows: Vec<_> = video_stats(&state.store.read, &missing)
+            .await?
+            .into_iter()
+            .collect();
+        refilled(state.counters.put_videos(&rows).await);
         out.extend(rows.into_iter().map(|(id, v)| (id, v.value)));
     }
     Ok(out)

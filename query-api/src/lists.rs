@@ -44,21 +44,18 @@ async fn subject(state: &QueryState, params: &Params) -> Result<(i64, i64), ApiE
     Ok((viewer, user_id))
 }
 
-/// Fails with "not found" unless the users view has `user_id`.
+/// Fails with "not found" unless `user_id` has an account. Accounts are the command side's
+/// synchronous truth (a user exists the moment register replies), so no view lag can make a
+/// fresh user look missing; ids seen once are cached, since accounts are never deleted.
 pub async fn ensure_user(state: &QueryState, user_id: i64) -> Result<(), ApiError> {
     if state.known_users.contains(user_id) {
         return Ok(());
     }
-    let row: Option<(i64,)> = sqlx::query_as("SELECT 1 FROM users WHERE id = ?")
-        .bind(user_id)
-        .fetch_optional(&state.store.read)
-        .await?;
-    match row {
-        Some(_) => {
-            state.known_users.insert(user_id);
-            Ok(())
-        }
-        None => Err(ApiError::NotFound(format!("user {user_id} does not exist"))),
+    if state.auth.accounts.exists(user_id).await? {
+        state.known_users.insert(user_id);
+        Ok(())
+    } else {
+        Err(ApiError::NotFound(format!("user {user_id} does not exist")))
     }
 }
 

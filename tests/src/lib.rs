@@ -60,12 +60,27 @@ impl TestApp {
         let _ = self.child.wait().await;
     }
 
-    /// Kill the server and start a new one on the same data dir (possibly on another port).
+    /// Kill the server and start a new one on the same data dir (possibly on another port), then
+    /// wait until it is ready (its projections applied everything acknowledged before the kill).
     pub async fn restart(&mut self) {
         self.kill().await;
         let (child, base) = launch(&self.data_dir, &self.extra_args).await;
         self.child = child;
         self.base = base;
+        self.wait_ready().await;
+    }
+
+    /// Poll `/readyz` until it answers 200 (60 s at most).
+    pub async fn wait_ready(&self) {
+        for _ in 0..600 {
+            if let Ok(resp) = self.client.get(self.url("/readyz")).send().await {
+                if resp.status() == 200 {
+                    return;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("server not ready within 60 s; log:\n{}", self.logs());
     }
 
     /// The server's stderr log so far.
@@ -309,22 +324,43 @@ impl TestApp {
 /// own database, Redis key namespace and Kafka topics. Empty when none is set (embedded default).
 fn service_args(data_dir: &std::path::Path) -> Vec<String> {
     let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
-    let (mysql, redis, kafka) = (var("TITOK_TEST_MYSQL_URL"), var("TITOK_TEST_REDIS_URL"), var("TITOK_TEST_KAFKA_BROKERS"));
+    let (mysql, redis, kafka) = (
+        var("TITOK_TEST_MYSQL_URL"),
+        var("TITOK_TEST_REDIS_URL"),
+        var("TITOK_TEST_KAFKA_BROKERS"),
+    );
     if mysql.is_none() && redis.is_none() && kafka.is_none() {
         return Vec::new();
     }
-    let unique = format!("t{}_{}", std::process::id(), NEXT_APP.fetch_add(1, std::sync::atomic::Ordering::SeqCst));
+    let unique = format!(
+        "t{}_{}",
+        std::process::id(),
+        NEXT_APP.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+    );
     let secret = format!("test-secret-{unique}-0123456789abcdef0123456789");
     std::fs::write(data_dir.join("token-secret"), &secret).expect("write secret");
-    let mut args = vec!["--namespace".to_owned(), unique.clone(), "--token-secret".to_owned(), secret];
+    let mut args = vec![
+        "--namespace".to_owned(),
+        unique.clone(),
+        "--token-secret".to_owned(),
+        secret,
+    ];
     if let Some(url) = mysql {
-        args.extend(["--mysql-url".to_owned(), format!("{}/{unique}", url.trim_end_matches('/'))]);
+        args.extend([
+            "--mysql-url".to_owned(),
+            format!("{}/{unique}", url.trim_end_matches('/')),
+        ]);
     }
     if let Some(url) = redis {
         args.extend(["--redis-url".to_owned(), url]);
     }
     if let Some(brokers) = kafka {
-        args.extend(["--kafka-brokers".to_owned(), brokers]);
+        args.extend([
+            "--kafka-brokers".to_owned(),
+            brokers,
+            "--kafka-session-timeout-ms".to_owned(),
+            "6000".to_owned(),
+        ]);
     }
     args
 }

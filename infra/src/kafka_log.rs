@@ -1,0 +1,316 @@
+//! The `EventLog` on Kafka (rdkafka / librdkafka), for production and the real-service tests.
+//!
+//! - **Append:** an idempotent producer with `acks=all`; the reply waits for the broker's delivery
+//!   report. The partition is computed with [`titok_events::partition_for`], the same rule as the
+//!   embedded log, and set explicitly. A broker that cannot take the write within
+//!   `message.timeout.ms` makes the command fail with a 503 (the outcome is then unknown to the
+//!   client, as with any log: a retry is safe because likes/follows are idempotent).
+//! - **Topics** are created by the application through the admin API with the configured partition
+//!   count (an existing topic keeps its count, read from the metadata).
+//! - **Consumers:** one consumer group per projection (`<namespace>.projector.<projection>`),
+//!   auto-commit off. Where to resume is the projection's SQL checkpoint: records below the
+//!   checkpoint the projection passed in are skipped here, and the projection's transaction skips
+//!   anything another instance applied meanwhile. Kafka's group offsets are committed after the SQL
+//!   commit, so they are never ahead of it and only save re-reading.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, StreamConsumer};
+use rdkafka::error::RDKafkaErrorCode;
+use rdkafka::message::Message;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::{Offset, TopicPartitionList};
+use titok_events::{partition_for, Envelope, Topic};
+
+use crate::log::{EventLog, LogConsumer, LogError, LogRecord, Position};
+
+/// How to reach and use the brokers.
+#[derive(Debug, Clone)]
+pub struct KafkaSettings {
+    pub brokers: String,
+    /// Topic names are `<namespace>.<family>` (e.g. `titok.favorites`).
+    pub namespace: String,
+    pub partitions: u32,
+    pub replication: i32,
+    /// Consumer group session timeout; short in tests so a killed member's partitions move fast.
+    pub session_timeout_ms: u32,
+    /// `fetch.wait.max.ms` of the projection consumers.
+    pub fetch_wait_ms: u32,
+}
+
+/// Cheap-clone handle to the Kafka log.
+#[derive(Clone)]
+pub struct KafkaLog {
+    settings: KafkaSettings,
+    producer: FutureProducer,
+    partitions: HashMap<Topic, u32>,
+}
+
+fn unavailable(e: impl std::fmt::Display) -> LogError {
+    LogError::Unavailable(e.to_string())
+}
+
+impl KafkaLog {
+    /// Connect, create the topics if needed, and learn their partition counts.
+    pub async fn connect(settings: KafkaSettings) -> Result<KafkaLog, LogError> {
+        let producer: FutureProducer = ClientConfig::new()
+            .set("bootstrap.servers", &settings.brokers)
+            .set("enable.idempotence", "true")
+            .set("acks", "all")
+            .set("linger.ms", "1")
+            .set("message.timeout.ms", "5000")
+            .create()
+            .map_err(unavailable)?;
+        let log = KafkaLog {
+            settings,
+            producer,
+            partitions: HashMap::new(),
+        };
+        log.create_topics().await?;
+        let partitions = log.read_partition_counts().await?;
+        Ok(KafkaLog { partitions, ..log })
+    }
+
+    pub fn topic_name(&self, topic: Topic) -> String {
+        format!(
+            "{}.{}",
+            self.settings.namespace,
+            topic.name().trim_start_matches("titok.")
+        )
+    }
+
+    fn topic_of(&self, name: &str) -> Option<Topic> {
+        Topic::ALL.into_iter().find(|t| self.topic_name(*t) == name)
+    }
+
+    async fn create_topics(&self) -> Result<(), LogError> {
+        let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+            .set("bootstrap.servers", &self.settings.brokers)
+            .create()
+            .map_err(unavailable)?;
+        let names: Vec<String> = Topic::ALL.iter().map(|t| self.topic_name(*t)).collect();
+        let new: Vec<NewTopic> = names
+            .iter()
+            .map(|n| {
+                NewTopic::new(
+                    n,
+                    self.settings.partitions as i32,
+                    TopicReplication::Fixed(self.settings.replication),
+                )
+            })
+            .collect();
+        let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
+        for result in admin
+            .create_topics(&new, &options)
+            .await
+            .map_err(unavailable)?
+        {
+            match result {
+                Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+                Err((name, code)) => {
+                    return Err(unavailable(format!("cannot create topic {name}: {code}")))
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn metadata_consumer(&self) -> Result<BaseConsumer, LogError> {
+        ClientConfig::new()
+            .set("bootstrap.servers", &self.settings.brokers)
+            .create()
+            .map_err(unavailable)
+    }
+
+    async fn read_partition_counts(&self) -> Result<HashMap<Topic, u32>, LogError> {
+        let consumer = self.metadata_consumer()?;
+        let names: Vec<(Topic, String)> = Topic::ALL
+            .iter()
+            .map(|t| (*t, self.topic_name(*t)))
+            .collect();
+        tokio::task::spawn_blocking(move || {
+            let mut counts = HashMap::new();
+            for (topic, name) in names {
+                let meta = consumer
+                    .fetch_metadata(Some(&name), Duration::from_secs(10))
+                    .map_err(unavailable)?;
+                let n = meta
+                    .topics()
+                    .first()
+                    .map_or(0, |t| t.partitions().len() as u32);
+                if n == 0 {
+                    return Err(unavailable(format!("topic {name} has no partitions")));
+                }
+                counts.insert(topic, n);
+            }
+            Ok(counts)
+        })
+        .await
+        .map_err(unavailable)?
+    }
+}
+
+#[async_trait]
+impl EventLog for KafkaLog {
+    async fn append(&self, events: &[Envelope]) -> Result<Vec<Position>, LogError> {
+        let sends = events.iter().map(|event| async move {
+            let topic = event.topic();
+            let name = self.topic_name(topic);
+            let key = event.key();
+            let payload = event.encode();
+            let partition = partition_for(&key, self.partitions(topic));
+            let record = FutureRecord::to(&name)
+                .key(&key)
+                .payload(&payload)
+                .partition(partition as i32);
+            let delivery = self
+                .producer
+                .send(record, Duration::from_secs(5))
+                .await
+                .map_err(|(e, _)| unavailable(e))?;
+            Ok(Position {
+                topic,
+                partition: delivery.partition as u32,
+                offset: delivery.offset,
+            })
+        });
+        futures::future::try_join_all(sends).await
+    }
+
+    async fn end_offsets(&self, topics: &[Topic]) -> Result<Vec<Position>, LogError> {
+        let consumer = self.metadata_consumer()?;
+        let wanted: Vec<(Topic, String, u32)> = topics
+            .iter()
+            .map(|t| (*t, self.topic_name(*t), self.partitions(*t)))
+            .collect();
+        tokio::task::spawn_blocking(move || {
+            let mut ends = Vec::new();
+            for (topic, name, partitions) in wanted {
+                for partition in 0..partitions {
+                    let (_, high) = consumer
+                        .fetch_watermarks(&name, partition as i32, Duration::from_secs(10))
+                        .map_err(unavailable)?;
+                    ends.push(Position {
+                        topic,
+                        partition,
+                        offset: high,
+                    });
+                }
+            }
+            Ok(ends)
+        })
+        .await
+        .map_err(unavailable)?
+    }
+
+    fn partitions(&self, topic: Topic) -> u32 {
+        self.partitions
+            .get(&topic)
+            .copied()
+            .unwrap_or(self.settings.partitions)
+    }
+
+    async fn consumer(
+        &self,
+        group: &str,
+        topic: Topic,
+        start: Vec<i64>,
+    ) -> Result<Box<dyn LogConsumer>, LogError> {
+        let name = self.topic_name(topic);
+        let consumer: StreamConsumer = ClientConfig::new()
+            .set("bootstrap.servers", &self.settings.brokers)
+            .set("group.id", group)
+            .set("enable.auto.commit", "false")
+            .set("auto.offset.reset", "earliest")
+            .set(
+                "session.timeout.ms",
+                self.settings.session_timeout_ms.to_string(),
+            )
+            .set(
+                "heartbeat.interval.ms",
+                (self.settings.session_timeout_ms / 3).max(100).to_string(),
+            )
+            .set("enable.partition.eof", "false")
+            // How long a fetch may wait at the broker when there is nothing new. Brokers answer a
+            // waiting fetch as soon as data arrives, but some Kafka-API brokers (tansu) only at the
+            // end of the wait, so keep it short: it bounds projection lag when traffic is light.
+            .set("fetch.wait.max.ms", self.settings.fetch_wait_ms.to_string())
+            .create()
+            .map_err(unavailable)?;
+        consumer.subscribe(&[&name]).map_err(unavailable)?;
+        Ok(Box::new(KafkaConsumer {
+            log: self.clone(),
+            consumer,
+            name,
+            start,
+        }))
+    }
+}
+
+struct KafkaConsumer {
+    log: KafkaLog,
+    consumer: StreamConsumer,
+    name: String,
+    /// Checkpoints at connect time: records below them are known to be applied.
+    start: Vec<i64>,
+}
+
+impl KafkaConsumer {
+    fn record(&self, msg: &rdkafka::message::BorrowedMessage<'_>) -> Option<LogRecord> {
+        let topic = self.log.topic_of(msg.topic())?;
+        let partition = u32::try_from(msg.partition()).ok()?;
+        if msg.offset() < self.start.get(partition as usize).copied().unwrap_or(0) {
+            return None;
+        }
+        Some(LogRecord {
+            topic,
+            partition,
+            offset: msg.offset(),
+            key: msg
+                .key()
+                .map(|k| String::from_utf8_lossy(k).into_owned())
+                .unwrap_or_default(),
+            payload: msg.payload().map(<[u8]>::to_vec).unwrap_or_default(),
+        })
+    }
+}
+
+#[async_trait]
+impl LogConsumer for KafkaConsumer {
+    async fn poll(&mut self, max: usize, wait: Duration) -> Result<Vec<LogRecord>, LogError> {
+        let mut batch = Vec::new();
+        let mut linger = wait;
+        while batch.len() < max {
+            match tokio::time::timeout(linger, self.consumer.recv()).await {
+                Err(_) => break,
+                Ok(Err(e)) => return Err(unavailable(e)),
+                Ok(Ok(msg)) => {
+                    if let Some(rec) = self.record(&msg) {
+                        batch.push(rec);
+                    }
+                    // After the first record, take only what is already there: lag stays low.
+                    linger = Duration::from_millis(2);
+                }
+            }
+        }
+        Ok(batch)
+    }
+
+    async fn commit(&mut self, applied: &[(u32, i64)]) -> Result<(), LogError> {
+        let mut tpl = TopicPartitionList::new();
+        for (partition, next) in applied {
+            tpl.add_partition_offset(&self.name, *partition as i32, Offset::Offset(*next))
+                .map_err(unavailable)?;
+        }
+        // Advisory only (the SQL checkpoint decides): a failed commit costs a re-read, nothing more.
+        if let Err(e) = self.consumer.commit(&tpl, CommitMode::Async) {
+            tracing::debug!(error = %e, "kafka offset commit failed");
+        }
+        Ok(())
+    }
+}
