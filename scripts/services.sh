@@ -4,7 +4,7 @@
 #   source scripts/services.sh
 #   services_install          # apt-get / cargo install what is missing
 #   services_start            # start all three in a temp dir; exports TITOK_TEST_* variables
-#   services_stop             # stop them and remove the temp dir (also run on EXIT)
+#   services_stop             # stop them and remove the temp dir (callers trap it on EXIT)
 #
 # Nothing touches system instances: every server runs from $SERVICES_DIR on its own port.
 
@@ -40,7 +40,6 @@ wait_for() { # wait_for SECONDS DESCRIPTION COMMAND...
 services_start() {
   SERVICES_DIR=$(mktemp -d /tmp/titok-services.XXXXXX)
   export SERVICES_DIR
-  trap services_stop EXIT
   local tansu_bin
   tansu_bin=$(command -v tansu || echo "$HOME/.cargo/bin/tansu")
 

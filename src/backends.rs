@@ -55,6 +55,7 @@ impl Backends {
                     replication: config.kafka_replication,
                     session_timeout_ms: config.kafka_session_timeout_ms,
                     fetch_wait_ms: config.kafka_fetch_wait_ms,
+                    idempotence: config.kafka_idempotence,
                 })
                 .await
                 .context("cannot connect to Kafka")?,

@@ -156,6 +156,10 @@ pub struct Config {
         global = true
     )]
     pub kafka_fetch_wait_ms: u32,
+    /// Use Kafka's idempotent producer (default true). tansu 0.6 crashes on an idempotent
+    /// producer that outlives a broker restart, so the broker-outage test turns it off.
+    #[arg(long, env = "TITOK_KAFKA_IDEMPOTENCE", default_value_t = true, action = clap::ArgAction::Set, global = true)]
+    pub kafka_idempotence: bool,
     /// Redis URL for the counter cache, the chat-poll shortcut and shared log positions.
     #[arg(long, env = "TITOK_REDIS_URL", global = true)]
     pub redis_url: Option<String>,

@@ -41,6 +41,8 @@ pub struct KafkaSettings {
     pub session_timeout_ms: u32,
     /// `fetch.wait.max.ms` of the projection consumers.
     pub fetch_wait_ms: u32,
+    /// Idempotent producer (the default). Off only for brokers that mishandle it.
+    pub idempotence: bool,
 }
 
 /// Cheap-clone handle to the Kafka log.
@@ -60,7 +62,13 @@ impl KafkaLog {
     pub async fn connect(settings: KafkaSettings) -> Result<KafkaLog, LogError> {
         let producer: FutureProducer = ClientConfig::new()
             .set("bootstrap.servers", &settings.brokers)
-            .set("enable.idempotence", "true")
+            .set("enable.idempotence", settings.idempotence.to_string())
+            // Without idempotence, one request in flight keeps a retried event next to its
+            // original, so a duplicate can only repeat an event the folds already treat as a no-op.
+            .set(
+                "max.in.flight.requests.per.connection",
+                if settings.idempotence { "5" } else { "1" },
+            )
             .set("acks", "all")
             .set("linger.ms", "1")
             .set("message.timeout.ms", "5000")

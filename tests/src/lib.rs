@@ -25,6 +25,7 @@ pub struct TestApp {
     _dir: Option<tempfile::TempDir>,
     child: Child,
     extra_args: Vec<String>,
+    log_name: String,
 }
 
 /// Start a server with no sample content.
@@ -35,22 +36,33 @@ pub async fn spawn_app() -> TestApp {
 impl TestApp {
     /// Start a server in a fresh data dir with extra CLI arguments.
     pub async fn start(args: &[&str]) -> TestApp {
+        TestApp::start_with(args, &[]).await
+    }
+
+    /// Like [`TestApp::start`], replacing service arguments of this run (e.g. `--redis-url` of a
+    /// private Redis that the test stops and starts).
+    pub async fn start_with(args: &[&str], overrides: &[(&str, String)]) -> TestApp {
         let dir = tempfile::tempdir().expect("temp dir");
         let data_dir = dir.path().to_path_buf();
         let mut extra_args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-        extra_args.extend(service_args(&data_dir));
-        let (child, base) = launch(&data_dir, &extra_args).await;
-        let client = reqwest::Client::builder()
-            .timeout(Duration::from_secs(30))
-            .build()
-            .expect("client");
+        let mut services = service_args(&data_dir);
+        for (name, value) in overrides {
+            match services.iter().position(|a| a == name) {
+                Some(at) => services[at + 1] = value.clone(),
+                None => services.extend([name.to_string(), value.clone()]),
+            }
+        }
+        extra_args.extend(services);
+        let log_name = "server.log".to_owned();
+        let (child, base) = launch(&data_dir, &extra_args, &log_name).await;
         TestApp {
             base,
-            client,
+            client: client(),
             data_dir,
             _dir: Some(dir),
             child,
             extra_args,
+            log_name,
         }
     }
 
@@ -64,7 +76,7 @@ impl TestApp {
     /// wait until it is ready (its projections applied everything acknowledged before the kill).
     pub async fn restart(&mut self) {
         self.kill().await;
-        let (child, base) = launch(&self.data_dir, &self.extra_args).await;
+        let (child, base) = launch(&self.data_dir, &self.extra_args, &self.log_name).await;
         self.child = child;
         self.base = base;
         self.wait_ready().await;
@@ -85,7 +97,7 @@ impl TestApp {
 
     /// The server's stderr log so far.
     pub fn logs(&self) -> String {
-        std::fs::read_to_string(self.data_dir.join("server.log")).unwrap_or_default()
+        std::fs::read_to_string(self.data_dir.join(&self.log_name)).unwrap_or_default()
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -319,6 +331,58 @@ impl TestApp {
     }
 }
 
+/// Several processes (split roles) sharing one data dir (uploads) and one set of services.
+pub struct Cluster {
+    dir: tempfile::TempDir,
+    service_args: Vec<String>,
+    spawned: usize,
+}
+
+impl Cluster {
+    /// A cluster on the real services of this run (see [`on_real_services`]).
+    pub fn new() -> Cluster {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let service_args = service_args(dir.path());
+        Cluster {
+            dir,
+            service_args,
+            spawned: 0,
+        }
+    }
+
+    /// Start `titok <role> <args…>` on the cluster's services.
+    pub async fn spawn(&mut self, role: &str, args: &[&str]) -> TestApp {
+        self.spawned += 1;
+        let log_name = format!("{role}-{}.log", self.spawned);
+        let mut extra_args = vec![role.to_owned()];
+        extra_args.extend(args.iter().map(|s| s.to_string()));
+        extra_args.extend(self.service_args.iter().cloned());
+        let data_dir = self.dir.path().to_path_buf();
+        let (child, base) = launch(&data_dir, &extra_args, &log_name).await;
+        TestApp {
+            base,
+            client: client(),
+            data_dir,
+            _dir: None,
+            child,
+            extra_args,
+            log_name,
+        }
+    }
+
+    /// The value of a service argument (e.g. `--namespace`).
+    pub fn arg(&self, name: &str) -> Option<&str> {
+        let at = self.service_args.iter().position(|a| a == name)?;
+        self.service_args.get(at + 1).map(String::as_str)
+    }
+}
+
+impl Default for Cluster {
+    fn default() -> Self {
+        Cluster::new()
+    }
+}
+
 /// Arguments that put a test server on the real services named by `TITOK_TEST_MYSQL_URL`,
 /// `TITOK_TEST_REDIS_URL` and `TITOK_TEST_KAFKA_BROKERS` (set by `scripts/test`), each test in its
 /// own database, Redis key namespace and Kafka topics. Empty when none is set (embedded default).
@@ -392,11 +456,18 @@ fn server_binary() -> PathBuf {
     bin
 }
 
-async fn launch(data_dir: &std::path::Path, extra: &[String]) -> (Child, String) {
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .expect("client")
+}
+
+async fn launch(data_dir: &std::path::Path, extra: &[String], log_name: &str) -> (Child, String) {
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
-        .open(data_dir.join("server.log"))
+        .open(data_dir.join(log_name))
         .expect("log file");
     let mut command = Command::new(server_binary());
     // The server reads TITOK_* settings from the environment: only the arguments given here count.
@@ -534,4 +605,139 @@ fn check_refusal(status: u16, body: &Value, path: &str, expect: &str) {
         msg.contains(&expect.to_lowercase()),
         "{path}: status_msg {msg:?} should mention {expect:?}"
     );
+}
+
+/// A private service process (Redis, tansu) that a fault test may stop and start again on the
+/// same port and data directory.
+pub struct PrivateService {
+    program: PathBuf,
+    args: Vec<String>,
+    dir: tempfile::TempDir,
+    pub port: u16,
+    child: Option<std::process::Child>,
+}
+
+/// A free loopback TCP port.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
+fn installed(name: &str) -> PathBuf {
+    let home = PathBuf::from(std::env::var("HOME").unwrap_or_default())
+        .join(".cargo/bin")
+        .join(name);
+    if home.exists() {
+        return home;
+    }
+    PathBuf::from(name)
+}
+
+impl PrivateService {
+    /// A Redis server without persistence.
+    pub async fn redis() -> PrivateService {
+        let port = free_port();
+        let args = [
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ];
+        PrivateService::launch(
+            installed("redis-server"),
+            args.iter().map(|s| s.to_string()).collect(),
+            port,
+        )
+        .await
+    }
+
+    /// A tansu Kafka-API broker with SQLite storage in its own directory.
+    pub async fn tansu() -> PrivateService {
+        let port = free_port();
+        let url = format!("tcp://127.0.0.1:{port}");
+        let args = vec![
+            "broker".to_owned(),
+            "--listener-url".to_owned(),
+            url.clone(),
+            "--advertised-listener-url".to_owned(),
+            url,
+            "--storage-engine".to_owned(),
+            "sqlite://tansu.db".to_owned(),
+        ];
+        PrivateService::launch(installed("tansu"), args, port).await
+    }
+
+    async fn launch(program: PathBuf, args: Vec<String>, port: u16) -> PrivateService {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut service = PrivateService {
+            program,
+            args,
+            dir,
+            port,
+            child: None,
+        };
+        service.start().await;
+        service
+    }
+
+    /// Start (again), and wait until the port accepts connections.
+    pub async fn start(&mut self) {
+        let log = std::fs::File::create(self.dir.path().join("service.log")).expect("log");
+        let child = std::process::Command::new(&self.program)
+            .args(&self.args)
+            .current_dir(self.dir.path())
+            .stdout(Stdio::from(log.try_clone().expect("log")))
+            .stderr(Stdio::from(log))
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", self.program.display()));
+        self.child = Some(child);
+        for _ in 0..300 {
+            if tokio::net::TcpStream::connect(("127.0.0.1", self.port))
+                .await
+                .is_ok()
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!(
+            "{} did not start on port {}",
+            self.program.display(),
+            self.port
+        );
+    }
+
+    /// SIGKILL it.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for PrivateService {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Skip a real-service test with a visible note when this run is embedded only.
+#[macro_export]
+macro_rules! needs_real_services {
+    () => {
+        if !$crate::on_real_services() {
+            eprintln!(
+                "skipped: this test needs Kafka/MySQL/Redis; scripts/test runs it on real services"
+            );
+            return;
+        }
+    };
 }
