@@ -76,10 +76,15 @@ impl TestApp {
     /// wait until it is ready (its projections applied everything acknowledged before the kill).
     pub async fn restart(&mut self) {
         self.kill().await;
+        self.respawn().await;
+        self.wait_ready().await;
+    }
+
+    /// Start the (killed) server again with the same arguments, without waiting for readiness.
+    pub async fn respawn(&mut self) {
         let (child, base) = launch(&self.data_dir, &self.extra_args, &self.log_name).await;
         self.child = child;
         self.base = base;
-        self.wait_ready().await;
     }
 
     /// Poll `/readyz` until it answers 200 (60 s at most).
@@ -93,6 +98,12 @@ impl TestApp {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         panic!("server not ready within 60 s; log:\n{}", self.logs());
+    }
+
+    /// The value of one of the server's arguments (e.g. `--namespace`).
+    pub fn arg(&self, name: &str) -> Option<&str> {
+        let at = self.extra_args.iter().position(|a| a == name)?;
+        self.extra_args.get(at + 1).map(String::as_str)
     }
 
     /// The server's stderr log so far.
@@ -672,6 +683,55 @@ impl PrivateService {
             "sqlite://tansu.db".to_owned(),
         ];
         PrivateService::launch(installed("tansu"), args, port).await
+    }
+
+    /// A MariaDB server with a `titok`/`titok` user; its URL is [`PrivateService::mysql_url`].
+    pub async fn mariadb() -> PrivateService {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let datadir = dir.path().join("data");
+        let status = std::process::Command::new("mariadb-install-db")
+            .args([
+                "--no-defaults",
+                "--auth-root-authentication-method=normal",
+                "--skip-test-db",
+            ])
+            .arg(format!("--datadir={}", datadir.display()))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .expect("mariadb-install-db");
+        assert!(status.success(), "mariadb-install-db failed");
+        let port = free_port();
+        let socket = dir.path().join("sock");
+        let args = vec![
+            "--no-defaults".to_owned(),
+            format!("--datadir={}", datadir.display()),
+            format!("--socket={}", socket.display()),
+            format!("--port={port}"),
+            "--bind-address=127.0.0.1".to_owned(),
+            "--user=root".to_owned(),
+            "--skip-log-bin".to_owned(),
+        ];
+        let mut service = PrivateService {
+            program: PathBuf::from("mariadbd"),
+            args,
+            dir,
+            port,
+            child: None,
+        };
+        service.start().await;
+        let status = std::process::Command::new("mariadb")
+            .arg(format!("--socket={}", socket.display()))
+            .args(["-e", "CREATE USER 'titok'@'127.0.0.1' IDENTIFIED BY 'titok'; GRANT ALL ON *.* TO 'titok'@'127.0.0.1';"])
+            .status()
+            .expect("mariadb client");
+        assert!(status.success(), "cannot create the titok user");
+        service
+    }
+
+    /// The URL of a private MariaDB's `titok` database.
+    pub fn mysql_url(&self) -> String {
+        format!("mysql://titok:titok@127.0.0.1:{}/titok", self.port)
     }
 
     async fn launch(program: PathBuf, args: Vec<String>, port: u16) -> PrivateService {

@@ -157,3 +157,80 @@ async fn the_command_api_answers_503_while_the_broker_is_down_and_loses_nothing_
         );
     }
 }
+
+#[tokio::test]
+async fn projectors_pause_while_mysql_is_down_and_resume_without_skipping_an_event() {
+    needs_real_services!();
+    // Arrange: a private MariaDB for this server's accounts and views.
+    let mut mysql = PrivateService::mariadb().await;
+    let app = TestApp::start_with(&["--no-sample"], &[("--mysql-url", mysql.mysql_url())]).await;
+    let author = app.register("author", "pw").await;
+    let video = app.publish(&author, "v").await;
+    let mut fans = Vec::new();
+    for i in 0..40 {
+        fans.push(app.register(&format!("fan{i}"), "pw").await);
+    }
+
+    // Act: MySQL crashes; meanwhile likes reach the log (appended directly, as another command API
+    // instance would), so the projection has events it cannot apply.
+    mysql.stop();
+    let log = titok_infra::kafka_log::KafkaLog::connect(titok_infra::kafka_log::KafkaSettings {
+        brokers: std::env::var("TITOK_TEST_KAFKA_BROKERS").expect("brokers"),
+        namespace: app.arg("--namespace").expect("namespace").to_owned(),
+        partitions: 4,
+        replication: 1,
+        session_timeout_ms: 6000,
+        fetch_wait_ms: 10,
+        idempotence: true,
+    })
+    .await
+    .expect("kafka");
+    for fan in &fans {
+        let like = titok_events::Favorite {
+            user_id: fan.id,
+            video_id: video,
+            author_id: author.id,
+        };
+        let event = titok_events::Envelope::new(fan.id, titok_events::EventBody::VideoLiked(like));
+        titok_infra::log::EventLog::append(&log, &[event.clone(), event])
+            .await
+            .expect("append");
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await; // the projection retries against a dead MySQL
+    mysql.start().await;
+
+    // Assert: every like is applied once (each was appended twice), none skipped.
+    let mut count = serde_json::Value::Null;
+    for _ in 0..150 {
+        let (status, body) = app
+            .get_raw(
+                "/douyin/publish/list/",
+                &author.with(&[("user_id", author.id.to_string())]),
+            )
+            .await;
+        if status == 200 && body["status_code"] == 0 {
+            count = body["video_list"][0]["favorite_count"].clone();
+            if count == fans.len() as i64 {
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(
+        count,
+        fans.len() as i64,
+        "all likes applied after MySQL returned"
+    );
+    assert_eq!(
+        app.user_info(&author, author.id).await["total_favorited"],
+        fans.len() as i64
+    );
+    for fan in fans.iter().step_by(7) {
+        assert_eq!(
+            ids(&app.favorite_list(fan, fan.id).await),
+            vec![video],
+            "fan {} like applied",
+            fan.id
+        );
+    }
+}
