@@ -3,13 +3,14 @@
 //! Ports and their adapters. Each port is a small trait; the embedded implementation lives next to it
 //! and the production one (Kafka, MySQL, Redis) plugs into the same trait.
 //!
-//! | port | embedded adapter | module |
+//! | port | embedded adapter | production adapter |
 //! |---|---|---|
-//! | [`EventLog`] — append, read, end offsets | SQLite file with group commit | [`log`], [`embedded_log`] |
-//! | read store — views + checkpoints | SQLite through sqlx, migrations from `titok-schemas` | [`store`] |
-//! | [`Counters`] — count cache, chat-poll shortcut | in-process maps with version guards | [`counters`] |
-//! | [`BlobStore`] — uploads and covers | local directory | [`blobs`] |
-//! | accounts — unique usernames, hashes | SQLite | [`accounts`] |
+//! | [`EventLog`] — append, consume, end offsets | [`embedded_log`]: SQLite file, group commit | [`kafka_log`]: rdkafka |
+//! | read store — views + checkpoints | [`store`]: SQLite through sqlx `Any` | [`store`]: MySQL through sqlx `Any` |
+//! | [`Counters`] — count cache, chat-poll shortcut | [`counters`]: in-process maps | [`redis_store`]: Redis + Lua |
+//! | [`progress::Positions`] — acked/applied positions | [`progress`]: in-process | [`redis_store`]: Redis hashes |
+//! | [`BlobStore`] — uploads and covers | [`blobs`]: local directory | (same; a shared volume) |
+//! | accounts — unique usernames, hashes | [`accounts`] on SQLite | [`accounts`] on MySQL |
 //!
 //! Plus what both APIs share: [`progress`] (projection positions and the read-after-write wait),
 //! [`auth`] (argon2id hashes, signed expiring tokens) and [`http`] (the Douyin envelope, the error
