@@ -22,7 +22,7 @@ use axum::Router;
 use titok_events::{Envelope, EventBody, IdGenerator};
 use titok_infra::accounts::AccountStore;
 use titok_infra::blobs::BlobStore;
-use titok_infra::http::{ApiError, Reply};
+use titok_infra::http::{douyin_route, ApiError, Reply};
 use titok_infra::log::{EventLog, Position};
 use titok_query_api::QueryState;
 
@@ -75,15 +75,6 @@ fn acknowledged<T>(result: Result<(T, Position), ApiError>) -> Reply<T> {
     }
 }
 
-fn both(
-    router: Router<CommandState>,
-    path: &str,
-    handler: MethodRouter<CommandState>,
-) -> Router<CommandState> {
-    let trimmed = path.trim_end_matches('/');
-    router.route(path, handler.clone()).route(trimmed, handler)
-}
-
 /// The write side's router.
 pub fn router(state: CommandState) -> Router {
     // Multipart framing on top of the file itself.
@@ -117,7 +108,9 @@ pub fn router(state: CommandState) -> Router {
     ];
     routes
         .into_iter()
-        .fold(Router::new(), |r, (path, handler)| both(r, path, handler))
+        .fold(Router::new(), |r, (path, handler)| {
+            douyin_route(r, path, handler)
+        })
         .with_state(state)
 }
 

@@ -193,6 +193,16 @@ impl<T: Serialize + Default> IntoResponse for Reply<T> {
     }
 }
 
+/// Add a Douyin route, served with and without its trailing slash (clients send both).
+pub fn douyin_route<S: Clone + Send + Sync + 'static>(
+    router: axum::Router<S>,
+    path: &str,
+    handler: axum::routing::MethodRouter<S>,
+) -> axum::Router<S> {
+    let trimmed = path.trim_end_matches('/');
+    router.route(path, handler.clone()).route(trimmed, handler)
+}
+
 /// Query-string and form-body parameters, merged (form wins), on any method.
 #[derive(Debug, Default, Clone)]
 pub struct Params(pub HashMap<String, String>);

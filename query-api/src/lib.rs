@@ -22,7 +22,7 @@ use axum::Router;
 use futures::Future;
 use titok_events::Topic;
 use titok_infra::counters::Counters;
-use titok_infra::http::{ApiError, Authenticator, Reply};
+use titok_infra::http::{douyin_route, ApiError, Authenticator, Reply};
 use titok_infra::known::KnownIds;
 use titok_infra::progress::{Consistency, Freshness};
 use titok_infra::store::ViewStore;
@@ -87,16 +87,6 @@ where
     }
 }
 
-/// A route served with and without its trailing slash, on GET and POST alike.
-fn both(
-    router: Router<QueryState>,
-    path: &str,
-    handler: MethodRouter<QueryState>,
-) -> Router<QueryState> {
-    let trimmed = path.trim_end_matches('/');
-    router.route(path, handler.clone()).route(trimmed, handler)
-}
-
 /// The read side's router.
 pub fn router(state: QueryState) -> Router {
     let routes: [(&str, MethodRouter<QueryState>); 10] = [
@@ -138,7 +128,9 @@ pub fn router(state: QueryState) -> Router {
     ];
     routes
         .into_iter()
-        .fold(Router::new(), |r, (path, handler)| both(r, path, handler))
+        .fold(Router::new(), |r, (path, handler)| {
+            douyin_route(r, path, handler)
+        })
         .with_state(state)
 }
 

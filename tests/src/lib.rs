@@ -801,3 +801,19 @@ macro_rules! needs_real_services {
         }
     };
 }
+
+/// A handle on this run's Kafka-API broker (`TITOK_TEST_KAFKA_BROKERS`) for the topics of
+/// `namespace`, so a test can append to or read the log directly.
+pub async fn kafka_log(namespace: &str) -> titok_infra::kafka_log::KafkaLog {
+    titok_infra::kafka_log::KafkaLog::connect(titok_infra::kafka_log::KafkaSettings {
+        brokers: std::env::var("TITOK_TEST_KAFKA_BROKERS").expect("TITOK_TEST_KAFKA_BROKERS"),
+        namespace: namespace.to_owned(),
+        partitions: 4,
+        replication: 1,
+        session_timeout_ms: 6000,
+        fetch_wait_ms: 10,
+        idempotence: true,
+    })
+    .await
+    .expect("connect to the test broker")
+}

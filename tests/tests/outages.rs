@@ -174,17 +174,7 @@ async fn projectors_pause_while_mysql_is_down_and_resume_without_skipping_an_eve
     // Act: MySQL crashes; meanwhile likes reach the log (appended directly, as another command API
     // instance would), so the projection has events it cannot apply.
     mysql.stop();
-    let log = titok_infra::kafka_log::KafkaLog::connect(titok_infra::kafka_log::KafkaSettings {
-        brokers: std::env::var("TITOK_TEST_KAFKA_BROKERS").expect("brokers"),
-        namespace: app.arg("--namespace").expect("namespace").to_owned(),
-        partitions: 4,
-        replication: 1,
-        session_timeout_ms: 6000,
-        fetch_wait_ms: 10,
-        idempotence: true,
-    })
-    .await
-    .expect("kafka");
+    let log = kafka_log(app.arg("--namespace").expect("namespace")).await;
     for fan in &fans {
         let like = titok_events::Favorite {
             user_id: fan.id,

@@ -8,7 +8,6 @@ use std::time::Duration;
 use futures::stream::{self, StreamExt};
 use titok_events::{Envelope, EventBody, Topic};
 use titok_infra::counters::Counters;
-use titok_infra::kafka_log::{KafkaLog, KafkaSettings};
 use titok_infra::log::EventLog;
 use titok_infra::redis_store::{self, RedisCounters};
 use titok_tests::*;
@@ -23,18 +22,8 @@ struct Fold {
     follows: HashSet<(i64, i64)>,
 }
 
-async fn fold_the_log(brokers: &str, namespace: &str) -> Fold {
-    let log = KafkaLog::connect(KafkaSettings {
-        brokers: brokers.to_owned(),
-        namespace: namespace.to_owned(),
-        partitions: 4,
-        replication: 1,
-        session_timeout_ms: 6000,
-        fetch_wait_ms: 10,
-        idempotence: true,
-    })
-    .await
-    .expect("kafka");
+async fn fold_the_log(namespace: &str) -> Fold {
+    let log = kafka_log(namespace).await;
     let mut fold = Fold {
         likes: HashSet::new(),
         follows: HashSet::new(),
@@ -214,7 +203,7 @@ async fn two_projector_instances_killed_repeatedly_leave_mysql_redis_and_the_log
 
     // Assert: the log's fold, MySQL, Redis and the API agree.
     let namespace = cluster.arg("--namespace").expect("namespace").to_owned();
-    let fold = fold_the_log(cluster.arg("--kafka-brokers").expect("brokers"), &namespace).await;
+    let fold = fold_the_log(&namespace).await;
     let user_ids: Vec<i64> = users.iter().map(|u| u.id).collect();
     let count = |pred: &dyn Fn(&(i64, i64)) -> bool, set: &HashSet<(i64, i64)>| {
         set.iter().filter(|p| pred(p)).count() as i64
