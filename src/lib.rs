@@ -222,6 +222,7 @@ pub async fn start(role: Command, config: Config) -> anyhow::Result<Running> {
     let data = &config.data_dir;
     std::fs::create_dir_all(data)
         .with_context(|| format!("cannot create data dir {}", data.display()))?;
+    titok_infra::telemetry::prometheus();
     let backends = Backends::open(&config, &role).await?;
     let (shutdown, shutdown_rx) = watch::channel(false);
     let projectors = if role.runs_projectors() {
@@ -263,7 +264,25 @@ pub async fn start(role: Command, config: Config) -> anyhow::Result<Running> {
             tower_http::services::ServeDir::new(backends.blobs.root()),
         );
     }
-    let app = app.layer(tower_http::trace::TraceLayer::new_for_http());
+    let pools = [
+        ("read", backends.store.read.clone()),
+        ("write", backends.store.write.clone()),
+    ];
+    let metrics = move || {
+        let pools = pools.clone();
+        async move {
+            for (name, pool) in &pools {
+                titok_infra::telemetry::record_pool(name, pool);
+            }
+            titok_infra::telemetry::prometheus().render()
+        }
+    };
+    let app = app
+        .route("/metrics", axum::routing::get(metrics))
+        .layer(axum::middleware::from_fn(
+            titok_infra::telemetry::record_http,
+        ))
+        .layer(tower_http::trace::TraceLayer::new_for_http());
     let mut stop = shutdown_rx;
     let server = tokio::spawn(async move {
         axum::serve(listener, app)

@@ -47,7 +47,9 @@ impl CommandState {
     /// Records the acknowledged end for the consistency wait; if that fails the write still
     /// stands (it is durable) and reads may at worst answer stale, marked as such.
     pub async fn append(&self, actor: i64, body: EventBody) -> Result<Position, ApiError> {
+        let topic = body.topic();
         let positions = self.log.append(&[Envelope::new(actor, body)]).await?;
+        metrics::counter!("titok_events_appended_total", "topic" => topic.name()).increment(1);
         let ends: Vec<Position> = positions
             .iter()
             .map(|p| Position {

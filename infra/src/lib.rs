@@ -29,6 +29,7 @@ pub mod progress;
 pub mod redis_store;
 pub mod stats;
 pub mod store;
+pub mod telemetry;
 
 pub use blobs::BlobStore;
 pub use counters::Counters;

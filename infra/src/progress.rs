@@ -154,11 +154,12 @@ pub struct Consistency {
 impl Consistency {
     /// Wait until the views fed by `topics` reflect everything acknowledged so far.
     pub async fn wait(&self, topics: &[Topic]) -> Freshness {
+        let start = std::time::Instant::now();
         let waited = async {
             let targets = self.positions.acked_ends(topics).await?;
             self.positions.wait_applied(&targets, self.timeout).await
         };
-        match waited.await {
+        let freshness = match waited.await {
             Ok(true) => Freshness::Fresh,
             Ok(false) => {
                 tracing::warn!(?topics, "consistency wait timed out; answering stale");
@@ -168,7 +169,13 @@ impl Consistency {
                 tracing::warn!(error = %err, "cannot read positions; answering possibly stale");
                 Freshness::Stale
             }
+        };
+        metrics::counter!("titok_consistency_waits_total").increment(1);
+        metrics::histogram!("titok_consistency_wait_seconds").record(start.elapsed().as_secs_f64());
+        if freshness == Freshness::Stale {
+            metrics::counter!("titok_consistency_stale_total").increment(1);
         }
+        freshness
     }
 }
 

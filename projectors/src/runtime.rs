@@ -206,6 +206,10 @@ impl Projection {
         let video_rows: Vec<_> = video_stats(&mut *tx, &videos).await?.into_iter().collect();
         tx.commit().await?;
 
+        if !parked.is_empty() {
+            metrics::counter!("titok_parked_events_total", "projection" => self.name)
+                .increment(parked.len() as u64);
+        }
         self.parked_keys.extend(parked);
         self.refresh_cache(&user_rows, &video_rows, &touched.chats)
             .await;
@@ -214,8 +218,36 @@ impl Projection {
                 .positions
                 .record_applied(self.topic, partition, offset)
                 .await?;
+            metrics::gauge!("titok_projector_applied_offset", "projection" => self.name, "partition" => partition.to_string())
+                .set(offset as f64);
         }
+        self.report_lag(&next, batch.len(), touched.newest_event_ms)
+            .await;
         Ok(next.into_iter().collect())
+    }
+
+    /// Batch size, lag in events (acknowledged but not applied) and in seconds (age of the newest
+    /// event just applied).
+    async fn report_lag(
+        &self,
+        next: &BTreeMap<u32, i64>,
+        batch: usize,
+        newest_event_ms: Option<i64>,
+    ) {
+        metrics::histogram!("titok_projector_batch_size", "projection" => self.name)
+            .record(batch as f64);
+        if let Some(ms) = newest_event_ms {
+            let age = (titok_infra::now_ms() - ms).max(0) as f64 / 1000.0;
+            metrics::gauge!("titok_projector_lag_seconds", "projection" => self.name).set(age);
+        }
+        if let Ok(ends) = self.deps.positions.acked_ends(&[self.topic]).await {
+            let behind: i64 = ends
+                .iter()
+                .map(|end| (end.offset - next.get(&end.partition).copied().unwrap_or(0)).max(0))
+                .sum();
+            metrics::gauge!("titok_projector_lag_events", "projection" => self.name)
+                .set(behind as f64);
+        }
     }
 
     async fn fold_one(
@@ -233,7 +265,11 @@ impl Projection {
             Envelope::decode(&rec.payload).map_err(|e| e.to_string())
         };
         match outcome {
-            Ok(event) => views::fold(conn, dialect, &event, touched).await?,
+            Ok(event) => {
+                let at = event.occurred_at.timestamp_millis();
+                touched.newest_event_ms = Some(touched.newest_event_ms.map_or(at, |t| t.max(at)));
+                views::fold(conn, dialect, &event, touched).await?
+            }
             Err(reason) => {
                 park(conn, self.name, rec, &reason).await?;
                 tracing::warn!(projection = self.name, topic = %rec.topic, partition = rec.partition,

@@ -52,8 +52,10 @@ pub async fn chat(State(state): State<QueryState>, params: Params) -> Reply<Chat
             }
         };
         if pre >= latest {
+            metrics::counter!("titok_chat_polls_total", "answer" => "shortcut").increment(1);
             return Ok(ChatBody::default());
         }
+        metrics::counter!("titok_chat_polls_total", "answer" => "sql").increment(1);
         state.count_chat_query();
         let rows: Vec<(i64, i64, i64, String, i64)> = sqlx::query_as(
             "SELECT id, from_user_id, to_user_id, content, created_ms FROM messages \

@@ -62,6 +62,7 @@ impl QueryState {
 
     pub fn count_chat_query(&self) {
         self.chat_db_queries.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!("titok_chat_db_queries_total").increment(1);
     }
 }
 

@@ -66,6 +66,21 @@ impl TestApp {
         }
     }
 
+    /// SIGTERM the server and wait for it to exit; returns whether it exited successfully.
+    pub async fn terminate(&mut self) -> bool {
+        let pid = self.child.id().expect("running").to_string();
+        let sent = std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill");
+        assert!(sent.success(), "cannot signal the server");
+        let status = tokio::time::timeout(Duration::from_secs(30), self.child.wait())
+            .await
+            .expect("server did not stop within 30 s of SIGTERM")
+            .expect("wait");
+        status.success()
+    }
+
     /// SIGKILL the server (no graceful anything).
     pub async fn kill(&mut self) {
         let _ = self.child.start_kill();
@@ -816,4 +831,17 @@ pub async fn kafka_log(namespace: &str) -> titok_infra::kafka_log::KafkaLog {
     })
     .await
     .expect("connect to the test broker")
+}
+
+/// The value of a Prometheus sample `name{labels}` (labels as written, e.g. `topic="titok.users"`),
+/// summed over every series that has all the given labels.
+pub fn metric(text: &str, name: &str, labels: &[&str]) -> f64 {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter(|l| {
+            l.starts_with(name) && matches!(l.as_bytes().get(name.len()), Some(b'{') | Some(b' '))
+        })
+        .filter(|l| labels.iter().all(|label| l.contains(label)))
+        .filter_map(|l| l.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()))
+        .sum()
 }

@@ -21,6 +21,8 @@ pub struct Touched {
     pub videos: HashSet<i64>,
     /// Conversations and the `create_time` of their newest message.
     pub chats: Vec<((i64, i64), i64)>,
+    /// `occurred_at` (epoch ms) of the newest event folded, for the lag metric.
+    pub newest_event_ms: Option<i64>,
 }
 
 /// Apply one event inside the projection's transaction.

@@ -1,0 +1,129 @@
+//! Health, readiness, metrics, and graceful shutdown.
+
+use titok_tests::*;
+
+async fn metrics_text(app: &TestApp) -> String {
+    let resp = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .expect("metrics");
+    assert_eq!(resp.status(), 200);
+    resp.text().await.expect("text")
+}
+
+#[tokio::test]
+async fn health_and_readiness_answer() {
+    let app = spawn_app().await;
+    let health = app
+        .client
+        .get(app.url("/healthz"))
+        .send()
+        .await
+        .expect("healthz");
+    assert_eq!(health.status(), 200);
+    app.wait_ready().await;
+    let u = app.register("u", "pw").await;
+    app.publish(&u, "v").await;
+    app.wait_ready().await;
+}
+
+#[tokio::test]
+async fn metrics_count_requests_events_projections_and_consistency_waits() {
+    let app = spawn_app().await;
+    let a = app.register("a", "pw").await;
+    let b = app.register("b", "pw").await;
+    let video = app.publish(&a, "v").await;
+    app.like(&b, video, 1).await;
+    app.favorite_list(&b, b.id).await;
+
+    let text = metrics_text(&app).await;
+    let cases: [(&str, &[&str]); 8] = [
+        (
+            "titok_http_requests_total",
+            &[r#"route="/douyin/user/register/""#, r#"status="200""#],
+        ),
+        (
+            "titok_http_request_duration_seconds_count",
+            &[r#"route="/douyin/favorite/list/""#],
+        ),
+        ("titok_events_appended_total", &[r#"topic="titok.users""#]),
+        (
+            "titok_events_appended_total",
+            &[r#"topic="titok.favorites""#],
+        ),
+        (
+            "titok_projector_applied_offset",
+            &[r#"projection="favorites""#],
+        ),
+        (
+            "titok_projector_batch_size_count",
+            &[r#"projection="users""#],
+        ),
+        ("titok_consistency_waits_total", &[]),
+        ("titok_db_pool_connections", &[r#"pool="read""#]),
+    ];
+    for (name, labels) in cases {
+        assert!(
+            metric(&text, name, labels) > 0.0,
+            "{name}{labels:?} should be positive in:\n{text}"
+        );
+    }
+    assert_eq!(
+        metric(
+            &text,
+            "titok_events_appended_total",
+            &[r#"topic="titok.users""#]
+        ),
+        2.0,
+        "two registrations"
+    );
+}
+
+#[tokio::test]
+async fn idle_chat_polls_make_no_database_query() {
+    let app = spawn_app().await;
+    let a = app.register("a", "pw").await;
+    let b = app.register("b", "pw").await;
+    app.send_message(&a, b.id, "hi").await;
+    let newest = app.chat(&b, a.id, 0).await[0]["create_time"]
+        .as_i64()
+        .expect("time");
+    let before = metric(
+        &metrics_text(&app).await,
+        "titok_chat_db_queries_total",
+        &[],
+    );
+
+    for _ in 0..50 {
+        assert!(app.chat(&b, a.id, newest).await.is_empty(), "nothing new");
+    }
+
+    let text = metrics_text(&app).await;
+    assert_eq!(
+        metric(&text, "titok_chat_db_queries_total", &[]),
+        before,
+        "idle polls touched the database"
+    );
+    assert!(metric(&text, "titok_chat_polls_total", &[r#"answer="shortcut""#]) >= 50.0);
+}
+
+#[tokio::test]
+async fn sigterm_stops_the_server_gracefully_and_nothing_is_lost() {
+    let mut app = spawn_app().await;
+    let u = app.register("u", "pw").await;
+    let video = app.publish(&u, "v").await;
+    app.like(&u, video, 1).await;
+
+    assert!(app.terminate().await, "clean exit on SIGTERM");
+    let log = app.logs();
+    assert!(log.contains("shutting down"), "logs the shutdown:\n{log}");
+    assert!(
+        log.contains("projection stopped"),
+        "projections finish their batch and stop:\n{log}"
+    );
+
+    app.respawn().await;
+    assert_eq!(app.publish_list(&u, u.id).await[0]["favorite_count"], 1);
+}
