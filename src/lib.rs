@@ -258,6 +258,18 @@ pub async fn start(role: Command, config: Config) -> anyhow::Result<Running> {
         write_static_images(&backends.blobs).await?;
         app = app.merge(titok_query_api::router(query));
     }
+    let mut documented = Vec::new();
+    if role.runs_commands() {
+        documented.extend(titok_command_api::endpoints());
+    }
+    if role.runs_queries() {
+        documented.extend(titok_query_api::endpoints());
+    }
+    let openapi = std::sync::Arc::new(titok_infra::openapi::document(&documented));
+    app = app.route(
+        "/openapi.json",
+        axum::routing::get(move || async move { axum::Json((*openapi).clone()) }),
+    );
     if role.runs_commands() || role.runs_queries() {
         app = app.nest_service(
             "/static",

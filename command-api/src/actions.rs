@@ -68,7 +68,7 @@ pub async fn favorite(State(state): State<CommandState>, params: Params) -> Repl
     )
 }
 
-#[derive(Debug, Default, Serialize)]
+#[derive(Debug, Default, Serialize, schemars::JsonSchema)]
 pub struct CommentBody {
     pub comment: Option<Comment>,
 }

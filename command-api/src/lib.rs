@@ -22,8 +22,9 @@ use axum::Router;
 use titok_events::{Envelope, EventBody, IdGenerator};
 use titok_infra::accounts::AccountStore;
 use titok_infra::blobs::BlobStore;
-use titok_infra::http::{douyin_route, ApiError, Reply};
+use titok_infra::http::{douyin_route, ApiError, Empty, Reply};
 use titok_infra::log::{EventLog, Position};
+use titok_infra::openapi::{opt, reply, req, Endpoint, TOKEN};
 use titok_query_api::QueryState;
 
 pub use publish::publish_video;
@@ -77,44 +78,132 @@ fn acknowledged<T>(result: Result<(T, Position), ApiError>) -> Reply<T> {
     }
 }
 
-/// The write side's router.
-pub fn router(state: CommandState) -> Router {
+/// Every write route with its documentation (the router and `/openapi.json` both come from
+/// here). `max_upload_bytes` sizes the publish route's body limit.
+pub fn routes(max_upload_bytes: usize) -> Vec<(Endpoint, MethodRouter<CommandState>)> {
+    use titok_infra::openapi::Kind::{File, Integer, Text};
     // Multipart framing on top of the file itself.
-    let upload_limit = DefaultBodyLimit::max(state.max_upload_bytes + 1024 * 1024);
-    let routes: [(&str, MethodRouter<CommandState>); 7] = [
+    let upload_limit = DefaultBodyLimit::max(max_upload_bytes + 1024 * 1024);
+    let action = |path, summary, params, reply, handler| {
         (
+            Endpoint {
+                path,
+                methods: BOTH,
+                summary,
+                params,
+                multipart: false,
+                reply,
+            },
+            handler,
+        )
+    };
+    let credentials = || {
+        vec![
+            req("username", Text, "1–32 characters"),
+            req("password", Text, "1–32 characters"),
+        ]
+    };
+    let action_type = |what| req("action_type", Integer, what);
+    vec![
+        action(
             "/douyin/user/register/",
+            "Create an account; returns its id and a token",
+            credentials(),
+            reply::<users::SessionBody>,
             post(users::register).get(users::register),
         ),
-        ("/douyin/user/login/", post(users::login).get(users::login)),
+        action(
+            "/douyin/user/login/",
+            "Log in; returns the user id and a token",
+            credentials(),
+            reply::<users::SessionBody>,
+            post(users::login).get(users::login),
+        ),
         (
-            "/douyin/publish/action/",
+            Endpoint {
+                path: "/douyin/publish/action/",
+                methods: &["post"],
+                summary: "Publish a video (multipart): the file is sniffed, stored, given a cover",
+                params: vec![
+                    TOKEN,
+                    req(
+                        "data",
+                        File,
+                        "the video file (MP4/MOV, WebM/MKV, AVI, FLV, MPEG)",
+                    ),
+                    req("title", Text, "1–100 characters"),
+                ],
+                multipart: true,
+                reply: reply::<Empty>,
+            },
             post(publish::publish).layer(upload_limit),
         ),
-        (
+        action(
             "/douyin/favorite/action/",
+            "Like (1) or unlike (2) a video; idempotent",
+            vec![
+                TOKEN,
+                req("video_id", Integer, "the video"),
+                action_type("1 like, 2 unlike"),
+            ],
+            reply::<Empty>,
             post(actions::favorite).get(actions::favorite),
         ),
-        (
+        action(
             "/douyin/comment/action/",
+            "Post (1, with comment_text) or delete (2, with comment_id; author only) a comment",
+            vec![
+                TOKEN,
+                req("video_id", Integer, "the video"),
+                action_type("1 post, 2 delete"),
+                opt("comment_text", Text, "1–500 characters, for action_type 1"),
+                opt("comment_id", Integer, "for action_type 2"),
+            ],
+            reply::<actions::CommentBody>,
             post(actions::comment).get(actions::comment),
         ),
-        (
+        action(
             "/douyin/relation/action/",
+            "Follow (1) or unfollow (2) a user; idempotent; not yourself",
+            vec![
+                TOKEN,
+                req("to_user_id", Integer, "the other user"),
+                action_type("1 follow, 2 unfollow"),
+            ],
+            reply::<Empty>,
             post(actions::relation).get(actions::relation),
         ),
-        (
+        action(
             "/douyin/message/action/",
+            "Send a message (action_type 1); no friendship needed",
+            vec![
+                TOKEN,
+                req("to_user_id", Integer, "the recipient"),
+                action_type("1 send"),
+                req("content", Text, "1–1000 characters"),
+            ],
+            reply::<Empty>,
             post(actions::message).get(actions::message),
         ),
-    ];
-    routes
+    ]
+}
+
+/// The write routes' documentation.
+pub fn endpoints() -> Vec<Endpoint> {
+    routes(0).into_iter().map(|(e, _)| e).collect()
+}
+
+/// The write side's router.
+pub fn router(state: CommandState) -> Router {
+    routes(state.max_upload_bytes)
         .into_iter()
-        .fold(Router::new(), |r, (path, handler)| {
-            douyin_route(r, path, handler)
+        .fold(Router::new(), |r, (e, handler)| {
+            douyin_route(r, e.path, handler)
         })
         .with_state(state)
 }
+
+const BOTH: &[&str] = &["get", "post"];
 
 /// Trimmed text of 1..=`max` characters, or a clear error naming the parameter.
 pub fn bounded_text<'a>(name: &str, raw: &'a str, max: usize) -> Result<&'a str, ApiError> {

@@ -17,7 +17,7 @@ use crate::{acknowledged, CommandState};
 /// Most characters in a username or password (api-contract.md row 2).
 pub const MAX_CREDENTIAL_CHARS: usize = 32;
 
-#[derive(Debug, Default, Serialize)]
+#[derive(Debug, Default, Serialize, schemars::JsonSchema)]
 pub struct SessionBody {
     pub user_id: i64,
     pub token: String,

@@ -135,7 +135,7 @@ impl IntoResponse for ApiError {
 }
 
 /// A body with no fields beyond the envelope.
-#[derive(Debug, Default, Serialize)]
+#[derive(Debug, Default, Serialize, schemars::JsonSchema)]
 pub struct Empty {}
 
 /// A handler's answer: its body or an error, plus extra headers (log position, staleness).

@@ -25,6 +25,7 @@ pub mod http;
 pub mod kafka_log;
 pub mod known;
 pub mod log;
+pub mod openapi;
 pub mod progress;
 pub mod redis_store;
 pub mod stats;

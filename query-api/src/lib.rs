@@ -20,10 +20,14 @@ use std::sync::Arc;
 use axum::routing::{get, MethodRouter};
 use axum::Router;
 use futures::Future;
+use model::{
+    ChatBody, CommentListBody, FeedBody, FriendListBody, UserBody, UserListBody, VideoListBody,
+};
 use titok_events::Topic;
 use titok_infra::counters::Counters;
 use titok_infra::http::{douyin_route, ApiError, Authenticator, Reply};
 use titok_infra::known::KnownIds;
+use titok_infra::openapi::{opt, reply, req, Endpoint, TOKEN};
 use titok_infra::progress::{Consistency, Freshness};
 use titok_infra::store::ViewStore;
 
@@ -88,52 +92,92 @@ where
     }
 }
 
-/// The read side's router.
-pub fn router(state: QueryState) -> Router {
-    let routes: [(&str, MethodRouter<QueryState>); 10] = [
-        ("/douyin/feed/", get(lists::feed).post(lists::feed)),
+/// Every read route with its documentation (the router and `/openapi.json` both come from here).
+pub fn routes() -> Vec<(Endpoint, MethodRouter<QueryState>)> {
+    use titok_infra::openapi::Kind::{Integer, Text};
+    let user_id = opt("user_id", Integer, "whose list (default: the token's user)");
+    let list = |path, summary, reply, handler| {
+        let params = vec![TOKEN, user_id];
         (
-            "/douyin/user/",
-            get(lists::user_info).post(lists::user_info),
+            Endpoint {
+                path,
+                methods: BOTH,
+                summary,
+                params,
+                multipart: false,
+                reply,
+            },
+            handler,
+        )
+    };
+    vec![
+        (
+            Endpoint {
+                path: "/douyin/feed/",
+                methods: BOTH,
+                summary: "Up to 30 videos published before latest_time, newest first; next_time = the earliest (epoch ms)",
+                params: vec![
+                    opt("latest_time", Integer, "only videos published before it; seconds or milliseconds; 0 or missing = now"),
+                    opt("token", Text, "for is_favorite / is_follow"),
+                ],
+                multipart: false,
+                reply: reply::<FeedBody>,
+            },
+            get(lists::feed).post(lists::feed),
         ),
+        list("/douyin/user/", "One user, relative to the token's user", reply::<UserBody>, get(lists::user_info).post(lists::user_info)),
+        list("/douyin/publish/list/", "A user's videos, newest first", reply::<VideoListBody>, get(lists::publish_list).post(lists::publish_list)),
+        list("/douyin/favorite/list/", "Videos a user liked, most recent first", reply::<VideoListBody>, get(lists::favorite_list).post(lists::favorite_list)),
         (
-            "/douyin/publish/list/",
-            get(lists::publish_list).post(lists::publish_list),
-        ),
-        (
-            "/douyin/favorite/list/",
-            get(lists::favorite_list).post(lists::favorite_list),
-        ),
-        (
-            "/douyin/comment/list/",
+            Endpoint {
+                path: "/douyin/comment/list/",
+                methods: BOTH,
+                summary: "A video's comments, newest first",
+                params: vec![TOKEN, req("video_id", Integer, "the video")],
+                multipart: false,
+                reply: reply::<CommentListBody>,
+            },
             get(lists::comment_list).post(lists::comment_list),
         ),
-        (
-            "/douyin/relation/follow/list/",
-            get(lists::follow_list).post(lists::follow_list),
-        ),
+        list("/douyin/relation/follow/list/", "Whom a user follows", reply::<UserListBody>, get(lists::follow_list).post(lists::follow_list)),
         // The official document's typo, which some clients copied.
+        list("/douyin/relatioin/follow/list/", "Alias of /douyin/relation/follow/list/ (the official document's typo)", reply::<UserListBody>, get(lists::follow_list).post(lists::follow_list)),
+        list("/douyin/relation/follower/list/", "Who follows a user", reply::<UserListBody>, get(lists::follower_list).post(lists::follower_list)),
+        list("/douyin/relation/friend/list/", "Mutual follows, each with the latest message and msgType", reply::<FriendListBody>, get(lists::friend_list).post(lists::friend_list)),
         (
-            "/douyin/relatioin/follow/list/",
-            get(lists::follow_list).post(lists::follow_list),
+            Endpoint {
+                path: "/douyin/message/chat/",
+                methods: BOTH,
+                summary: "Messages between the token's user and to_user_id newer than pre_msg_time, oldest first",
+                params: vec![
+                    TOKEN,
+                    req("to_user_id", Integer, "the other participant"),
+                    opt("pre_msg_time", Integer, "create_time (epoch ms) of the newest message held; 0 or missing = all"),
+                ],
+                multipart: false,
+                reply: reply::<ChatBody>,
+            },
+            get(chat::chat).post(chat::chat),
         ),
-        (
-            "/douyin/relation/follower/list/",
-            get(lists::follower_list).post(lists::follower_list),
-        ),
-        (
-            "/douyin/relation/friend/list/",
-            get(lists::friend_list).post(lists::friend_list),
-        ),
-        ("/douyin/message/chat/", get(chat::chat).post(chat::chat)),
-    ];
-    routes
+    ]
+}
+
+/// The read routes' documentation.
+pub fn endpoints() -> Vec<Endpoint> {
+    routes().into_iter().map(|(e, _)| e).collect()
+}
+
+/// The read side's router.
+pub fn router(state: QueryState) -> Router {
+    routes()
         .into_iter()
-        .fold(Router::new(), |r, (path, handler)| {
-            douyin_route(r, path, handler)
+        .fold(Router::new(), |r, (e, handler)| {
+            douyin_route(r, e.path, handler)
         })
         .with_state(state)
 }
+
+const BOTH: &[&str] = &["get", "post"];
 
 /// Feed and chat clients send seconds or milliseconds: anything below 10^11 is seconds.
 pub fn normalize_ms(value: i64) -> i64 {

@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, schemars::JsonSchema)]
 pub struct User {
     pub id: i64,
     pub name: String,
@@ -18,7 +18,7 @@ pub struct User {
     pub favorite_count: i64,
 }
 
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, schemars::JsonSchema)]
 pub struct Video {
     pub id: i64,
     pub author: User,
@@ -30,7 +30,7 @@ pub struct Video {
     pub title: String,
 }
 
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, schemars::JsonSchema)]
 pub struct Comment {
     pub id: i64,
     pub user: User,
@@ -39,7 +39,7 @@ pub struct Comment {
     pub create_date: String,
 }
 
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, schemars::JsonSchema)]
 pub struct Message {
     pub id: i64,
     pub to_user_id: i64,
@@ -49,7 +49,7 @@ pub struct Message {
     pub create_time: i64,
 }
 
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, schemars::JsonSchema)]
 pub struct FriendUser {
     #[serde(flatten)]
     pub user: User,
@@ -58,38 +58,38 @@ pub struct FriendUser {
     pub msg_type: i64,
 }
 
-#[derive(Debug, Default, Serialize)]
+#[derive(Debug, Default, Serialize, schemars::JsonSchema)]
 pub struct FeedBody {
     pub video_list: Vec<Video>,
     pub next_time: i64,
 }
 
-#[derive(Debug, Default, Serialize)]
+#[derive(Debug, Default, Serialize, schemars::JsonSchema)]
 pub struct VideoListBody {
     pub video_list: Vec<Video>,
 }
 
-#[derive(Debug, Default, Serialize)]
+#[derive(Debug, Default, Serialize, schemars::JsonSchema)]
 pub struct UserBody {
     pub user: Option<User>,
 }
 
-#[derive(Debug, Default, Serialize)]
+#[derive(Debug, Default, Serialize, schemars::JsonSchema)]
 pub struct UserListBody {
     pub user_list: Vec<User>,
 }
 
-#[derive(Debug, Default, Serialize)]
+#[derive(Debug, Default, Serialize, schemars::JsonSchema)]
 pub struct FriendListBody {
     pub user_list: Vec<FriendUser>,
 }
 
-#[derive(Debug, Default, Serialize)]
+#[derive(Debug, Default, Serialize, schemars::JsonSchema)]
 pub struct CommentListBody {
     pub comment_list: Vec<Comment>,
 }
 
-#[derive(Debug, Default, Serialize)]
+#[derive(Debug, Default, Serialize, schemars::JsonSchema)]
 pub struct ChatBody {
     pub message_list: Vec<Message>,
 }

@@ -127,3 +127,77 @@ async fn sigterm_stops_the_server_gracefully_and_nothing_is_lost() {
     app.respawn().await;
     assert_eq!(app.publish_list(&u, u.id).await[0]["favorite_count"], 1);
 }
+
+#[tokio::test]
+async fn the_openapi_document_lists_exactly_the_served_routes() {
+    let app = spawn_app().await;
+    let doc: serde_json::Value = app
+        .client
+        .get(app.url("/openapi.json"))
+        .send()
+        .await
+        .expect("get")
+        .json()
+        .await
+        .expect("json");
+    assert!(
+        doc["openapi"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("3."),
+        "OpenAPI 3: {}",
+        doc["openapi"]
+    );
+    let paths = doc["paths"].as_object().expect("paths");
+    let mut documented: Vec<&str> = paths.keys().map(String::as_str).collect();
+    documented.sort_unstable();
+    let mut contract = vec![
+        "/douyin/feed/",
+        "/douyin/user/register/",
+        "/douyin/user/login/",
+        "/douyin/user/",
+        "/douyin/publish/action/",
+        "/douyin/publish/list/",
+        "/douyin/favorite/action/",
+        "/douyin/favorite/list/",
+        "/douyin/comment/action/",
+        "/douyin/comment/list/",
+        "/douyin/relation/action/",
+        "/douyin/relation/follow/list/",
+        "/douyin/relatioin/follow/list/",
+        "/douyin/relation/follower/list/",
+        "/douyin/relation/friend/list/",
+        "/douyin/message/action/",
+        "/douyin/message/chat/",
+    ];
+    contract.sort_unstable();
+    assert_eq!(
+        documented, contract,
+        "the 16 endpoints and the typo alias, nothing else"
+    );
+    for schema in ["User", "Video", "Comment", "Message", "FriendUser"] {
+        assert!(
+            doc["components"]["schemas"][schema].is_object(),
+            "schema {schema} documented"
+        );
+    }
+
+    // Every documented operation exists and answers with an envelope.
+    for (path, item) in paths {
+        for method in item.as_object().expect("operations").keys() {
+            let request = match method.as_str() {
+                "get" => app.client.get(app.url(path)),
+                "post" => app.client.post(app.url(path)).form(&[("x", "1")]),
+                other => panic!("unexpected method {other} on {path}"),
+            };
+            let resp = request.send().await.expect("send");
+            let status = resp.status().as_u16();
+            assert!(
+                status != 404 && status != 405,
+                "{method} {path} is documented but answers {status}"
+            );
+            let body: serde_json::Value = resp.json().await.expect("an envelope");
+            assert!(body["status_code"].is_i64(), "{method} {path}: {body}");
+        }
+    }
+}
