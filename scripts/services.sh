@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Private MariaDB, Redis and Kafka-API (tansu) instances on loopback for the real-service tests.
+# Private MariaDB, Redis and Kafka-API (tansu) instances on loopback for the real-service tests,
+# and the browser test's Chromium and playwright-core.
 #
 #   source scripts/services.sh
 #   services_install          # apt-get / cargo install what is missing
@@ -12,10 +13,16 @@ services_install() {
   local missing=()
   command -v mariadbd >/dev/null 2>&1 || missing+=(mariadb-server)
   command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+  [ -x /usr/bin/chromium ] || missing+=(chromium)
+  command -v node >/dev/null 2>&1 || missing+=(nodejs npm)
   if [ ${#missing[@]} -gt 0 ]; then
     echo "== installing ${missing[*]} (Debian packages)"
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  fi
+  if [ ! -d tests/browser/node_modules/playwright-core ]; then
+    echo "== installing playwright-core for the browser test (npm)"
+    npm install --prefix tests/browser --no-audit --no-fund --silent
   fi
   if ! command -v tansu >/dev/null 2>&1 && [ ! -x "$HOME/.cargo/bin/tansu" ]; then
     echo "== installing the tansu Kafka-API broker (cargo install, ~12 minutes on 2 cores)"

@@ -20,6 +20,8 @@ use tokio::task::JoinHandle;
 
 /// The sample video shipped with the binary (1 s, 160×120 H.264 MP4).
 pub const SAMPLE_VIDEO: &[u8] = include_bytes!("../assets/sample.mp4");
+/// The web demo client served at `/` (no CDN; everything is in this one file).
+pub const DEMO_PAGE: &str = include_str!("../web/index.html");
 /// Username of the sample content's account.
 pub const DEMO_USERNAME: &str = "titok-demo";
 
@@ -256,6 +258,10 @@ pub async fn start(role: Command, config: Config) -> anyhow::Result<Running> {
     }
     if role.runs_queries() {
         write_static_images(&backends.blobs).await?;
+        app = app.route(
+            "/",
+            axum::routing::get(|| async { axum::response::Html(DEMO_PAGE) }),
+        );
         app = app.merge(titok_query_api::router(query));
     }
     let mut documented = Vec::new();

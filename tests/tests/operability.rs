@@ -175,6 +175,13 @@ async fn the_openapi_document_lists_exactly_the_served_routes() {
         documented, contract,
         "the 16 endpoints and the typo alias, nothing else"
     );
+    let committed: serde_json::Value =
+        serde_json::from_str(include_str!("../../docs/openapi.json"))
+            .expect("docs/openapi.json parses");
+    assert_eq!(
+        committed, doc,
+        "docs/openapi.json is stale: regenerate it with `curl -s localhost:8080/openapi.json | python3 -m json.tool > docs/openapi.json`"
+    );
     for schema in ["User", "Video", "Comment", "Message", "FriendUser"] {
         assert!(
             doc["components"]["schemas"][schema].is_object(),

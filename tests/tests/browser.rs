@@ -1,0 +1,62 @@
+//! The web demo page, driven in headless Chromium (Debian's `chromium`, with playwright-core from
+//! npm): register, like the sample video, comment on it, save a screenshot. scripts/test installs
+//! both and sets TITOK_TEST_BROWSER=1; a plain `cargo test` without them skips with a note.
+
+use std::path::Path;
+use std::process::Command;
+
+use titok_tests::*;
+
+fn browser_available(script_dir: &Path) -> bool {
+    Path::new("/usr/bin/chromium").exists()
+        && script_dir.join("node_modules/playwright-core").exists()
+}
+
+#[tokio::test]
+async fn the_demo_page_likes_and_comments_in_a_real_browser() {
+    let script_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("browser");
+    if !browser_available(&script_dir) {
+        assert!(
+            std::env::var("TITOK_TEST_BROWSER").is_err(),
+            "TITOK_TEST_BROWSER is set but chromium or tests/browser/node_modules is missing"
+        );
+        eprintln!("skipped: needs /usr/bin/chromium and `npm install` in tests/browser (scripts/test does both)");
+        return;
+    }
+    // Arrange: a server with the sample video.
+    let app = TestApp::start(&[]).await;
+    let page = app.client.get(app.url("/")).send().await.expect("page");
+    assert_eq!(page.status(), 200);
+    assert!(
+        page.text().await.expect("html").contains("titok"),
+        "the demo page is served at /"
+    );
+    let screenshot = Path::new(env!("CARGO_TARGET_TMPDIR")).join("demo-page.png");
+    let _ = std::fs::remove_file(&screenshot);
+
+    // Act: a person registers, likes and comments through the page.
+    let run = Command::new("node")
+        .arg(script_dir.join("demo.mjs"))
+        .arg(&app.base)
+        .arg(&screenshot)
+        .output()
+        .expect("node");
+    assert!(
+        run.status.success(),
+        "browser script failed:\n{}\n{}",
+        String::from_utf8_lossy(&run.stdout),
+        String::from_utf8_lossy(&run.stderr)
+    );
+
+    // Assert: the screenshot exists and the API sees the like and the comment.
+    let png = std::fs::read(&screenshot).expect("screenshot");
+    assert!(
+        png.starts_with(&[0x89, b'P', b'N', b'G']) && png.len() > 10_000,
+        "a real screenshot"
+    );
+    let feed = app.get("/douyin/feed/", &[]).await;
+    let video = &list(&feed, "video_list")[0];
+    assert_eq!(video["favorite_count"], 1, "the like made in the browser");
+    assert_eq!(video["comment_count"], 1, "the comment made in the browser");
+    eprintln!("screenshot: {}", screenshot.display());
+}
