@@ -297,10 +297,7 @@ pub async fn start(role: Command, config: Config) -> anyhow::Result<Running> {
     };
     let app = app
         .route("/metrics", axum::routing::get(metrics))
-        .layer(axum::middleware::from_fn(
-            titok_infra::telemetry::record_http,
-        ))
-        .layer(tower_http::trace::TraceLayer::new_for_http());
+        .layer(axum::middleware::from_fn(titok_infra::telemetry::observe));
     let mut stop = shutdown_rx;
     let server = tokio::spawn(async move {
         axum::serve(listener, app)

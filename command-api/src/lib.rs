@@ -49,7 +49,10 @@ impl CommandState {
     /// stands (it is durable) and reads may at worst answer stale, marked as such.
     pub async fn append(&self, actor: i64, body: EventBody) -> Result<Position, ApiError> {
         let topic = body.topic();
-        let positions = self.log.append(&[Envelope::new(actor, body)]).await?;
+        let mut event = Envelope::new(actor, body);
+        event.trace_id = titok_infra::telemetry::current_request_id();
+        tracing::Span::current().record("event_id", tracing::field::display(event.event_id));
+        let positions = self.log.append(&[event]).await?;
         metrics::counter!("titok_events_appended_total", "topic" => topic.name()).increment(1);
         let ends: Vec<Position> = positions
             .iter()

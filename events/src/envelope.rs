@@ -114,6 +114,9 @@ pub struct Envelope {
     pub occurred_at: DateTime<Utc>,
     /// The user whose command produced the event.
     pub actor: i64,
+    /// The id of the HTTP request that produced the event, so one write can be followed from the
+    /// request's log line to the projector's. Optional: absent in events from other producers.
+    pub trace_id: Option<String>,
     pub body: EventBody,
 }
 
@@ -135,6 +138,8 @@ struct Wire {
     occurred_at: DateTime<Utc>,
     actor: i64,
     key: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    trace_id: Option<String>,
     payload: Value,
 }
 
@@ -145,6 +150,7 @@ impl Envelope {
             event_id: Uuid::now_v7(),
             occurred_at: Utc::now(),
             actor,
+            trace_id: None,
             body,
         }
     }
@@ -166,6 +172,7 @@ impl Envelope {
             occurred_at: self.occurred_at,
             actor: self.actor,
             key: self.key(),
+            trace_id: self.trace_id.clone(),
             // Payload structs hold only integers and strings: serialisation cannot fail.
             payload: self.body.payload().unwrap_or(Value::Null),
         };
@@ -179,6 +186,7 @@ impl Envelope {
             event_id: wire.event_id,
             occurred_at: wire.occurred_at,
             actor: wire.actor,
+            trace_id: wire.trace_id,
             body: EventBody::decode(&wire.type_name, wire.version, wire.payload)?,
         })
     }

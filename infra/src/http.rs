@@ -339,6 +339,7 @@ impl Authenticator {
             .keys
             .verify(token)
             .map_err(|e| ApiError::Unauthenticated(e.to_string()))?;
+        tracing::Span::current().record("user_id", uid);
         if !self.known.contains(uid) {
             if !self.accounts.exists(uid).await? {
                 return Err(ApiError::Unauthenticated(

@@ -24,6 +24,7 @@ use axum::extract::{MatchedPath, Request};
 use axum::middleware::Next;
 use axum::response::Response;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use tracing::Instrument;
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
@@ -44,20 +45,66 @@ pub fn prometheus() -> &'static PrometheusHandle {
     })
 }
 
-/// Middleware: count and time each request under its route pattern (not the raw path, so ids in
-/// paths cannot explode the label set).
-pub async fn record_http(req: Request, next: Next) -> Response {
+tokio::task_local! {
+    static REQUEST_ID: String;
+}
+
+/// The id of the request being handled (the `x-request-id` it came with, or a fresh UUID v7).
+/// The command side stores it in each event's `trace_id`.
+pub fn current_request_id() -> Option<String> {
+    REQUEST_ID.try_with(Clone::clone).ok()
+}
+
+fn request_id(req: &Request) -> String {
+    req.headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 64)
+        .filter(|v| {
+            v.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        })
+        .map_or_else(|| uuid::Uuid::now_v7().to_string(), str::to_owned)
+}
+
+/// Middleware around every route: a `request` span (method, route pattern, request id, and the
+/// user and event id that handlers record into it), one log line per finished request, the
+/// request id echoed in `x-request-id`, and the HTTP metrics. The route is the pattern, not the
+/// raw path, so ids cannot explode the label set.
+pub async fn observe(req: Request, next: Next) -> Response {
     let route = req
         .extensions()
         .get::<MatchedPath>()
         .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let id = request_id(&req);
+    let span = tracing::info_span!(
+        "request",
+        method = %req.method(),
+        route = %route,
+        request_id = %id,
+        user_id = tracing::field::Empty,
+        event_id = tracing::field::Empty,
+    );
     let start = Instant::now();
-    let response = next.run(req).await;
-    let status = response.status().as_u16().to_string();
-    metrics::counter!("titok_http_requests_total", "route" => route.clone(), "status" => status)
-        .increment(1);
+    let mut response = REQUEST_ID
+        .scope(id.clone(), next.run(req))
+        .instrument(span.clone())
+        .await;
+    let elapsed = start.elapsed();
+    let status = response.status().as_u16();
+    span.in_scope(|| {
+        tracing::info!(
+            status,
+            latency_ms = elapsed.as_secs_f64() * 1000.0,
+            "request finished"
+        )
+    });
+    if let Ok(value) = axum::http::HeaderValue::from_str(&id) {
+        response.headers_mut().insert("x-request-id", value);
+    }
+    metrics::counter!("titok_http_requests_total", "route" => route.clone(), "status" => status.to_string()).increment(1);
     metrics::histogram!("titok_http_request_duration_seconds", "route" => route)
-        .record(start.elapsed().as_secs_f64());
+        .record(elapsed.as_secs_f64());
     response
 }
 

@@ -266,6 +266,9 @@ impl Projection {
         };
         match outcome {
             Ok(event) => {
+                tracing::debug!(projection = self.name, event_id = %event.event_id,
+                    trace_id = event.trace_id.as_deref().unwrap_or(""), partition = rec.partition,
+                    offset = rec.offset, "event applied");
                 let at = event.occurred_at.timestamp_millis();
                 touched.newest_event_ms = Some(touched.newest_event_ms.map_or(at, |t| t.max(at)));
                 views::fold(conn, dialect, &event, touched).await?

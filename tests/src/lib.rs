@@ -508,7 +508,7 @@ async fn launch(data_dir: &std::path::Path, extra: &[String], log_name: &str) ->
         .arg("--data-dir")
         .arg(data_dir)
         .args(extra)
-        .env("RUST_LOG", "info,sqlx=warn")
+        .env("RUST_LOG", "info,sqlx=warn,titok_projectors=debug")
         .stdout(Stdio::piped())
         .stderr(Stdio::from(log))
         .kill_on_drop(true)

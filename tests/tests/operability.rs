@@ -208,3 +208,57 @@ async fn the_openapi_document_lists_exactly_the_served_routes() {
         }
     }
 }
+
+#[tokio::test]
+async fn one_write_can_be_followed_from_its_request_to_the_projector_in_the_logs() {
+    let app = TestApp::start(&["--no-sample", "--log-json"]).await;
+    let author = app.register("author", "pw").await;
+    let fan = app.register("fan", "pw").await;
+    let video = app.publish(&author, "v").await;
+
+    let resp = app
+        .client
+        .post(app.url("/douyin/favorite/action/"))
+        .header("x-request-id", "trace-like-42")
+        .form(&fan.with(&[("video_id", video.to_string()), ("action_type", "1".into())]))
+        .send()
+        .await
+        .expect("like");
+    assert_eq!(
+        resp.headers()["x-request-id"],
+        "trace-like-42",
+        "the request id is echoed"
+    );
+    app.favorite_list(&fan, fan.id).await; // read-after-write: the projector applied it
+
+    let lines: Vec<serde_json::Value> = app
+        .logs()
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let request = lines
+        .iter()
+        .filter(|l| l["fields"]["message"] == "request finished")
+        .find_map(|l| {
+            l["span"]
+                .as_object()
+                .filter(|s| s["request_id"] == "trace-like-42")
+        })
+        .unwrap_or_else(|| panic!("no request line for trace-like-42 in:\n{}", app.logs()));
+    assert_eq!(request["route"], "/douyin/favorite/action/");
+    assert_eq!(request["user_id"], fan.id, "the span carries the user");
+    let event_id = request["event_id"]
+        .as_str()
+        .expect("the span carries the event id");
+    let applied = lines
+        .iter()
+        .find(|l| {
+            l["fields"]["message"] == "event applied" && l["fields"]["trace_id"] == "trace-like-42"
+        })
+        .unwrap_or_else(|| panic!("no projector line for trace-like-42 in:\n{}", app.logs()));
+    assert_eq!(
+        applied["fields"]["event_id"], event_id,
+        "the projector names the same event"
+    );
+    assert_eq!(applied["fields"]["projection"], "favorites");
+}
