@@ -27,7 +27,7 @@ pub const DEMO_USERNAME: &str = "titok-demo";
 
 mod backends;
 pub use backends::Backends;
-use titok_infra::progress::Positions;
+mod readiness;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -130,6 +130,14 @@ pub struct Config {
         hide_env_values = true
     )]
     pub token_secret: Option<String>,
+    /// `/readyz` answers 503 while the projections are more than this many events behind.
+    #[arg(
+        long,
+        env = "TITOK_READY_MAX_LAG",
+        default_value_t = 1000,
+        global = true
+    )]
+    pub ready_max_lag: i64,
     /// Kafka bootstrap servers (host:port,…); switches the event log from the embedded one to Kafka.
     #[arg(long, env = "TITOK_KAFKA_BROKERS", global = true)]
     pub kafka_brokers: Option<String>,
@@ -246,7 +254,12 @@ pub async fn start(role: Command, config: Config) -> anyhow::Result<Running> {
         .route("/healthz", axum::routing::get(|| async { "ok" }))
         .route(
             "/readyz",
-            axum::routing::get(readyz).with_state(backends.positions.clone()),
+            axum::routing::get(readiness::readyz).with_state(readiness::Readiness {
+                log: backends.log.clone(),
+                store: backends.store.clone(),
+                positions: backends.positions.clone(),
+                max_lag: config.ready_max_lag,
+            }),
         );
     if role.runs_commands() {
         let command = backends.command_state(&config, query.clone());
@@ -313,30 +326,6 @@ pub async fn start(role: Command, config: Config) -> anyhow::Result<Running> {
         server,
         projectors,
     })
-}
-
-/// Ready when every write acknowledged so far is applied by the projections (so a freshly
-/// restarted server is not ready while it replays or waits for its consumer group to rebalance).
-async fn readyz(
-    axum::extract::State(positions): axum::extract::State<std::sync::Arc<dyn Positions>>,
-) -> (axum::http::StatusCode, &'static str) {
-    let ready = async {
-        let ends = positions.acked_ends(&titok_events::Topic::ALL).await?;
-        positions
-            .wait_applied(&ends, std::time::Duration::ZERO)
-            .await
-    };
-    match ready.await {
-        Ok(true) => (axum::http::StatusCode::OK, "ready"),
-        Ok(false) => (
-            axum::http::StatusCode::SERVICE_UNAVAILABLE,
-            "projections catching up",
-        ),
-        Err(_) => (
-            axum::http::StatusCode::SERVICE_UNAVAILABLE,
-            "positions unavailable",
-        ),
-    }
 }
 
 /// Default avatar and background images, served at `/static/avatar.png` and `/static/background.png`.

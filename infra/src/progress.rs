@@ -38,6 +38,8 @@ pub trait Positions: Send + Sync + 'static {
         partition: u32,
         next: i64,
     ) -> Result<(), PositionsError>;
+    /// The applied next offset of each target's partition (0 where nothing is applied).
+    async fn applied_of(&self, targets: &[Position]) -> Result<Vec<i64>, PositionsError>;
     /// Wait until every target end is applied; `Ok(false)` if `timeout` passed first.
     async fn wait_applied(
         &self,
@@ -116,6 +118,13 @@ impl Positions for InProcessPositions {
         raise(&self.applied, topic, partition, next);
         self.changed.notify_waiters();
         Ok(())
+    }
+
+    async fn applied_of(&self, targets: &[Position]) -> Result<Vec<i64>, PositionsError> {
+        Ok(targets
+            .iter()
+            .map(|t| self.applied(t.topic, t.partition))
+            .collect())
     }
 
     async fn wait_applied(

@@ -302,22 +302,6 @@ impl RedisPositions {
             .map_err(PositionsError)?;
         Ok(())
     }
-
-    async fn applied(&self, targets: &[Position]) -> Result<Vec<i64>, PositionsError> {
-        let fields: Vec<String> = targets
-            .iter()
-            .map(|t| field(t.topic, t.partition))
-            .collect();
-        let mut conn = self.conn.clone();
-        let cmd = redis::cmd("HMGET")
-            .arg(&self.applied_key)
-            .arg(&fields)
-            .to_owned();
-        let values: Vec<Option<i64>> = bounded(cmd.query_async(&mut conn))
-            .await
-            .map_err(PositionsError)?;
-        Ok(values.into_iter().map(|v| v.unwrap_or(0)).collect())
-    }
 }
 
 #[async_trait]
@@ -350,6 +334,22 @@ impl Positions for RedisPositions {
             .collect())
     }
 
+    async fn applied_of(&self, targets: &[Position]) -> Result<Vec<i64>, PositionsError> {
+        let fields: Vec<String> = targets
+            .iter()
+            .map(|t| field(t.topic, t.partition))
+            .collect();
+        let mut conn = self.conn.clone();
+        let cmd = redis::cmd("HMGET")
+            .arg(&self.applied_key)
+            .arg(&fields)
+            .to_owned();
+        let values: Vec<Option<i64>> = bounded(cmd.query_async(&mut conn))
+            .await
+            .map_err(PositionsError)?;
+        Ok(values.into_iter().map(|v| v.unwrap_or(0)).collect())
+    }
+
     async fn record_applied(
         &self,
         topic: Topic,
@@ -371,7 +371,7 @@ impl Positions for RedisPositions {
         let deadline = tokio::time::Instant::now() + timeout;
         let mut pause = Duration::from_millis(1);
         loop {
-            let applied = self.applied(targets).await?;
+            let applied = self.applied_of(targets).await?;
             if targets.iter().zip(&applied).all(|(t, a)| *a >= t.offset) {
                 return Ok(true);
             }

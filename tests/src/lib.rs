@@ -105,7 +105,7 @@ impl TestApp {
     /// Poll `/readyz` until it answers 200 (60 s at most).
     pub async fn wait_ready(&self) {
         for _ in 0..600 {
-            if let Ok(resp) = self.client.get(self.url("/readyz")).send().await {
+            if let Ok(resp) = self.client.get(self.url("/readyz?max_lag=0")).send().await {
                 if resp.status() == 200 {
                     return;
                 }

@@ -27,6 +27,20 @@ async fn health_and_readiness_answer() {
     let u = app.register("u", "pw").await;
     app.publish(&u, "v").await;
     app.wait_ready().await;
+    let ready: serde_json::Value = app
+        .client
+        .get(app.url("/readyz"))
+        .send()
+        .await
+        .expect("readyz")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(ready["ready"], true, "{ready}");
+    assert_eq!(ready["lag_events"], 0, "everything applied: {ready}");
+    for dependency in ["read_store", "event_log", "positions"] {
+        assert_eq!(ready["checks"][dependency], "ok", "{dependency}: {ready}");
+    }
 }
 
 #[tokio::test]
