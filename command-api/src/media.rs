@@ -17,6 +17,11 @@ pub enum Container {
 }
 
 impl Container {
+    /// The MIME type (the same mapping as [`titok_events::content_type_of`] on the extension).
+    pub fn content_type(self) -> &'static str {
+        titok_events::content_type_of(self.extension())
+    }
+
     pub fn extension(self) -> &'static str {
         match self {
             Container::Mp4 => "mp4",

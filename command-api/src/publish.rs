@@ -121,6 +121,8 @@ pub async fn publish_video(
         play_path,
         cover_path,
         published_at_ms: titok_infra::now_ms(),
+        content_type: container.content_type().to_owned(),
+        size_bytes: i64::try_from(data.len()).ok(),
     };
     state
         .append(author_id, EventBody::VideoPublished(event))

@@ -43,7 +43,10 @@ impl EventBody {
 
     /// The current version written for this type.
     pub fn version(&self) -> u16 {
-        1
+        match self {
+            EventBody::VideoPublished(_) => 2,
+            _ => 1,
+        }
     }
 
     pub fn topic(&self) -> Topic {
@@ -88,7 +91,10 @@ impl EventBody {
         use serde_json::from_value as de;
         let body = match (type_name, version) {
             ("UserRegistered", 1) => EventBody::UserRegistered(de(payload)?),
-            ("VideoPublished", 1) => EventBody::VideoPublished(de(payload)?),
+            ("VideoPublished", 1) => {
+                EventBody::VideoPublished(de::<VideoPublishedV1>(payload)?.upcast())
+            }
+            ("VideoPublished", 2) => EventBody::VideoPublished(de(payload)?),
             ("VideoLiked", 1) => EventBody::VideoLiked(de(payload)?),
             ("VideoUnliked", 1) => EventBody::VideoUnliked(de(payload)?),
             ("CommentAdded", 1) => EventBody::CommentAdded(de(payload)?),
@@ -218,6 +224,8 @@ mod tests {
                 play_path: "videos/2.mp4".into(),
                 cover_path: "covers/2.png".into(),
                 published_at_ms: 5,
+                content_type: "video/mp4".into(),
+                size_bytes: Some(15_276),
             }),
             EventBody::VideoLiked(fav.clone()),
             EventBody::VideoUnliked(fav),
@@ -252,6 +260,25 @@ mod tests {
             let decoded = Envelope::decode(&env.encode()).expect("decodes");
             assert_eq!(decoded, env);
         }
+    }
+
+    #[test]
+    fn a_stored_v1_video_published_decodes_as_v2() {
+        let v1 = r#"{"event_id":"01937a4e-8f4b-7c3d-9a2b-1c2d3e4f5a6b","type":"VideoPublished","version":1,
+            "occurred_at":"2025-06-01T10:00:00Z","actor":3,"key":"2",
+            "payload":{"video_id":2,"author_id":3,"title":"old","play_path":"videos/2.webm",
+                       "cover_path":"covers/2.png","published_at_ms":5}}"#;
+        let event = Envelope::decode(v1.as_bytes()).expect("v1 decodes");
+        let EventBody::VideoPublished(video) = event.body else {
+            panic!("wrong type")
+        };
+        assert_eq!(
+            video.content_type, "video/webm",
+            "derived from the stored extension"
+        );
+        assert_eq!(video.size_bytes, None);
+        assert_eq!(video.title, "old");
+        assert_eq!(event.trace_id, None, "v1 events carry no trace id");
     }
 
     #[test]

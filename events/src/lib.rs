@@ -11,14 +11,19 @@
 //!   a key (a video's likes, a pair's follows and messages) stays in one partition, in order.
 //! - [`IdGenerator`]: time-ordered ids below 2^53 for users, videos, comments and messages.
 //!
+//! - [`json_schemas`]: the JSON Schema of every event type and version, published in
+//!   `schemas/events/` for analytics consumers (a test fails when the files are stale).
+//!
 //! No I/O happens here; `cargo test -p titok-events` tests the rules.
 
 mod envelope;
 mod ids;
+mod json_schema;
 mod payloads;
 
 pub use envelope::{DecodeError, Envelope, EventBody};
 pub use ids::{IdGenerator, ID_EPOCH_MS};
+pub use json_schema::json_schemas;
 pub use payloads::*;
 
 /// A topic family. Each has its own partition count in the log and its own projection.
