@@ -28,6 +28,7 @@ pub const DEMO_USERNAME: &str = "titok-demo";
 mod backends;
 pub use backends::Backends;
 mod readiness;
+pub mod tap;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -52,6 +53,8 @@ pub enum Command {
     QueryApi,
     /// Run only the projections (needs --kafka-brokers, --mysql-url, --redis-url).
     Projectors,
+    /// Stream events from the log as JSON lines (read-only, own consumer group).
+    Tap(tap::TapArgs),
 }
 
 impl Command {
@@ -387,7 +390,11 @@ pub fn init_tracing(json: bool) {
 pub async fn main_entry() -> anyhow::Result<()> {
     let cli = Cli::parse();
     init_tracing(cli.config.log_json);
-    let running = start(cli.command.unwrap_or(Command::Serve), cli.config).await?;
+    let role = cli.command.unwrap_or(Command::Serve);
+    if let Command::Tap(args) = role {
+        return tap::run(args, cli.config).await;
+    }
+    let running = start(role, cli.config).await?;
     // The first line on stdout is the address: scripts and the test harness read it.
     println!("listening on http://{}", running.addr);
     running.until_signalled().await

@@ -38,25 +38,15 @@ pub struct EmbeddedLog {
     next: Arc<Mutex<Offsets>>,
     appends: mpsc::Sender<AppendRequest>,
     ticks: watch::Receiver<u64>,
+    /// Read-only handles keep a sender that never ticks, so consumers poll on their wait timeout.
+    _idle_ticks: Option<Arc<watch::Sender<u64>>>,
 }
 
 impl EmbeddedLog {
     /// Open (or create) the log at `path` with `partitions` partitions per topic.
     pub async fn open(path: &Path, partitions: u32) -> Result<EmbeddedLog, sqlx::Error> {
         let reads = open_sqlite(path, Durability::Full, 4, &titok_schemas::SQLITE_LOG).await?;
-        let mut next = Offsets::new();
-        let rows: Vec<(String, i64, i64)> = sqlx::query_as(
-            "SELECT topic, partition, MAX(offset) + 1 FROM log GROUP BY topic, partition",
-        )
-        .fetch_all(&reads)
-        .await?;
-        for (topic, partition, end) in rows {
-            if let (Some(topic), Ok(partition)) =
-                (Topic::from_name(&topic), u32::try_from(partition))
-            {
-                next.insert((topic, partition), end);
-            }
-        }
+        let next = scan_ends(&reads).await?;
         let writer =
             SqliteConnection::connect_with(&sqlite_options(path, Durability::Full)?).await?;
         let next = Arc::new(Mutex::new(next));
@@ -71,6 +61,7 @@ impl EmbeddedLog {
             partitions,
         ));
         Ok(EmbeddedLog {
+            _idle_ticks: None,
             partitions,
             reads,
             next,
@@ -78,6 +69,49 @@ impl EmbeddedLog {
             ticks,
         })
     }
+}
+
+impl EmbeddedLog {
+    /// Open an existing log for reading only (another process owns the writer): for `titok tap`.
+    /// Appends fail; consumers see new records by polling.
+    pub async fn open_read_only(path: &Path, partitions: u32) -> Result<EmbeddedLog, sqlx::Error> {
+        let options = sqlite_options(path, Durability::Full)?
+            .create_if_missing(false)
+            .read_only(true);
+        let reads = sqlx::sqlite::SqlitePoolOptions::new()
+            .max_connections(2)
+            .connect_with(options)
+            .await?;
+        let (appends, _) = mpsc::channel(1);
+        let (idle, ticks) = watch::channel(0);
+        let next = Arc::new(Mutex::new(scan_ends(&reads).await?));
+        Ok(EmbeddedLog {
+            partitions: partitions.max(1),
+            reads,
+            next,
+            appends,
+            ticks,
+            _idle_ticks: Some(Arc::new(idle)),
+        })
+    }
+}
+
+/// The next offset of every (topic, partition) in the log file.
+async fn scan_ends(reads: &SqlitePool) -> Result<Offsets, sqlx::Error> {
+    let rows: Vec<(String, i64, i64)> = sqlx::query_as(
+        "SELECT topic, partition, MAX(offset) + 1 FROM log GROUP BY topic, partition",
+    )
+    .fetch_all(reads)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(topic, partition, end)| {
+            Some((
+                (Topic::from_name(&topic)?, u32::try_from(partition).ok()?),
+                end,
+            ))
+        })
+        .collect())
 }
 
 fn lock(next: &Mutex<Offsets>) -> std::sync::MutexGuard<'_, Offsets> {

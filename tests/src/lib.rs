@@ -121,6 +121,32 @@ impl TestApp {
         self.extra_args.get(at + 1).map(String::as_str)
     }
 
+    /// Run another `titok` command (e.g. `tap`) against this server's data dir and services;
+    /// returns its stdout, asserting success.
+    pub async fn cli(&self, args: &[&str]) -> String {
+        let mut command = Command::new(server_binary());
+        for (key, _) in std::env::vars() {
+            if key.starts_with("TITOK_") {
+                command.env_remove(key);
+            }
+        }
+        let output = command
+            .args(args)
+            .arg("--data-dir")
+            .arg(&self.data_dir)
+            .args(&self.extra_args)
+            .env("RUST_LOG", "warn")
+            .output()
+            .await
+            .expect("run titok");
+        assert!(
+            output.status.success(),
+            "titok {args:?} failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8(output.stdout).expect("utf8")
+    }
+
     /// The server's stderr log so far.
     pub fn logs(&self) -> String {
         std::fs::read_to_string(self.data_dir.join(&self.log_name)).unwrap_or_default()
