@@ -13,7 +13,7 @@ use titok_infra::blobs::LocalBlobs;
 use titok_infra::counters::{Counters, InProcessCounters};
 use titok_infra::embedded_log::EmbeddedLog;
 use titok_infra::http::Authenticator;
-use titok_infra::kafka_log::{KafkaLog, KafkaSettings};
+use titok_infra::kafka_log::KafkaLog;
 use titok_infra::known::KnownIds;
 use titok_infra::log::EventLog;
 use titok_infra::progress::{Consistency, InProcessPositions, Positions};
@@ -46,19 +46,11 @@ impl Backends {
         {
             anyhow::bail!("{role:?} runs alone against shared services: give --kafka-brokers, --mysql-url and --redis-url");
         }
-        let log: Arc<dyn EventLog> = match &config.kafka_brokers {
-            Some(brokers) => Arc::new(
-                KafkaLog::connect(KafkaSettings {
-                    brokers: brokers.clone(),
-                    namespace: config.namespace.clone(),
-                    partitions: config.partitions,
-                    replication: config.kafka_replication,
-                    session_timeout_ms: config.kafka_session_timeout_ms,
-                    fetch_wait_ms: config.kafka_fetch_wait_ms,
-                    idempotence: config.kafka_idempotence,
-                })
-                .await
-                .context("cannot connect to Kafka")?,
+        let log: Arc<dyn EventLog> = match config.kafka_settings() {
+            Some(settings) => Arc::new(
+                KafkaLog::connect(settings)
+                    .await
+                    .context("cannot connect to Kafka")?,
             ),
             None => Arc::new(
                 EmbeddedLog::open(&data.join("log.db"), config.partitions)

@@ -181,6 +181,23 @@ pub struct Config {
     pub log_json: bool,
 }
 
+impl Config {
+    /// The Kafka settings, when `--kafka-brokers` is given.
+    pub fn kafka_settings(&self) -> Option<titok_infra::kafka_log::KafkaSettings> {
+        self.kafka_brokers
+            .as_ref()
+            .map(|brokers| titok_infra::kafka_log::KafkaSettings {
+                brokers: brokers.clone(),
+                namespace: self.namespace.clone(),
+                partitions: self.partitions,
+                replication: self.kafka_replication,
+                session_timeout_ms: self.kafka_session_timeout_ms,
+                fetch_wait_ms: self.kafka_fetch_wait_ms,
+                idempotence: self.kafka_idempotence,
+            })
+    }
+}
+
 /// A started server.
 pub struct Running {
     pub addr: SocketAddr,

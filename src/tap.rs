@@ -14,7 +14,7 @@ use anyhow::Context;
 use serde_json::{json, Value};
 use titok_events::{Envelope, EventBody, Topic};
 use titok_infra::embedded_log::EmbeddedLog;
-use titok_infra::kafka_log::{KafkaLog, KafkaSettings};
+use titok_infra::kafka_log::KafkaLog;
 use titok_infra::log::{EventLog, LogRecord};
 
 use crate::Config;
@@ -108,19 +108,8 @@ impl Likes {
 }
 
 async fn open_log(config: &Config) -> anyhow::Result<Arc<dyn EventLog>> {
-    Ok(match &config.kafka_brokers {
-        Some(brokers) => Arc::new(
-            KafkaLog::connect(KafkaSettings {
-                brokers: brokers.clone(),
-                namespace: config.namespace.clone(),
-                partitions: config.partitions,
-                replication: config.kafka_replication,
-                session_timeout_ms: config.kafka_session_timeout_ms,
-                fetch_wait_ms: config.kafka_fetch_wait_ms,
-                idempotence: config.kafka_idempotence,
-            })
-            .await?,
-        ),
+    Ok(match config.kafka_settings() {
+        Some(settings) => Arc::new(KafkaLog::connect(settings).await?),
         None => Arc::new(
             EmbeddedLog::open_read_only(&config.data_dir.join("log.db"), config.partitions)
                 .await

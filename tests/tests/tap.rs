@@ -95,7 +95,7 @@ async fn tap_sees_every_event_of_the_test_in_per_key_order() {
             "tap",
             "--from-beginning",
             "--idle-exit-ms",
-            "1000",
+            "3000",
             "--type",
             "VideoLiked",
             "--user",
@@ -109,7 +109,7 @@ async fn tap_sees_every_event_of_the_test_in_per_key_order() {
             "tap",
             "--from-beginning",
             "--idle-exit-ms",
-            "1000",
+            "3000",
             "--likes-top",
             "3",
         ])
