@@ -161,6 +161,10 @@ impl Backends {
             blobs: Arc::new(self.blobs.clone()),
             query,
             max_upload_bytes: config.max_upload_mb * 1024 * 1024,
+            login_limits: titok_command_api::limits::LoginLimits::per_minute(
+                config.login_attempts_per_user,
+                config.login_attempts_per_address,
+            ),
         }
     }
 }

@@ -133,6 +133,22 @@ pub struct Config {
         hide_env_values = true
     )]
     pub token_secret: Option<String>,
+    /// Login attempts allowed per username per minute (then HTTP 429).
+    #[arg(
+        long,
+        env = "TITOK_LOGIN_ATTEMPTS_PER_USER",
+        default_value_t = 10,
+        global = true
+    )]
+    pub login_attempts_per_user: u32,
+    /// Login attempts allowed per client address per minute (then HTTP 429).
+    #[arg(
+        long,
+        env = "TITOK_LOGIN_ATTEMPTS_PER_ADDRESS",
+        default_value_t = 60,
+        global = true
+    )]
+    pub login_attempts_per_address: u32,
     /// `/readyz` answers 503 while the projections are more than this many events behind.
     #[arg(
         long,
@@ -333,11 +349,14 @@ pub async fn start(role: Command, config: Config) -> anyhow::Result<Running> {
         .layer(axum::middleware::from_fn(titok_infra::telemetry::observe));
     let mut stop = shutdown_rx;
     let server = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = stop.wait_for(|s| *s).await;
-            })
-            .await
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move {
+            let _ = stop.wait_for(|s| *s).await;
+        })
+        .await
     });
     tracing::info!(?role, %addr, public_url, data_dir = %data.display(), "titok-plus running");
     Ok(Running {

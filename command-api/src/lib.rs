@@ -10,6 +10,7 @@
 //! wait, so a user's own recent writes are always seen.
 
 mod actions;
+pub mod limits;
 pub mod media;
 mod publish;
 mod users;
@@ -41,6 +42,8 @@ pub struct CommandState {
     pub query: QueryState,
     /// Largest accepted upload, bytes.
     pub max_upload_bytes: usize,
+    /// Login attempt quotas.
+    pub login_limits: limits::LoginLimits,
 }
 
 impl CommandState {

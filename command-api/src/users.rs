@@ -5,7 +5,9 @@
 //! removed again, so a 503 leaves nothing behind; if the process dies in between, start-up
 //! ([`recover_pending_registrations`]) appends the event.
 
-use axum::extract::State;
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, State};
 use serde::Serialize;
 use titok_events::{EventBody, UserRegistered};
 use titok_infra::auth::{hash_password, verify_password};
@@ -93,10 +95,15 @@ pub async fn register_user(
     }
 }
 
-pub async fn login(State(state): State<CommandState>, params: Params) -> Reply<SessionBody> {
+pub async fn login(
+    State(state): State<CommandState>,
+    ConnectInfo(address): ConnectInfo<SocketAddr>,
+    params: Params,
+) -> Reply<SessionBody> {
     Reply::from(
         async {
             let (username, password) = credentials(&params)?;
+            state.login_limits.check(&username, Some(address.ip()))?;
             let wrong = || ApiError::Unauthenticated("wrong username or password".into());
             let account = state
                 .accounts

@@ -28,6 +28,7 @@ pub mod code {
     pub const FORBIDDEN: i32 = 3;
     pub const NOT_FOUND: i32 = 4;
     pub const CONFLICT: i32 = 5;
+    pub const TOO_MANY_REQUESTS: i32 = 429;
     pub const UNAVAILABLE: i32 = 503;
     pub const INTERNAL: i32 = 500;
 }
@@ -46,6 +47,9 @@ pub enum ApiError {
     NotFound(String),
     #[error("{0}")]
     Conflict(String),
+    /// Rate limited: HTTP 429 with the envelope.
+    #[error("{0}")]
+    TooManyRequests(String),
     #[error("{what} is unavailable, try again later")]
     Unavailable { what: &'static str, cause: String },
     #[error("internal error")]
@@ -64,6 +68,9 @@ impl ApiError {
             ApiError::Forbidden(_) => (StatusCode::OK, code::FORBIDDEN),
             ApiError::NotFound(_) => (StatusCode::OK, code::NOT_FOUND),
             ApiError::Conflict(_) => (StatusCode::OK, code::CONFLICT),
+            ApiError::TooManyRequests(_) => {
+                (StatusCode::TOO_MANY_REQUESTS, code::TOO_MANY_REQUESTS)
+            }
             ApiError::Unavailable { .. } => (StatusCode::SERVICE_UNAVAILABLE, code::UNAVAILABLE),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, code::INTERNAL),
         }
