@@ -47,7 +47,7 @@ impl LoginLimits {
             .check_key(&username.to_owned())
             .map_err(|not_until| refused(not_until.wait_time_from(now), "for this username"))?;
         // Forget keys whose quota is fully replenished, so the maps stay small.
-        if rand_tick() {
+        if every_1024th_call() {
             self.per_user.retain_recent();
             self.per_address.retain_recent();
         }
@@ -55,11 +55,11 @@ impl LoginLimits {
     }
 }
 
-/// True about once in 1024 calls.
-fn rand_tick() -> bool {
+/// True once in 1024 calls.
+fn every_1024th_call() -> bool {
     use std::sync::atomic::{AtomicU32, Ordering};
     static CALLS: AtomicU32 = AtomicU32::new(0);
-    CALLS.fetch_add(1, Ordering::Relaxed) % 1024 == 0
+    CALLS.fetch_add(1, Ordering::Relaxed).is_multiple_of(1024)
 }
 
 #[cfg(test)]
