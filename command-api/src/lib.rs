@@ -23,7 +23,7 @@ use axum::Router;
 use titok_events::{Envelope, EventBody, IdGenerator};
 use titok_infra::accounts::AccountStore;
 use titok_infra::blobs::BlobStore;
-use titok_infra::http::{douyin_route, ApiError, Empty, Reply};
+use titok_infra::http::{ApiError, Empty, Reply};
 use titok_infra::log::{EventLog, Position};
 use titok_infra::openapi::{opt, reply, req, Endpoint, TOKEN};
 use titok_query_api::QueryState;
@@ -91,17 +91,7 @@ pub fn routes(max_upload_bytes: usize) -> Vec<(Endpoint, MethodRouter<CommandSta
     // Multipart framing on top of the file itself.
     let upload_limit = DefaultBodyLimit::max(max_upload_bytes + 1024 * 1024);
     let action = |path, summary, params, reply, handler| {
-        (
-            Endpoint {
-                path,
-                methods: BOTH,
-                summary,
-                params,
-                multipart: false,
-                reply,
-            },
-            handler,
-        )
+        (Endpoint::get_post(path, summary, params, reply), handler)
     };
     let credentials = || {
         vec![
@@ -201,15 +191,8 @@ pub fn endpoints() -> Vec<Endpoint> {
 
 /// The write side's router.
 pub fn router(state: CommandState) -> Router {
-    routes(state.max_upload_bytes)
-        .into_iter()
-        .fold(Router::new(), |r, (e, handler)| {
-            douyin_route(r, e.path, handler)
-        })
-        .with_state(state)
+    titok_infra::openapi::router(routes(state.max_upload_bytes), state)
 }
-
-const BOTH: &[&str] = &["get", "post"];
 
 /// Trimmed text of 1..=`max` characters, or a clear error naming the parameter.
 pub fn bounded_text<'a>(name: &str, raw: &'a str, max: usize) -> Result<&'a str, ApiError> {

@@ -65,6 +65,38 @@ pub struct Endpoint {
     pub reply: fn(&mut SchemaGenerator) -> Schema,
 }
 
+impl Endpoint {
+    /// A route served on GET and POST with query/form parameters (all but publish).
+    pub fn get_post(
+        path: &'static str,
+        summary: &'static str,
+        params: Vec<Param>,
+        reply: fn(&mut SchemaGenerator) -> Schema,
+    ) -> Endpoint {
+        Endpoint {
+            path,
+            methods: &["get", "post"],
+            summary,
+            params,
+            multipart: false,
+            reply,
+        }
+    }
+}
+
+/// A router built from a routing table: every route with and without its trailing slash.
+pub fn router<S: Clone + Send + Sync + 'static>(
+    routes: Vec<(Endpoint, axum::routing::MethodRouter<S>)>,
+    state: S,
+) -> axum::Router {
+    routes
+        .into_iter()
+        .fold(axum::Router::new(), |r, (e, handler)| {
+            crate::http::douyin_route(r, e.path, handler)
+        })
+        .with_state(state)
+}
+
 /// The Douyin envelope around a reply body, for documentation.
 #[derive(Serialize, JsonSchema)]
 pub struct Envelope<T> {

@@ -25,7 +25,7 @@ use model::{
 };
 use titok_events::Topic;
 use titok_infra::counters::Counters;
-use titok_infra::http::{douyin_route, ApiError, Authenticator, Reply};
+use titok_infra::http::{ApiError, Authenticator, Reply};
 use titok_infra::known::KnownIds;
 use titok_infra::openapi::{opt, reply, req, Endpoint, TOKEN};
 use titok_infra::progress::{Consistency, Freshness};
@@ -98,45 +98,31 @@ pub fn routes() -> Vec<(Endpoint, MethodRouter<QueryState>)> {
     let user_id = opt("user_id", Integer, "whose list (default: the token's user)");
     let list = |path, summary, reply, handler| {
         let params = vec![TOKEN, user_id];
-        (
-            Endpoint {
-                path,
-                methods: BOTH,
-                summary,
-                params,
-                multipart: false,
-                reply,
-            },
-            handler,
-        )
+        (Endpoint::get_post(path, summary, params, reply), handler)
     };
     vec![
         (
-            Endpoint {
-                path: "/douyin/feed/",
-                methods: BOTH,
-                summary: "Up to 30 videos published before latest_time, newest first; next_time = the earliest (epoch ms)",
-                params: vec![
+            Endpoint::get_post(
+                "/douyin/feed/",
+                "Up to 30 videos published before latest_time, newest first; next_time = the earliest (epoch ms)",
+                vec![
                     opt("latest_time", Integer, "only videos published before it; seconds or milliseconds; 0 or missing = now"),
                     opt("token", Text, "for is_favorite / is_follow"),
                 ],
-                multipart: false,
-                reply: reply::<FeedBody>,
-            },
+                reply::<FeedBody>,
+            ),
             get(lists::feed).post(lists::feed),
         ),
         list("/douyin/user/", "One user, relative to the token's user", reply::<UserBody>, get(lists::user_info).post(lists::user_info)),
         list("/douyin/publish/list/", "A user's videos, newest first", reply::<VideoListBody>, get(lists::publish_list).post(lists::publish_list)),
         list("/douyin/favorite/list/", "Videos a user liked, most recent first", reply::<VideoListBody>, get(lists::favorite_list).post(lists::favorite_list)),
         (
-            Endpoint {
-                path: "/douyin/comment/list/",
-                methods: BOTH,
-                summary: "A video's comments, newest first",
-                params: vec![TOKEN, req("video_id", Integer, "the video")],
-                multipart: false,
-                reply: reply::<CommentListBody>,
-            },
+            Endpoint::get_post(
+                "/douyin/comment/list/",
+                "A video's comments, newest first",
+                vec![TOKEN, req("video_id", Integer, "the video")],
+                reply::<CommentListBody>,
+            ),
             get(lists::comment_list).post(lists::comment_list),
         ),
         list("/douyin/relation/follow/list/", "Whom a user follows", reply::<UserListBody>, get(lists::follow_list).post(lists::follow_list)),
@@ -145,18 +131,16 @@ pub fn routes() -> Vec<(Endpoint, MethodRouter<QueryState>)> {
         list("/douyin/relation/follower/list/", "Who follows a user", reply::<UserListBody>, get(lists::follower_list).post(lists::follower_list)),
         list("/douyin/relation/friend/list/", "Mutual follows, each with the latest message and msgType", reply::<FriendListBody>, get(lists::friend_list).post(lists::friend_list)),
         (
-            Endpoint {
-                path: "/douyin/message/chat/",
-                methods: BOTH,
-                summary: "Messages between the token's user and to_user_id newer than pre_msg_time, oldest first",
-                params: vec![
+            Endpoint::get_post(
+                "/douyin/message/chat/",
+                "Messages between the token's user and to_user_id newer than pre_msg_time, oldest first",
+                vec![
                     TOKEN,
                     req("to_user_id", Integer, "the other participant"),
                     opt("pre_msg_time", Integer, "create_time (epoch ms) of the newest message held; 0 or missing = all"),
                 ],
-                multipart: false,
-                reply: reply::<ChatBody>,
-            },
+                reply::<ChatBody>,
+            ),
             get(chat::chat).post(chat::chat),
         ),
     ]
@@ -169,15 +153,8 @@ pub fn endpoints() -> Vec<Endpoint> {
 
 /// The read side's router.
 pub fn router(state: QueryState) -> Router {
-    routes()
-        .into_iter()
-        .fold(Router::new(), |r, (e, handler)| {
-            douyin_route(r, e.path, handler)
-        })
-        .with_state(state)
+    titok_infra::openapi::router(routes(), state)
 }
-
-const BOTH: &[&str] = &["get", "post"];
 
 /// Feed and chat clients send seconds or milliseconds: anything below 10^11 is seconds.
 pub fn normalize_ms(value: i64) -> i64 {
