@@ -149,7 +149,6 @@ impl Backends {
             },
             public_url: public_url.trim_end_matches('/').into(),
             chat_db_queries: Arc::new(AtomicU64::new(0)),
-            known_users: KnownIds::default(),
         }
     }
 

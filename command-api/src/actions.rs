@@ -39,7 +39,7 @@ async fn other_user(
     if other == actor {
         return Err(ApiError::bad(format!("you cannot {what} yourself")));
     }
-    if !state.accounts.exists(other).await? {
+    if !state.query.auth.user_exists(other).await? {
         return Err(ApiError::NotFound(format!("user {other} does not exist")));
     }
     Ok(other)

@@ -347,15 +347,26 @@ impl Authenticator {
             .verify(token)
             .map_err(|e| ApiError::Unauthenticated(e.to_string()))?;
         tracing::Span::current().record("user_id", uid);
-        if !self.known.contains(uid) {
-            if !self.accounts.exists(uid).await? {
-                return Err(ApiError::Unauthenticated(
-                    "token's user does not exist".into(),
-                ));
-            }
-            self.known.insert(uid);
+        if !self.user_exists(uid).await? {
+            return Err(ApiError::Unauthenticated(
+                "token's user does not exist".into(),
+            ));
         }
         Ok(Some(uid))
+    }
+
+    /// Whether `user_id` has an account. Accounts are the command side's synchronous truth (a
+    /// user exists the moment register replies, whatever the views' lag) and are never deleted,
+    /// so a positive answer is cached and most checks make no query.
+    pub async fn user_exists(&self, user_id: i64) -> Result<bool, ApiError> {
+        if self.known.contains(user_id) {
+            return Ok(true);
+        }
+        let exists = self.accounts.exists(user_id).await?;
+        if exists {
+            self.known.insert(user_id);
+        }
+        Ok(exists)
     }
 }
 

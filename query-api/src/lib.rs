@@ -26,7 +26,6 @@ use model::{
 use titok_events::Topic;
 use titok_infra::counters::Counters;
 use titok_infra::http::{ApiError, Authenticator, Reply};
-use titok_infra::known::KnownIds;
 use titok_infra::openapi::{opt, reply, req, Endpoint, TOKEN};
 use titok_infra::progress::{Consistency, Freshness};
 use titok_infra::store::ViewStore;
@@ -42,8 +41,6 @@ pub struct QueryState {
     pub public_url: Arc<str>,
     /// SQL queries made by chat polls (the shortcut's effect is measured with it).
     pub chat_db_queries: Arc<AtomicU64>,
-    /// Users seen in the users view (never deleted), so polls skip the existence query.
-    pub known_users: KnownIds,
 }
 
 impl QueryState {

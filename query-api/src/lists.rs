@@ -44,15 +44,9 @@ async fn subject(state: &QueryState, params: &Params) -> Result<(i64, i64), ApiE
     Ok((viewer, user_id))
 }
 
-/// Fails with "not found" unless `user_id` has an account. Accounts are the command side's
-/// synchronous truth (a user exists the moment register replies), so no view lag can make a
-/// fresh user look missing; ids seen once are cached, since accounts are never deleted.
+/// Fails with "not found" unless `user_id` has an account.
 pub async fn ensure_user(state: &QueryState, user_id: i64) -> Result<(), ApiError> {
-    if state.known_users.contains(user_id) {
-        return Ok(());
-    }
-    if state.auth.accounts.exists(user_id).await? {
-        state.known_users.insert(user_id);
+    if state.auth.user_exists(user_id).await? {
         Ok(())
     } else {
         Err(ApiError::NotFound(format!("user {user_id} does not exist")))
