@@ -28,6 +28,7 @@ pub const DEMO_USERNAME: &str = "titok-demo";
 mod backends;
 pub use backends::Backends;
 mod readiness;
+pub mod rebuild;
 pub mod tap;
 
 #[derive(Debug, Parser)]
@@ -55,6 +56,8 @@ pub enum Command {
     Projectors,
     /// Stream events from the log as JSON lines (read-only, own consumer group).
     Tap(tap::TapArgs),
+    /// Rebuild views from the log into fresh tables and swap them in, while the system serves.
+    Rebuild(rebuild::RebuildArgs),
 }
 
 impl Command {
@@ -192,6 +195,16 @@ pub struct Config {
     /// Redis URL for the counter cache, the chat-poll shortcut and shared log positions.
     #[arg(long, env = "TITOK_REDIS_URL", global = true)]
     pub redis_url: Option<String>,
+    /// At start-up, when a stored view is older than this binary's projection: rebuild it from
+    /// the log before serving, or refuse to start.
+    #[arg(
+        long,
+        env = "TITOK_STALE_VIEWS",
+        value_enum,
+        default_value = "rebuild",
+        global = true
+    )]
+    pub stale_views: titok_projectors::rebuild::StaleViews,
     /// Log as JSON lines instead of text.
     #[arg(long, env = "TITOK_LOG_JSON", global = true)]
     pub log_json: bool,
@@ -270,6 +283,12 @@ pub async fn start(role: Command, config: Config) -> anyhow::Result<Running> {
         .with_context(|| format!("cannot create data dir {}", data.display()))?;
     titok_infra::telemetry::prometheus();
     let backends = Backends::open(&config, &role).await?;
+    titok_projectors::rebuild::prepare(
+        &backends.projector_deps(&config),
+        config.stale_views,
+        role.runs_projectors(),
+    )
+    .await?;
     let (shutdown, shutdown_rx) = watch::channel(false);
     let projectors = if role.runs_projectors() {
         titok_projectors::spawn_all(backends.projector_deps(&config), shutdown_rx.clone()).await?
@@ -427,8 +446,10 @@ pub async fn main_entry() -> anyhow::Result<()> {
     let cli = Cli::parse();
     init_tracing(cli.config.log_json);
     let role = cli.command.unwrap_or(Command::Serve);
-    if let Command::Tap(args) = role {
-        return tap::run(args, cli.config).await;
+    match role {
+        Command::Tap(args) => return tap::run(args, cli.config).await,
+        Command::Rebuild(args) => return rebuild::run(args, cli.config).await,
+        _ => {}
     }
     let running = start(role, cli.config).await?;
     // The first line on stdout is the address: scripts and the test harness read it.

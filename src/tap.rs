@@ -107,7 +107,7 @@ impl Likes {
     }
 }
 
-async fn open_log(config: &Config) -> anyhow::Result<Arc<dyn EventLog>> {
+pub(crate) async fn open_log(config: &Config) -> anyhow::Result<Arc<dyn EventLog>> {
     Ok(match config.kafka_settings() {
         Some(settings) => Arc::new(KafkaLog::connect(settings).await?),
         None => Arc::new(

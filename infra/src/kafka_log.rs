@@ -14,17 +14,19 @@
 //!   commit, so they are never ahead of it and only save re-reading.
 
 use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, StreamConsumer};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, StreamConsumer};
 use rdkafka::error::RDKafkaErrorCode;
 use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord};
-use rdkafka::{Offset, TopicPartitionList};
+use rdkafka::types::RDKafkaRespErr;
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use titok_events::{partition_for, Envelope, Topic};
 
 use crate::log::{EventLog, LogConsumer, LogError, LogRecord, Position};
@@ -230,7 +232,7 @@ impl EventLog for KafkaLog {
         start: Vec<i64>,
     ) -> Result<Box<dyn LogConsumer>, LogError> {
         let name = self.topic_name(topic);
-        let consumer: StreamConsumer = ClientConfig::new()
+        let consumer: StreamConsumer<ResumeAtCheckpoints> = ClientConfig::new()
             .set("bootstrap.servers", &self.settings.brokers)
             .set("group.id", group)
             .set("enable.auto.commit", "false")
@@ -248,7 +250,9 @@ impl EventLog for KafkaLog {
             // waiting fetch as soon as data arrives, but some Kafka-API brokers (tansu) only at the
             // end of the wait, so keep it short: it bounds projection lag when traffic is light.
             .set("fetch.wait.max.ms", self.settings.fetch_wait_ms.to_string())
-            .create()
+            .create_with_context(ResumeAtCheckpoints {
+                next: Arc::new(Mutex::new(start.clone())),
+            })
             .map_err(unavailable)?;
         consumer.subscribe(&[&name]).map_err(unavailable)?;
         Ok(Box::new(KafkaConsumer {
@@ -260,9 +264,54 @@ impl EventLog for KafkaLog {
     }
 }
 
+/// Partitions assigned by the group start at the caller's checkpoints, not at the group's
+/// committed offsets: those are only a hint, and may be ahead of the checkpoints when the views
+/// were restored, wiped or rebuilt — resuming there would skip events.
+struct ResumeAtCheckpoints {
+    /// Per partition: the connect-time checkpoint, raised by every commit of this consumer.
+    next: Arc<Mutex<Vec<i64>>>,
+}
+
+impl ClientContext for ResumeAtCheckpoints {}
+
+impl ConsumerContext for ResumeAtCheckpoints {
+    fn rebalance(
+        &self,
+        consumer: &BaseConsumer<Self>,
+        err: RDKafkaRespErr,
+        tpl: &mut TopicPartitionList,
+    ) {
+        if err == RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS {
+            let next = match self.next.lock() {
+                Ok(next) => next.clone(),
+                Err(poisoned) => poisoned.into_inner().clone(),
+            };
+            let assigned: Vec<(String, i32)> = tpl
+                .elements()
+                .iter()
+                .map(|e| (e.topic().to_owned(), e.partition()))
+                .collect();
+            for (topic, partition) in assigned {
+                let at = usize::try_from(partition)
+                    .ok()
+                    .and_then(|p| next.get(p).copied())
+                    .unwrap_or(0);
+                if let Err(e) = tpl.set_partition_offset(&topic, partition, Offset::Offset(at)) {
+                    tracing::warn!(error = %e, topic, partition, "cannot set the start offset");
+                }
+            }
+            if let Err(e) = consumer.assign(tpl) {
+                tracing::warn!(error = %e, "kafka partition assignment failed");
+            }
+        } else if let Err(e) = consumer.unassign() {
+            tracing::warn!(error = %e, "kafka partition revocation failed");
+        }
+    }
+}
+
 struct KafkaConsumer {
     log: KafkaLog,
-    consumer: StreamConsumer,
+    consumer: StreamConsumer<ResumeAtCheckpoints>,
     name: String,
     /// Checkpoints at connect time: records below them are known to be applied.
     start: Vec<i64>,
@@ -310,6 +359,13 @@ impl LogConsumer for KafkaConsumer {
     }
 
     async fn commit(&mut self, applied: &[(u32, i64)]) -> Result<(), LogError> {
+        if let Ok(mut next) = self.consumer.context().next.lock() {
+            for (partition, offset) in applied {
+                if let Some(slot) = next.get_mut(*partition as usize) {
+                    *slot = (*slot).max(*offset);
+                }
+            }
+        }
         let mut tpl = TopicPartitionList::new();
         for (partition, next) in applied {
             tpl.add_partition_offset(&self.name, *partition as i32, Offset::Offset(*next))

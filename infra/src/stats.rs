@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use sqlx::{Any, AnyConnection, QueryBuilder};
 
 use crate::counters::{UserCounts, Versioned, VideoCounts};
-use crate::store::Dialect;
+use crate::store::Tables;
 
 /// A counter column of `user_stats`. Column names come only from this enum, never from input.
 #[derive(Debug, Clone, Copy)]
@@ -50,14 +50,14 @@ impl VideoCounter {
 /// Add `delta` to one user counter (creating the row), bumping its version.
 pub async fn bump_user(
     conn: &mut AnyConnection,
-    dialect: Dialect,
+    tables: &Tables,
     user_id: i64,
     counter: UserCounter,
     delta: i64,
 ) -> Result<(), sqlx::Error> {
     bump(
         conn,
-        dialect,
+        tables,
         ("user_stats", "user_id"),
         user_id,
         counter.column(),
@@ -69,14 +69,14 @@ pub async fn bump_user(
 /// Add `delta` to one video counter (creating the row), bumping its version.
 pub async fn bump_video(
     conn: &mut AnyConnection,
-    dialect: Dialect,
+    tables: &Tables,
     video_id: i64,
     counter: VideoCounter,
     delta: i64,
 ) -> Result<(), sqlx::Error> {
     bump(
         conn,
-        dialect,
+        tables,
         ("video_stats", "video_id"),
         video_id,
         counter.column(),
@@ -89,16 +89,17 @@ pub async fn bump_video(
 /// Table and column names come from this module's enums only.
 async fn bump(
     conn: &mut AnyConnection,
-    dialect: Dialect,
+    tables: &Tables,
     (table, key): (&str, &str),
     id: i64,
     col: &str,
     delta: i64,
 ) -> Result<(), sqlx::Error> {
     let sql = format!(
-        "INSERT INTO {table} ({key}, {col}, version) VALUES (?, ?, 1) {} {col} = {col} + {}, version = version + 1",
-        dialect.on_conflict_update(key),
-        dialect.new_value(col),
+        "INSERT INTO {} ({key}, {col}, version) VALUES (?, ?, 1) {} {col} = {col} + {}, version = version + 1",
+        tables.name(table),
+        tables.dialect.on_conflict_update(key),
+        tables.dialect.new_value(col),
     );
     sqlx::query(&sql).bind(id).bind(delta).execute(conn).await?;
     Ok(())

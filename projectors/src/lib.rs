@@ -14,8 +14,12 @@
 //!
 //! [`runtime`] consumes in batches and commits the view rows together with the
 //! `(projection, topic, partition, next_offset)` checkpoint, so each event takes effect exactly
-//! once however often it is delivered; [`views`] holds the fold of each event type.
+//! once however often it is delivered; [`views`] holds the fold of each event type; [`catalog`]
+//! the projection versions and the tables each writes; [`rebuild`] replays the log into fresh
+//! tables and swaps them in while the live views keep serving.
 
+pub mod catalog;
+pub mod rebuild;
 pub mod runtime;
 pub mod views;
 

@@ -12,6 +12,10 @@
 //!
 //! A record that cannot be decoded is parked with its reason, and so is every later record of the
 //! same key (per-key order must hold); the rest of the partition flows on.
+//!
+//! While a rebuild swaps tables it holds a pause lease on the projection (`projection_meta`); the
+//! loop keeps its batch and retries until the lease is gone. A task per process watches the
+//! rebuild generations and refills the counter cache from the new tables after a swap.
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
@@ -23,7 +27,7 @@ use titok_infra::counters::{Counters, CountersError, UserCounts, Versioned, Vide
 use titok_infra::log::{EventLog, LogConsumer, LogRecord};
 use titok_infra::progress::Positions;
 use titok_infra::stats::{user_stats, video_stats};
-use titok_infra::store::{Dialect, ViewStore};
+use titok_infra::store::{Tables, ViewStore};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -45,7 +49,7 @@ pub struct ProjectorDeps {
 
 /// The projection consuming `topic` (named after the topic's family).
 pub fn projection_name(topic: Topic) -> &'static str {
-    topic.name().trim_start_matches("titok.")
+    crate::catalog::view_of(topic).projection
 }
 
 /// Start one projection loop per topic; each stops after its current batch once `shutdown` is true.
@@ -58,14 +62,72 @@ pub async fn spawn_all(
         let projection = Projection::load(deps.clone(), topic).await?;
         handles.push(tokio::spawn(projection.run(shutdown.clone())));
     }
+    handles.push(tokio::spawn(crate::rebuild::watch_generations(
+        deps, shutdown,
+    )));
     Ok(handles)
 }
 
+/// Folds one topic's records into a set of tables (the live ones, or a rebuild's shadow copies),
+/// parking what cannot be applied.
+pub(crate) struct Folder {
+    pub name: &'static str,
+    pub tables: Tables,
+    /// Keys with a parked event: their later events are parked too.
+    pub parked_keys: HashSet<String>,
+}
+
+impl Folder {
+    pub(crate) fn new(topic: Topic, tables: Tables) -> Folder {
+        Folder {
+            name: projection_name(topic),
+            tables,
+            parked_keys: HashSet::new(),
+        }
+    }
+
+    /// Fold one record inside the caller's transaction. Keys parked here go to `parked` (the caller
+    /// adds them to `parked_keys` once the transaction commits).
+    pub(crate) async fn fold_one(
+        &self,
+        conn: &mut AnyConnection,
+        rec: &LogRecord,
+        touched: &mut Touched,
+        parked: &mut HashSet<String>,
+    ) -> anyhow::Result<()> {
+        let blocked = self.parked_keys.contains(&rec.key) || parked.contains(&rec.key);
+        let outcome = if blocked {
+            Err("an earlier event of this key is parked".to_owned())
+        } else {
+            Envelope::decode(&rec.payload).map_err(|e| e.to_string())
+        };
+        match outcome {
+            Ok(event) => {
+                tracing::debug!(projection = self.name, event_id = %event.event_id,
+                    trace_id = event.trace_id.as_deref().unwrap_or(""), partition = rec.partition,
+                    offset = rec.offset, "event applied");
+                let at = event.occurred_at.timestamp_millis();
+                touched.newest_event_ms = Some(touched.newest_event_ms.map_or(at, |t| t.max(at)));
+                views::fold(conn, &self.tables, &event, touched).await?
+            }
+            Err(reason) => {
+                park(conn, &self.tables, self.name, rec, &reason).await?;
+                if self.tables.prefix().is_empty() {
+                    tracing::warn!(projection = self.name, topic = %rec.topic, partition = rec.partition,
+                        offset = rec.offset, key = rec.key, reason, "event parked");
+                }
+                parked.insert(rec.key.clone());
+            }
+        }
+        Ok(())
+    }
+}
+
 struct Projection {
-    name: &'static str,
     topic: Topic,
     deps: ProjectorDeps,
-    parked_keys: HashSet<String>,
+    folder: Folder,
+    name: &'static str,
 }
 
 impl Projection {
@@ -90,12 +152,13 @@ impl Projection {
         .bind(topic.name())
         .fetch_all(&deps.store.write)
         .await?;
-        let parked_keys = parked.into_iter().map(|(k,)| k).collect();
+        let mut folder = Folder::new(topic, Tables::live(deps.store.dialect));
+        folder.parked_keys = parked.into_iter().map(|(k,)| k).collect();
         Ok(Projection {
             name,
             topic,
             deps,
-            parked_keys,
+            folder,
         })
     }
 
@@ -147,7 +210,13 @@ impl Projection {
                 if batch.is_empty() {
                     return Ok(());
                 }
-                let applied = self.apply(batch).await?;
+                let applied = loop {
+                    if let Some(applied) = self.apply(&batch).await? {
+                        break applied;
+                    }
+                    // A rebuild is swapping this projection's tables: hold the batch.
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                };
                 source.commit(&applied).await?;
                 anyhow::Ok(())
             };
@@ -165,8 +234,9 @@ impl Projection {
         tracing::info!(projection = self.name, "projection stopped");
     }
 
-    /// Fold one batch; returns the `(partition, next offset)` pairs now applied.
-    async fn apply(&mut self, batch: Vec<LogRecord>) -> anyhow::Result<Vec<(u32, i64)>> {
+    /// Fold one batch; returns the `(partition, next offset)` pairs now applied, or `None` (and
+    /// changes nothing) while a rebuild holds the projection's pause lease.
+    async fn apply(&mut self, batch: &[LogRecord]) -> anyhow::Result<Option<Vec<(u32, i64)>>> {
         let dialect = self.deps.store.dialect;
         let mut tx = self.deps.store.write.begin().await?;
         let stored: Vec<(i64, i64)> = sqlx::query_as(&format!(
@@ -177,18 +247,30 @@ impl Projection {
         .bind(self.topic.name())
         .fetch_all(&mut *tx)
         .await?;
+        let paused: Option<(i64,)> = sqlx::query_as(&format!(
+            "SELECT paused_until_ms FROM projection_meta WHERE projection = ?{}",
+            dialect.for_update()
+        ))
+        .bind(self.name)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if paused.is_some_and(|(until,)| until > titok_infra::now_ms()) {
+            tx.rollback().await?;
+            return Ok(None);
+        }
         let mut next: BTreeMap<u32, i64> = stored.into_iter().map(|(p, o)| (p as u32, o)).collect();
         let mut touched = Touched::default();
         let mut advanced = BTreeMap::new();
         let mut parked = HashSet::new();
-        for rec in &batch {
+        for rec in batch {
             let slot = next.entry(rec.partition).or_insert(0);
             if rec.offset < *slot {
                 continue; // applied before (redelivery, or another instance before a rebalance)
             }
             *slot = rec.offset + 1;
             advanced.insert(rec.partition, rec.offset + 1);
-            self.fold_one(&mut tx, dialect, rec, &mut touched, &mut parked)
+            self.folder
+                .fold_one(&mut tx, rec, &mut touched, &mut parked)
                 .await?;
         }
         for (partition, offset) in &advanced {
@@ -210,7 +292,7 @@ impl Projection {
             metrics::counter!("titok_parked_events_total", "projection" => self.name)
                 .increment(parked.len() as u64);
         }
-        self.parked_keys.extend(parked);
+        self.folder.parked_keys.extend(parked);
         self.refresh_cache(&user_rows, &video_rows, &touched.chats)
             .await;
         for (&partition, &offset) in &next {
@@ -223,7 +305,7 @@ impl Projection {
         }
         self.report_lag(&next, batch.len(), touched.newest_event_ms)
             .await;
-        Ok(next.into_iter().collect())
+        Ok(Some(next.into_iter().collect()))
     }
 
     /// Batch size, lag in events (acknowledged but not applied) and in seconds (age of the newest
@@ -248,39 +330,6 @@ impl Projection {
             metrics::gauge!("titok_projector_lag_events", "projection" => self.name)
                 .set(behind as f64);
         }
-    }
-
-    async fn fold_one(
-        &self,
-        conn: &mut AnyConnection,
-        dialect: Dialect,
-        rec: &LogRecord,
-        touched: &mut Touched,
-        parked: &mut HashSet<String>,
-    ) -> anyhow::Result<()> {
-        let blocked = self.parked_keys.contains(&rec.key) || parked.contains(&rec.key);
-        let outcome = if blocked {
-            Err("an earlier event of this key is parked".to_owned())
-        } else {
-            Envelope::decode(&rec.payload).map_err(|e| e.to_string())
-        };
-        match outcome {
-            Ok(event) => {
-                tracing::debug!(projection = self.name, event_id = %event.event_id,
-                    trace_id = event.trace_id.as_deref().unwrap_or(""), partition = rec.partition,
-                    offset = rec.offset, "event applied");
-                let at = event.occurred_at.timestamp_millis();
-                touched.newest_event_ms = Some(touched.newest_event_ms.map_or(at, |t| t.max(at)));
-                views::fold(conn, dialect, &event, touched).await?
-            }
-            Err(reason) => {
-                park(conn, self.name, rec, &reason).await?;
-                tracing::warn!(projection = self.name, topic = %rec.topic, partition = rec.partition,
-                    offset = rec.offset, key = rec.key, reason, "event parked");
-                parked.insert(rec.key.clone());
-            }
-        }
-        Ok(())
     }
 
     /// Write the committed absolute values into the counter cache, retrying until it accepts them:
@@ -317,14 +366,16 @@ impl Projection {
 
 async fn park(
     conn: &mut AnyConnection,
+    tables: &Tables,
     projection: &str,
     rec: &LogRecord,
     reason: &str,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO parked_events (projection, topic, part, log_offset, event_key, reason, payload, parked_ms) \
+    sqlx::query(&format!(
+        "INSERT INTO {} (projection, topic, part, log_offset, event_key, reason, payload, parked_ms) \
          VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-    )
+        tables.name("parked_events")
+    ))
     .bind(projection)
     .bind(rec.topic.name())
     .bind(i64::from(rec.partition))

@@ -5,13 +5,17 @@
 //!
 //! - `sqlite/log/` — the embedded event log (topics, partitions, offsets).
 //! - `sqlite/accounts/` — the command side's small synchronous store.
-//! - `sqlite/views/` — the read models the projectors write and the query API reads, with the
-//!   projection checkpoints and parked events in the same database so they commit together.
+//! - `sqlite/views/` — the projection checkpoints, parked events and projection versions, in the
+//!   same database as the read models so they commit together. The read-model tables themselves
+//!   are not migrated: [`views`] holds their current DDL and the projectors create and rebuild
+//!   them (migration 0002 handed them over).
 //! - `mysql/` — the same accounts and views tables in one MySQL/MariaDB database (one migration
 //!   history per database, so one directory).
 //!
 //! Both dialects have the same tables, columns and indexes; column names avoid MySQL reserved words
 //! so the queries can be shared.
+
+pub mod views;
 
 use sqlx::migrate::Migrator;
 

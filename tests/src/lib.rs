@@ -147,6 +147,57 @@ impl TestApp {
         String::from_utf8(output.stdout).expect("utf8")
     }
 
+    /// Like [`TestApp::cli`], without asserting success: `(succeeded, stdout, stderr)`. Killed
+    /// after 60 s (counted as a failure), so a command that should have refused cannot hang a test.
+    pub async fn cli_result(&self, args: &[&str]) -> (bool, String, String) {
+        let mut command = Command::new(server_binary());
+        for (key, _) in std::env::vars() {
+            if key.starts_with("TITOK_") {
+                command.env_remove(key);
+            }
+        }
+        command
+            .args(args)
+            .arg("--data-dir")
+            .arg(&self.data_dir)
+            .args(&self.extra_args)
+            .env("RUST_LOG", "info,sqlx=warn")
+            .kill_on_drop(true);
+        match tokio::time::timeout(Duration::from_secs(60), command.output()).await {
+            Ok(output) => {
+                let output = output.expect("run titok");
+                (
+                    output.status.success(),
+                    String::from_utf8_lossy(&output.stdout).into_owned(),
+                    String::from_utf8_lossy(&output.stderr).into_owned(),
+                )
+            }
+            Err(_) => (false, String::new(), "timed out after 60 s".into()),
+        }
+    }
+
+    /// Replace (or add) one of the server's arguments for the next [`TestApp::respawn`].
+    pub fn set_arg(&mut self, name: &str, value: &str) {
+        match self.extra_args.iter().position(|a| a == name) {
+            Some(at) => self.extra_args[at + 1] = value.to_owned(),
+            None => self.extra_args.extend([name.to_owned(), value.to_owned()]),
+        }
+    }
+
+    /// A writable connection pool to this server's read store (SQLite file or MySQL database), for
+    /// tests that inspect or damage the views directly.
+    pub async fn view_db(&self) -> sqlx::AnyPool {
+        match self.arg("--mysql-url") {
+            Some(url) => titok_infra::store::mysql_any(url, 2).await.expect("mysql"),
+            None => {
+                titok_infra::store::ViewStore::open_sqlite(&self.data_dir.join("views.db"))
+                    .await
+                    .expect("views.db")
+                    .write
+            }
+        }
+    }
+
     /// The server's stderr log so far.
     pub fn logs(&self) -> String {
         std::fs::read_to_string(self.data_dir.join(&self.log_name)).unwrap_or_default()

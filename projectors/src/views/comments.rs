@@ -4,19 +4,20 @@ use sqlx::AnyConnection;
 use titok_events::{CommentAdded, CommentDeleted};
 use titok_infra::stats::{bump_video, VideoCounter};
 
-use titok_infra::store::Dialect;
+use titok_infra::store::Tables;
 
 use super::Touched;
 
 pub async fn added(
     conn: &mut AnyConnection,
-    dialect: Dialect,
+    t: &Tables,
     e: &CommentAdded,
     touched: &mut Touched,
 ) -> Result<(), sqlx::Error> {
     let inserted = sqlx::query(&format!(
-        "{} INTO comments (id, video_id, user_id, content, created_ms) VALUES (?, ?, ?, ?, ?)",
-        dialect.insert_ignore()
+        "{} INTO {} (id, video_id, user_id, content, created_ms) VALUES (?, ?, ?, ?, ?)",
+        t.dialect.insert_ignore(),
+        t.name("comments")
     ))
     .bind(e.comment_id)
     .bind(e.video_id)
@@ -27,7 +28,7 @@ pub async fn added(
     .await?
     .rows_affected();
     if inserted == 1 {
-        bump_video(conn, dialect, e.video_id, VideoCounter::Comment, 1).await?;
+        bump_video(conn, t, e.video_id, VideoCounter::Comment, 1).await?;
         touched.videos.insert(e.video_id);
     }
     Ok(())
@@ -35,20 +36,23 @@ pub async fn added(
 
 pub async fn deleted(
     conn: &mut AnyConnection,
-    dialect: Dialect,
+    t: &Tables,
     e: &CommentDeleted,
     touched: &mut Touched,
 ) -> Result<(), sqlx::Error> {
     // The author check repeats the command side's: a deletion by anyone else changes nothing.
-    let deleted = sqlx::query("DELETE FROM comments WHERE id = ? AND video_id = ? AND user_id = ?")
-        .bind(e.comment_id)
-        .bind(e.video_id)
-        .bind(e.user_id)
-        .execute(&mut *conn)
-        .await?
-        .rows_affected();
+    let deleted = sqlx::query(&format!(
+        "DELETE FROM {} WHERE id = ? AND video_id = ? AND user_id = ?",
+        t.name("comments")
+    ))
+    .bind(e.comment_id)
+    .bind(e.video_id)
+    .bind(e.user_id)
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
     if deleted == 1 {
-        bump_video(conn, dialect, e.video_id, VideoCounter::Comment, -1).await?;
+        bump_video(conn, t, e.video_id, VideoCounter::Comment, -1).await?;
         touched.videos.insert(e.video_id);
     }
     Ok(())

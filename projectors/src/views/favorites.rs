@@ -6,20 +6,21 @@ use sqlx::AnyConnection;
 use titok_events::Favorite;
 use titok_infra::stats::{bump_user, bump_video, UserCounter, VideoCounter};
 
-use titok_infra::store::Dialect;
+use titok_infra::store::Tables;
 
 use super::Touched;
 
 pub async fn liked(
     conn: &mut AnyConnection,
-    dialect: Dialect,
+    t: &Tables,
     e: &Favorite,
     at: i64,
     touched: &mut Touched,
 ) -> Result<(), sqlx::Error> {
     let inserted = sqlx::query(&format!(
-        "{} INTO favorites (user_id, video_id, liked_ms) VALUES (?, ?, ?)",
-        dialect.insert_ignore()
+        "{} INTO {} (user_id, video_id, liked_ms) VALUES (?, ?, ?)",
+        t.dialect.insert_ignore(),
+        t.name("favorites")
     ))
     .bind(e.user_id)
     .bind(e.video_id)
@@ -28,46 +29,42 @@ pub async fn liked(
     .await?
     .rows_affected();
     if inserted == 1 {
-        count(conn, dialect, e, 1, touched).await?;
+        count(conn, t, e, 1, touched).await?;
     }
     Ok(())
 }
 
 pub async fn unliked(
     conn: &mut AnyConnection,
-    dialect: Dialect,
+    t: &Tables,
     e: &Favorite,
     touched: &mut Touched,
 ) -> Result<(), sqlx::Error> {
-    let deleted = sqlx::query("DELETE FROM favorites WHERE user_id = ? AND video_id = ?")
-        .bind(e.user_id)
-        .bind(e.video_id)
-        .execute(&mut *conn)
-        .await?
-        .rows_affected();
+    let deleted = sqlx::query(&format!(
+        "DELETE FROM {} WHERE user_id = ? AND video_id = ?",
+        t.name("favorites")
+    ))
+    .bind(e.user_id)
+    .bind(e.video_id)
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
     if deleted == 1 {
-        count(conn, dialect, e, -1, touched).await?;
+        count(conn, t, e, -1, touched).await?;
     }
     Ok(())
 }
 
 async fn count(
     conn: &mut AnyConnection,
-    dialect: Dialect,
+    t: &Tables,
     e: &Favorite,
     delta: i64,
     touched: &mut Touched,
 ) -> Result<(), sqlx::Error> {
-    bump_video(conn, dialect, e.video_id, VideoCounter::Favorite, delta).await?;
-    bump_user(conn, dialect, e.user_id, UserCounter::Favorite, delta).await?;
-    bump_user(
-        conn,
-        dialect,
-        e.author_id,
-        UserCounter::TotalFavorited,
-        delta,
-    )
-    .await?;
+    bump_video(conn, t, e.video_id, VideoCounter::Favorite, delta).await?;
+    bump_user(conn, t, e.user_id, UserCounter::Favorite, delta).await?;
+    bump_user(conn, t, e.author_id, UserCounter::TotalFavorited, delta).await?;
     touched.videos.insert(e.video_id);
     touched.users.insert(e.user_id);
     touched.users.insert(e.author_id);

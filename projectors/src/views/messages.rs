@@ -8,13 +8,13 @@
 use sqlx::AnyConnection;
 use titok_events::MessageSent;
 
-use titok_infra::store::Dialect;
+use titok_infra::store::Tables;
 
 use super::Touched;
 
 pub async fn sent(
     conn: &mut AnyConnection,
-    dialect: Dialect,
+    t: &Tables,
     e: &MessageSent,
     touched: &mut Touched,
 ) -> Result<(), sqlx::Error> {
@@ -22,24 +22,30 @@ pub async fn sent(
         e.from_user_id.min(e.to_user_id),
         e.from_user_id.max(e.to_user_id),
     );
-    let exists: Option<(i64,)> = sqlx::query_as("SELECT 1 FROM messages WHERE id = ?")
-        .bind(e.message_id)
-        .fetch_optional(&mut *conn)
-        .await?;
+    let exists: Option<(i64,)> = sqlx::query_as(&format!(
+        "SELECT 1 FROM {} WHERE id = ?",
+        t.name("messages")
+    ))
+    .bind(e.message_id)
+    .fetch_optional(&mut *conn)
+    .await?;
     if exists.is_some() {
         return Ok(());
     }
-    let previous: Option<(i64,)> =
-        sqlx::query_as("SELECT created_ms FROM latest_messages WHERE pair_lo = ? AND pair_hi = ?")
-            .bind(lo)
-            .bind(hi)
-            .fetch_optional(&mut *conn)
-            .await?;
+    let previous: Option<(i64,)> = sqlx::query_as(&format!(
+        "SELECT created_ms FROM {} WHERE pair_lo = ? AND pair_hi = ?",
+        t.name("latest_messages")
+    ))
+    .bind(lo)
+    .bind(hi)
+    .fetch_optional(&mut *conn)
+    .await?;
     let created = previous.map_or(e.created_at_ms, |(p,)| e.created_at_ms.max(p + 1));
-    sqlx::query(
-        "INSERT INTO messages (id, pair_lo, pair_hi, from_user_id, to_user_id, content, created_ms) \
+    sqlx::query(&format!(
+        "INSERT INTO {} (id, pair_lo, pair_hi, from_user_id, to_user_id, content, created_ms) \
          VALUES (?, ?, ?, ?, ?, ?, ?)",
-    )
+        t.name("messages")
+    ))
     .bind(e.message_id)
     .bind(lo)
     .bind(hi)
@@ -49,11 +55,12 @@ pub async fn sent(
     .bind(created)
     .execute(&mut *conn)
     .await?;
-    let assign = |col: &str| format!("{col} = {}", dialect.new_value(col));
+    let assign = |col: &str| format!("{col} = {}", t.dialect.new_value(col));
     let upsert = format!(
-        "INSERT INTO latest_messages (pair_lo, pair_hi, message_id, from_user_id, content, created_ms) \
+        "INSERT INTO {} (pair_lo, pair_hi, message_id, from_user_id, content, created_ms) \
          VALUES (?, ?, ?, ?, ?, ?) {} {}, {}, {}, {}",
-        dialect.on_conflict_update("pair_lo, pair_hi"),
+        t.name("latest_messages"),
+        t.dialect.on_conflict_update("pair_lo, pair_hi"),
         assign("message_id"),
         assign("from_user_id"),
         assign("content"),

@@ -12,7 +12,7 @@ use std::collections::HashSet;
 
 use sqlx::AnyConnection;
 use titok_events::{Envelope, EventBody};
-use titok_infra::store::Dialect;
+use titok_infra::store::Tables;
 
 /// What a batch touched, so the runtime can refresh the counter cache after commit.
 #[derive(Debug, Default)]
@@ -28,20 +28,20 @@ pub struct Touched {
 /// Apply one event inside the projection's transaction.
 pub async fn fold(
     conn: &mut AnyConnection,
-    dialect: Dialect,
+    t: &Tables,
     event: &Envelope,
     touched: &mut Touched,
 ) -> Result<(), sqlx::Error> {
     let at = event.occurred_at.timestamp_millis();
     match &event.body {
-        EventBody::UserRegistered(e) => users::registered(conn, dialect, e, at, touched).await,
-        EventBody::VideoPublished(e) => videos::published(conn, dialect, e, touched).await,
-        EventBody::VideoLiked(e) => favorites::liked(conn, dialect, e, at, touched).await,
-        EventBody::VideoUnliked(e) => favorites::unliked(conn, dialect, e, touched).await,
-        EventBody::CommentAdded(e) => comments::added(conn, dialect, e, touched).await,
-        EventBody::CommentDeleted(e) => comments::deleted(conn, dialect, e, touched).await,
-        EventBody::UserFollowed(e) => relations::followed(conn, dialect, e, at, touched).await,
-        EventBody::UserUnfollowed(e) => relations::unfollowed(conn, dialect, e, touched).await,
-        EventBody::MessageSent(e) => messages::sent(conn, dialect, e, touched).await,
+        EventBody::UserRegistered(e) => users::registered(conn, t, e, at, touched).await,
+        EventBody::VideoPublished(e) => videos::published(conn, t, e, touched).await,
+        EventBody::VideoLiked(e) => favorites::liked(conn, t, e, at, touched).await,
+        EventBody::VideoUnliked(e) => favorites::unliked(conn, t, e, touched).await,
+        EventBody::CommentAdded(e) => comments::added(conn, t, e, touched).await,
+        EventBody::CommentDeleted(e) => comments::deleted(conn, t, e, touched).await,
+        EventBody::UserFollowed(e) => relations::followed(conn, t, e, at, touched).await,
+        EventBody::UserUnfollowed(e) => relations::unfollowed(conn, t, e, touched).await,
+        EventBody::MessageSent(e) => messages::sent(conn, t, e, touched).await,
     }
 }

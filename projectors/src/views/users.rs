@@ -3,20 +3,21 @@
 use sqlx::AnyConnection;
 use titok_events::UserRegistered;
 
-use titok_infra::store::Dialect;
+use titok_infra::store::Tables;
 
 use super::Touched;
 
 pub async fn registered(
     conn: &mut AnyConnection,
-    dialect: Dialect,
+    t: &Tables,
     e: &UserRegistered,
     at: i64,
     touched: &mut Touched,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(&format!(
-        "{} INTO users (id, name, created_ms) VALUES (?, ?, ?)",
-        dialect.insert_ignore()
+        "{} INTO {} (id, name, created_ms) VALUES (?, ?, ?)",
+        t.dialect.insert_ignore(),
+        t.name("users")
     ))
     .bind(e.user_id)
     .bind(&e.username)
@@ -24,8 +25,9 @@ pub async fn registered(
     .execute(&mut *conn)
     .await?;
     sqlx::query(&format!(
-        "{} INTO user_stats (user_id) VALUES (?)",
-        dialect.insert_ignore()
+        "{} INTO {} (user_id) VALUES (?)",
+        t.dialect.insert_ignore(),
+        t.name("user_stats")
     ))
     .bind(e.user_id)
     .execute(&mut *conn)

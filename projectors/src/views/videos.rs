@@ -4,18 +4,18 @@ use sqlx::AnyConnection;
 use titok_events::VideoPublished;
 use titok_infra::stats::{bump_user, UserCounter};
 
-use titok_infra::store::Dialect;
+use titok_infra::store::Tables;
 
 use super::Touched;
 
 pub async fn published(
     conn: &mut AnyConnection,
-    dialect: Dialect,
+    t: &Tables,
     e: &VideoPublished,
     touched: &mut Touched,
 ) -> Result<(), sqlx::Error> {
     let inserted = sqlx::query(
-        &format!("{} INTO videos (id, author_id, title, play_path, cover_path, published_ms) VALUES (?, ?, ?, ?, ?, ?)", dialect.insert_ignore()),
+        &format!("{} INTO {} (id, author_id, title, play_path, cover_path, published_ms) VALUES (?, ?, ?, ?, ?, ?)", t.dialect.insert_ignore(), t.name("videos")),
     )
     .bind(e.video_id)
     .bind(e.author_id)
@@ -27,10 +27,11 @@ pub async fn published(
     .await?
     .rows_affected();
     if inserted == 1 {
-        bump_user(conn, dialect, e.author_id, UserCounter::Work, 1).await?;
+        bump_user(conn, t, e.author_id, UserCounter::Work, 1).await?;
         sqlx::query(&format!(
-            "{} INTO video_stats (video_id) VALUES (?)",
-            dialect.insert_ignore()
+            "{} INTO {} (video_id) VALUES (?)",
+            t.dialect.insert_ignore(),
+            t.name("video_stats")
         ))
         .bind(e.video_id)
         .execute(&mut *conn)

@@ -1,0 +1,152 @@
+//! What each projection builds: its topic, its view version and the tables it writes.
+//!
+//! **Projection versions.** A view's `version` is the shape of its tables and the meaning of its
+//! fold. Change either — a new column, a fixed fold — and bump it: a binary that finds a stored
+//! version older than its own rebuilds the view from the log (or, with `--stale-views refuse`,
+//! refuses to start) instead of serving a view of the wrong shape.
+//!
+//! **Rebuild groups.** Projections that write the same table (the counter rows `user_stats` and
+//! `video_stats` are shared) can only be rebuilt together, so a rebuild of one view takes its whole
+//! group: today `users, videos, favorites, comments, relations` share counters, `messages` stands
+//! alone.
+
+use std::collections::BTreeSet;
+
+use titok_events::Topic;
+
+/// One projection.
+#[derive(Debug, PartialEq, Eq)]
+pub struct View {
+    pub projection: &'static str,
+    pub topic: Topic,
+    pub version: i64,
+    /// The view tables it writes (see `titok_schemas::views`).
+    pub tables: &'static [&'static str],
+}
+
+pub static VIEWS: [View; 6] = [
+    View {
+        projection: "users",
+        topic: Topic::Users,
+        version: 1,
+        tables: &["users", "user_stats"],
+    },
+    View {
+        projection: "videos",
+        topic: Topic::Videos,
+        version: 1,
+        tables: &["videos", "video_stats", "user_stats"],
+    },
+    View {
+        projection: "favorites",
+        topic: Topic::Favorites,
+        version: 1,
+        tables: &["favorites", "video_stats", "user_stats"],
+    },
+    View {
+        projection: "comments",
+        topic: Topic::Comments,
+        version: 1,
+        tables: &["comments", "video_stats"],
+    },
+    View {
+        projection: "relations",
+        topic: Topic::Relations,
+        version: 1,
+        tables: &["follows", "friends", "user_stats"],
+    },
+    View {
+        projection: "messages",
+        topic: Topic::Messages,
+        version: 1,
+        tables: &["messages", "latest_messages"],
+    },
+];
+
+/// The projection consuming `topic`.
+pub fn view_of(topic: Topic) -> &'static View {
+    VIEWS
+        .iter()
+        .find(|v| v.topic == topic)
+        .expect("every topic has a projection")
+}
+
+/// The projection called `name`.
+pub fn view_named(name: &str) -> Option<&'static View> {
+    VIEWS.iter().find(|v| v.projection == name)
+}
+
+/// The rebuild groups: projections connected by shared tables, in catalog order.
+pub fn groups() -> Vec<Vec<&'static View>> {
+    let mut groups: Vec<Vec<&'static View>> = Vec::new();
+    for view in &VIEWS {
+        let touching: Vec<usize> = groups
+            .iter()
+            .enumerate()
+            .filter(|(_, g)| {
+                g.iter()
+                    .any(|m| m.tables.iter().any(|t| view.tables.contains(t)))
+            })
+            .map(|(i, _)| i)
+            .collect();
+        let mut merged = vec![view];
+        for i in touching.into_iter().rev() {
+            let mut g = groups.remove(i);
+            g.append(&mut merged);
+            merged = g;
+        }
+        merged.sort_by_key(|v| VIEWS.iter().position(|x| x == *v));
+        groups.push(merged);
+    }
+    groups.sort_by_key(|g| VIEWS.iter().position(|x| x == g[0]));
+    groups
+}
+
+/// The group `view` belongs to.
+pub fn group_of(view: &View) -> Vec<&'static View> {
+    groups()
+        .into_iter()
+        .find(|g| g.contains(&view))
+        .unwrap_or_default()
+}
+
+/// Every table a group writes, each once.
+pub fn tables_of(group: &[&View]) -> BTreeSet<&'static str> {
+    group
+        .iter()
+        .flat_map(|v| v.tables.iter().copied())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counters_tie_the_social_views_together_and_messages_stand_alone() {
+        let names: Vec<Vec<&str>> = groups()
+            .iter()
+            .map(|g| g.iter().map(|v| v.projection).collect())
+            .collect();
+        assert_eq!(
+            names,
+            vec![
+                vec!["users", "videos", "favorites", "comments", "relations"],
+                vec!["messages"]
+            ]
+        );
+        assert_eq!(group_of(view_named("messages").expect("view")).len(), 1);
+    }
+
+    #[test]
+    fn every_table_has_ddl_and_every_topic_a_projection() {
+        for view in &VIEWS {
+            for table in view.tables {
+                assert!(titok_schemas::views::view_table(table).is_some(), "{table}");
+            }
+        }
+        for topic in Topic::ALL {
+            assert_eq!(view_of(topic).topic, topic);
+        }
+    }
+}

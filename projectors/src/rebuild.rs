@@ -1,0 +1,710 @@
+//! Rebuilding views from the log without taking reads down (DESIGN.md §9), and the start-up check
+//! of projection versions.
+//!
+//! A rebuild of a group of projections (see [`crate::catalog`]):
+//! 1. creates shadow copies of the group's tables (`r<ms>_<table>`, current DDL) and folds the
+//!    topics into them from offset 0, in consumer groups of its own that commit nothing (live
+//!    projections keep consuming and the query API keeps reading the live tables);
+//! 2. once within `pause_within` (default [`SWAP_WITHIN`]) events of the log's end, takes the group's pause lease
+//!    (`projection_meta.paused_until_ms`; live projections hold their batch while it is set, and a
+//!    crashed rebuild's lease expires), waits for in-flight live batches by locking their
+//!    checkpoints, and folds the shadow up to the live checkpoints;
+//! 3. raises the shadow counter rows' versions above every live version (so the version-guarded
+//!    counter cache accepts the rebuilt values and refuses stale writes racing the swap), swaps the
+//!    tables in one atomic step (one SQLite transaction; one MySQL `RENAME TABLE`), moves the
+//!    checkpoints to the shadow's positions, replaces the group's parked events, records the view
+//!    version, bumps the generation and releases the lease — all in one transaction;
+//! 4. drops the old tables and refills the counter cache from the new ones (every projector
+//!    process also refills its cache when it sees the generation change).
+//!
+//! Nothing the fold does has side effects beyond the view tables, so replay suppresses nothing
+//! today; the cache refresh and position publishing of live batches are skipped during replay.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::io::IsTerminal;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use indicatif::{ProgressBar, ProgressStyle};
+use sqlx::AnyConnection;
+use titok_infra::counters::{Counters, UserCounts, Versioned, VideoCounts};
+use titok_infra::log::LogConsumer;
+use titok_infra::store::{Dialect, Tables, ViewStore};
+use tokio::sync::watch;
+
+use crate::catalog::{self, View};
+use crate::runtime::{Folder, ProjectorDeps, BATCH};
+use crate::views::Touched;
+
+/// By default the rebuild pauses the live projections once the shadow is this close to the log's
+/// end (`titok rebuild --pause-within`).
+pub const SWAP_WITHIN: i64 = 2000;
+/// How long the pause lease lasts; the final catch-up must finish within it.
+const LEASE: Duration = Duration::from_secs(60);
+
+/// What to do at start-up when a stored view is older than this binary's projection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum StaleViews {
+    /// Rebuild the view from the log before serving.
+    Rebuild,
+    /// Refuse to start; the operator runs `titok rebuild`.
+    Refuse,
+}
+
+/// How a rebuild went.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Report {
+    pub views: Vec<&'static str>,
+    pub events: u64,
+    pub seconds: f64,
+    pub events_per_s: f64,
+}
+
+/// Stored `(version, generation)` per projection.
+async fn stored(store: &ViewStore) -> Result<HashMap<String, (i64, i64)>, sqlx::Error> {
+    let rows: Vec<(String, i64, i64)> =
+        sqlx::query_as("SELECT projection, version, generation FROM projection_meta")
+            .fetch_all(&store.write)
+            .await?;
+    Ok(rows.into_iter().map(|(p, v, g)| (p, (v, g))).collect())
+}
+
+/// Groups whose stored views are not at this binary's versions, and an error for views built by
+/// a newer binary. Creates the tables of groups that have never been built (nothing to rebuild:
+/// the live projections fold the log into them from the start).
+async fn stale_groups(store: &ViewStore) -> anyhow::Result<Vec<Vec<&'static View>>> {
+    let have = stored(store).await?;
+    let mut stale = Vec::new();
+    for group in catalog::groups() {
+        if group.iter().all(|v| !have.contains_key(v.projection)) {
+            create_tables(
+                store,
+                &Tables::live(store.dialect),
+                &catalog::tables_of(&group),
+            )
+            .await?;
+            for view in &group {
+                sqlx::query(&format!(
+                    "{} INTO projection_meta (projection, version, generation, paused_until_ms) VALUES (?, ?, 0, 0)",
+                    store.dialect.insert_ignore()
+                ))
+                .bind(view.projection)
+                .bind(view.version)
+                .execute(&store.write)
+                .await?;
+            }
+            continue;
+        }
+        for view in &group {
+            if let Some(&(version, _)) = have.get(view.projection) {
+                anyhow::ensure!(
+                    version <= view.version,
+                    "view {} was built by a newer titok (version {version}, this binary has {}); \
+                     run that version, or `titok rebuild {}` to rebuild it for this one",
+                    view.projection,
+                    view.version,
+                    view.projection
+                );
+            }
+        }
+        if group
+            .iter()
+            .any(|v| have.get(v.projection).map(|&(version, _)| version) != Some(v.version))
+        {
+            stale.push(group);
+        }
+    }
+    Ok(stale)
+}
+
+fn names(group: &[&View]) -> String {
+    group
+        .iter()
+        .map(|v| v.projection)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Start-up check of the projection versions. A process running projections rebuilds stale
+/// views (or refuses, by `policy`); other roles wait until the views are current.
+pub async fn prepare(
+    deps: &ProjectorDeps,
+    policy: StaleViews,
+    runs_projectors: bool,
+) -> anyhow::Result<()> {
+    let mut waited = None::<Instant>;
+    loop {
+        let stale = stale_groups(&deps.store).await?;
+        let Some(group) = stale.first() else {
+            return Ok(());
+        };
+        if !runs_projectors {
+            if waited.is_none_or(|t| t.elapsed() > Duration::from_secs(10)) {
+                tracing::info!(
+                    views = names(group),
+                    "waiting for the projectors to rebuild views of an older version"
+                );
+                waited = Some(Instant::now());
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            continue;
+        }
+        match policy {
+            StaleViews::Refuse => anyhow::bail!(
+                "views {} were built by an older projection version; run `titok rebuild {}` \
+                 (or start with --stale-views rebuild)",
+                names(group),
+                group[0].projection
+            ),
+            StaleViews::Rebuild => {
+                tracing::info!(
+                    views = names(group),
+                    "views are of an older version: rebuilding them from the log"
+                );
+                let mut progress = Progress::new(&names(group));
+                rebuild(deps, group, SWAP_WITHIN, &mut progress).await?;
+            }
+        }
+    }
+}
+
+async fn create_tables(
+    store: &ViewStore,
+    tables: &Tables,
+    bases: &BTreeSet<&'static str>,
+) -> anyhow::Result<()> {
+    for base in bases {
+        let table = titok_schemas::views::view_table(base)
+            .with_context(|| format!("no DDL for view table {base}"))?;
+        for statement in table.create(tables.dialect == Dialect::MySql, &tables.name(base)) {
+            sqlx::query(&statement).execute(&store.write).await?;
+        }
+    }
+    Ok(())
+}
+
+/// One topic being replayed into shadow tables.
+struct Stream {
+    view: &'static View,
+    folder: Folder,
+    consumer: Box<dyn LogConsumer>,
+    /// Next offset to fold, per partition.
+    next: Vec<i64>,
+}
+
+impl Stream {
+    /// Poll once and fold the records in `[next, limit)` in one transaction; returns how many.
+    async fn step(
+        &mut self,
+        store: &ViewStore,
+        limit: Option<&[i64]>,
+        wait: Duration,
+    ) -> anyhow::Result<u64> {
+        let batch = self.consumer.poll(BATCH, wait).await?;
+        if batch.is_empty() {
+            return Ok(0);
+        }
+        let mut next = self.next.clone();
+        let mut touched = Touched::default();
+        let mut parked = HashSet::new();
+        let mut folded = 0;
+        let mut tx = store.write.begin().await?;
+        for rec in &batch {
+            let p = rec.partition as usize;
+            let Some(slot) = next.get_mut(p) else {
+                continue;
+            };
+            if rec.offset < *slot || limit.is_some_and(|l| rec.offset >= l[p]) {
+                continue;
+            }
+            self.folder
+                .fold_one(&mut tx, rec, &mut touched, &mut parked)
+                .await?;
+            *slot = rec.offset + 1;
+            folded += 1;
+        }
+        tx.commit().await?;
+        self.next = next;
+        self.folder.parked_keys.extend(parked);
+        Ok(folded)
+    }
+}
+
+async fn table_exists(store: &ViewStore, name: &str) -> Result<bool, sqlx::Error> {
+    let sql = match store.dialect {
+        Dialect::Sqlite => "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = ?",
+        Dialect::MySql => {
+            "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = DATABASE() AND table_name = ?"
+        }
+    };
+    let (n,): (i64,) = sqlx::query_as(sql)
+        .bind(name)
+        .fetch_one(&store.write)
+        .await?;
+    Ok(n > 0)
+}
+
+fn in_list(group: &[&View]) -> String {
+    vec!["?"; group.len()].join(", ")
+}
+
+/// Rebuild one group of projections (see the module docs). Concurrent rebuilds of the same group
+/// are not supported (the second one's swap would replace the first one's tables).
+pub async fn rebuild(
+    deps: &ProjectorDeps,
+    group: &[&'static View],
+    pause_within: i64,
+    progress: &mut Progress,
+) -> anyhow::Result<Report> {
+    let store = &deps.store;
+    let prefix = format!("r{}_", titok_infra::now_ms());
+    let shadow = Tables::shadow(store.dialect, &prefix);
+    let bases = catalog::tables_of(group);
+    let started = Instant::now();
+    let outcome = async {
+        create_tables(store, &shadow, &bases).await?;
+        sqlx::query(&format!(
+            "CREATE TABLE {prefix}parked_events AS SELECT * FROM parked_events WHERE 1 = 0"
+        ))
+        .execute(&store.write)
+        .await?;
+        let mut streams = Vec::new();
+        for view in group {
+            let partitions = deps.log.partitions(view.topic) as usize;
+            let consumer_group =
+                format!("{}.rebuild.{prefix}{}", deps.group_prefix, view.projection);
+            streams.push(Stream {
+                view,
+                folder: Folder::new(view.topic, shadow.clone()),
+                consumer: deps
+                    .log
+                    .consumer(&consumer_group, view.topic, vec![0; partitions])
+                    .await?,
+                next: vec![0; partitions],
+            });
+        }
+        let events = replay(deps, &mut streams, pause_within, progress).await?;
+        let events = events + pause_and_catch_up(deps, group, &mut streams).await?;
+        swap(store, group, &prefix, &bases, &streams).await?;
+        anyhow::Ok(events)
+    }
+    .await;
+    let events = match outcome {
+        Ok(events) => events,
+        Err(err) => {
+            // Leave the live views as they were: release the lease, drop the shadow.
+            let _ = release(store, group).await;
+            for base in &bases {
+                let _ = drop_table(store, &shadow.name(base)).await;
+            }
+            let _ = drop_table(store, &format!("{prefix}parked_events")).await;
+            progress.abandon();
+            return Err(err.context("rebuild failed; the live views are unchanged"));
+        }
+    };
+    for base in &bases {
+        drop_table(store, &format!("{prefix}old_{base}")).await?;
+    }
+    drop_table(store, &format!("{prefix}parked_events")).await?;
+    refill_counters(store, deps.counters.as_ref()).await?;
+    let seconds = started.elapsed().as_secs_f64();
+    let report = Report {
+        views: group.iter().map(|v| v.projection).collect(),
+        events,
+        seconds,
+        events_per_s: events as f64 / seconds.max(1e-9),
+    };
+    progress.finish(&report);
+    Ok(report)
+}
+
+async fn drop_table(store: &ViewStore, name: &str) -> Result<(), sqlx::Error> {
+    sqlx::query(&format!("DROP TABLE IF EXISTS {name}"))
+        .execute(&store.write)
+        .await?;
+    Ok(())
+}
+
+/// Fold from offset 0 until within `pause_within` events of the log's end.
+async fn replay(
+    deps: &ProjectorDeps,
+    streams: &mut [Stream],
+    pause_within: i64,
+    progress: &mut Progress,
+) -> anyhow::Result<u64> {
+    let topics: Vec<_> = streams.iter().map(|s| s.view.topic).collect();
+    let mut events = 0;
+    loop {
+        let ends = deps.log.end_offsets(&topics).await?;
+        let end_of = |s: &Stream, p: usize| {
+            ends.iter()
+                .find(|e| e.topic == s.view.topic && e.partition as usize == p)
+                .map_or(0, |e| e.offset)
+        };
+        let total: i64 = ends.iter().map(|e| e.offset).sum();
+        let done: i64 = streams.iter().map(|s| s.next.iter().sum::<i64>()).sum();
+        progress.update(done.max(0) as u64, total.max(done) as u64);
+        if total - done <= pause_within {
+            return Ok(events);
+        }
+        for s in streams.iter_mut() {
+            let behind = (0..s.next.len()).any(|p| s.next[p] < end_of(s, p));
+            if behind {
+                events += s
+                    .step(&deps.store, None, Duration::from_millis(200))
+                    .await?;
+            }
+        }
+    }
+}
+
+/// Take the lease, wait out in-flight live batches, fold the shadow up to the live checkpoints.
+async fn pause_and_catch_up(
+    deps: &ProjectorDeps,
+    group: &[&'static View],
+    streams: &mut [Stream],
+) -> anyhow::Result<u64> {
+    let store = &deps.store;
+    let until = titok_infra::now_ms() + LEASE.as_millis() as i64;
+    let sql = format!(
+        "UPDATE projection_meta SET paused_until_ms = ? WHERE projection IN ({})",
+        in_list(group)
+    );
+    let mut pause = sqlx::query(&sql).bind(until);
+    for view in group {
+        pause = pause.bind(view.projection);
+    }
+    pause.execute(&store.write).await?;
+    // Live batches lock their checkpoint rows: once we hold them, none is in flight, and every
+    // later one sees the lease.
+    let mut tx = store.write.begin().await?;
+    let sql = format!(
+        "SELECT projection, part, next_offset FROM projection_offsets WHERE projection IN ({}){}",
+        in_list(group),
+        store.dialect.for_update()
+    );
+    let mut select = sqlx::query_as::<_, (String, i64, i64)>(&sql);
+    for view in group {
+        select = select.bind(view.projection);
+    }
+    let live: HashMap<(String, i64), i64> = select
+        .fetch_all(&mut *tx)
+        .await?
+        .into_iter()
+        .map(|(p, part, next)| ((p, part), next))
+        .collect();
+    tx.commit().await?;
+    let deadline = Instant::now() + LEASE / 2;
+    let mut events = 0;
+    for s in streams.iter_mut() {
+        let limit: Vec<i64> = (0..s.next.len())
+            .map(|p| {
+                live.get(&(s.view.projection.to_owned(), p as i64))
+                    .copied()
+                    .unwrap_or(0)
+            })
+            .collect();
+        while (0..limit.len()).any(|p| s.next[p] < limit[p]) {
+            anyhow::ensure!(
+                Instant::now() < deadline,
+                "the final catch-up of {} did not finish within {:?}",
+                s.view.projection,
+                LEASE / 2
+            );
+            events += s
+                .step(store, Some(&limit), Duration::from_millis(200))
+                .await?;
+        }
+    }
+    Ok(events)
+}
+
+/// Version bump, atomic swap, checkpoints, parked events, meta — see the module docs.
+async fn swap(
+    store: &ViewStore,
+    group: &[&'static View],
+    prefix: &str,
+    bases: &BTreeSet<&'static str>,
+    streams: &[Stream],
+) -> anyhow::Result<()> {
+    for counters in ["user_stats", "video_stats"] {
+        if bases.contains(counters) && table_exists(store, counters).await? {
+            let (max,): (i64,) =
+                sqlx::query_as(&format!("SELECT COALESCE(MAX(version), 0) FROM {counters}"))
+                    .fetch_one(&store.write)
+                    .await?;
+            sqlx::query(&format!(
+                "UPDATE {prefix}{counters} SET version = version + ?"
+            ))
+            .bind(max + 1)
+            .execute(&store.write)
+            .await?;
+        }
+    }
+    let mut present = Vec::new();
+    for base in bases {
+        present.push((*base, table_exists(store, base).await?));
+    }
+    match store.dialect {
+        Dialect::Sqlite => {
+            let mut tx = store.write.begin().await?;
+            for (base, exists) in &present {
+                if *exists {
+                    sqlx::query(&format!("ALTER TABLE {base} RENAME TO {prefix}old_{base}"))
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                sqlx::query(&format!("ALTER TABLE {prefix}{base} RENAME TO {base}"))
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            record_swap(&mut tx, store.dialect, group, prefix, streams).await?;
+            tx.commit().await?;
+        }
+        Dialect::MySql => {
+            // DDL commits implicitly in MySQL, so the swap is its own atomic statement; the live
+            // projections stay paused by the lease until the bookkeeping below commits. Should
+            // this process die in between, the lease expires and the live projections re-fold
+            // from their older checkpoints, which the idempotent folds absorb.
+            let renames: Vec<String> = present
+                .iter()
+                .flat_map(|(base, exists)| {
+                    let old = exists.then(|| format!("{base} TO {prefix}old_{base}"));
+                    old.into_iter()
+                        .chain(std::iter::once(format!("{prefix}{base} TO {base}")))
+                })
+                .collect();
+            sqlx::query(&format!("RENAME TABLE {}", renames.join(", ")))
+                .execute(&store.write)
+                .await?;
+            let mut tx = store.write.begin().await?;
+            record_swap(&mut tx, store.dialect, group, prefix, streams).await?;
+            tx.commit().await?;
+        }
+    }
+    Ok(())
+}
+
+async fn record_swap(
+    conn: &mut AnyConnection,
+    dialect: Dialect,
+    group: &[&'static View],
+    prefix: &str,
+    streams: &[Stream],
+) -> Result<(), sqlx::Error> {
+    for s in streams {
+        for (part, next) in s.next.iter().enumerate() {
+            sqlx::query(&format!(
+                "INSERT INTO projection_offsets (projection, topic, part, next_offset) VALUES (?, ?, ?, ?) {} next_offset = {}",
+                dialect.on_conflict_update("projection, topic, part"),
+                dialect.new_value("next_offset")
+            ))
+            .bind(s.view.projection)
+            .bind(s.view.topic.name())
+            .bind(part as i64)
+            .bind(*next)
+            .execute(&mut *conn)
+            .await?;
+        }
+    }
+    for view in group {
+        sqlx::query("DELETE FROM parked_events WHERE projection = ?")
+            .bind(view.projection)
+            .execute(&mut *conn)
+            .await?;
+        sqlx::query(&format!(
+            "INSERT INTO projection_meta (projection, version, generation, paused_until_ms) VALUES (?, ?, 1, 0) \
+             {} version = {}, generation = generation + 1, paused_until_ms = 0",
+            dialect.on_conflict_update("projection"),
+            dialect.new_value("version")
+        ))
+        .bind(view.projection)
+        .bind(view.version)
+        .execute(&mut *conn)
+        .await?;
+    }
+    sqlx::query(&format!(
+        "INSERT INTO parked_events SELECT * FROM {prefix}parked_events"
+    ))
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+async fn release(store: &ViewStore, group: &[&View]) -> Result<(), sqlx::Error> {
+    let sql = format!(
+        "UPDATE projection_meta SET paused_until_ms = 0 WHERE projection IN ({})",
+        in_list(group)
+    );
+    let mut q = sqlx::query(&sql);
+    for view in group {
+        q = q.bind(view.projection);
+    }
+    q.execute(&store.write).await?;
+    Ok(())
+}
+
+type UserStatsRow = (i64, i64, i64, i64, i64, i64, i64);
+
+/// Write every counter row of the views into the cache (versioned, so only newer values land).
+pub async fn refill_counters(store: &ViewStore, counters: &dyn Counters) -> anyhow::Result<()> {
+    const PAGE: i64 = 1000;
+    let mut after = i64::MIN;
+    loop {
+        let rows: Vec<UserStatsRow> = sqlx::query_as(
+            "SELECT user_id, follow_count, follower_count, total_favorited, work_count, favorite_count, version \
+             FROM user_stats WHERE user_id > ? ORDER BY user_id LIMIT ?",
+        )
+        .bind(after)
+        .bind(PAGE)
+        .fetch_all(&store.read)
+        .await?;
+        let Some(last) = rows.last() else { break };
+        after = last.0;
+        let put: Vec<_> = rows
+            .iter()
+            .map(|&(id, follow, follower, total_fav, work, fav, version)| {
+                let value = UserCounts {
+                    follow_count: follow,
+                    follower_count: follower,
+                    total_favorited: total_fav,
+                    work_count: work,
+                    favorite_count: fav,
+                };
+                (id, Versioned { version, value })
+            })
+            .collect();
+        counters.put_users(&put).await?;
+    }
+    let mut after = i64::MIN;
+    loop {
+        let rows: Vec<(i64, i64, i64, i64)> = sqlx::query_as(
+            "SELECT video_id, favorite_count, comment_count, version FROM video_stats \
+             WHERE video_id > ? ORDER BY video_id LIMIT ?",
+        )
+        .bind(after)
+        .bind(PAGE)
+        .fetch_all(&store.read)
+        .await?;
+        let Some(last) = rows.last() else { break };
+        after = last.0;
+        let put: Vec<_> = rows
+            .iter()
+            .map(|&(id, fav, comments, version)| {
+                let value = VideoCounts {
+                    favorite_count: fav,
+                    comment_count: comments,
+                };
+                (id, Versioned { version, value })
+            })
+            .collect();
+        counters.put_videos(&put).await?;
+    }
+    Ok(())
+}
+
+/// Refill this process's counter cache whenever a rebuild (in any process) swapped tables.
+pub(crate) async fn watch_generations(deps: ProjectorDeps, mut shutdown: watch::Receiver<bool>) {
+    let mut seen: Option<i64> = None;
+    while !*shutdown.borrow() {
+        // Summed here: MySQL's SUM() is a DECIMAL, which sqlx's Any driver cannot decode.
+        let current: Result<Vec<(i64,)>, _> =
+            sqlx::query_as("SELECT generation FROM projection_meta")
+                .fetch_all(&deps.store.read)
+                .await;
+        match current {
+            Ok(rows) => {
+                let generation: i64 = rows.iter().map(|(g,)| g).sum();
+                if seen.is_some_and(|s| s != generation) {
+                    match refill_counters(&deps.store, deps.counters.as_ref()).await {
+                        Ok(()) => {
+                            tracing::info!(generation, "views rebuilt: counter cache refilled");
+                            seen = Some(generation);
+                        }
+                        Err(err) => {
+                            tracing::warn!(error = %err, "counter cache refill after a rebuild failed; retrying")
+                        }
+                    }
+                } else {
+                    seen = Some(generation);
+                }
+            }
+            Err(err) => tracing::debug!(error = %err, "cannot read view generations"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(250)) => {}
+            _ = shutdown.changed() => {}
+        }
+    }
+}
+
+/// Rebuild progress: a bar on a terminal, a log line every two seconds otherwise.
+pub struct Progress {
+    label: String,
+    bar: Option<ProgressBar>,
+    started: Instant,
+    last_line: Instant,
+}
+
+impl Progress {
+    pub fn new(label: &str) -> Progress {
+        let bar = std::io::stderr().is_terminal().then(|| {
+            let bar = ProgressBar::new(0);
+            if let Ok(style) = ProgressStyle::with_template(
+                "{msg} [{bar:40.cyan/blue}] {pos}/{len} events {per_sec} ETA {eta}",
+            ) {
+                bar.set_style(style.progress_chars("=> "));
+            }
+            bar.set_message(format!("rebuild {label}"));
+            bar
+        });
+        Progress {
+            label: label.to_owned(),
+            bar,
+            started: Instant::now(),
+            last_line: Instant::now(),
+        }
+    }
+
+    fn update(&mut self, done: u64, total: u64) {
+        if let Some(bar) = &self.bar {
+            bar.set_length(total);
+            bar.set_position(done);
+        } else if self.last_line.elapsed() >= Duration::from_secs(2) {
+            self.last_line = Instant::now();
+            let rate = done as f64 / self.started.elapsed().as_secs_f64().max(1e-9);
+            let eta = if rate > 0.0 {
+                format!("{:.0}s", total.saturating_sub(done) as f64 / rate)
+            } else {
+                "?".into()
+            };
+            tracing::info!(
+                views = self.label,
+                done,
+                total,
+                events_per_s = rate.round(),
+                eta,
+                "rebuilding"
+            );
+        }
+    }
+
+    fn finish(&mut self, report: &Report) {
+        if let Some(bar) = self.bar.take() {
+            bar.finish_and_clear();
+        }
+        tracing::info!(
+            views = self.label,
+            events = report.events,
+            seconds = report.seconds,
+            events_per_s = report.events_per_s.round(),
+            "rebuild done: views swapped"
+        );
+    }
+
+    fn abandon(&mut self) {
+        if let Some(bar) = self.bar.take() {
+            bar.abandon();
+        }
+    }
+}
