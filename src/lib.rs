@@ -26,6 +26,7 @@ pub const DEMO_PAGE: &str = include_str!("../web/index.html");
 pub const DEMO_USERNAME: &str = "titok-demo";
 
 mod backends;
+pub mod bench;
 pub use backends::Backends;
 mod readiness;
 pub mod rebuild;
@@ -58,6 +59,8 @@ pub enum Command {
     Tap(tap::TapArgs),
     /// Rebuild views from the log into fresh tables and swap them in, while the system serves.
     Rebuild(rebuild::RebuildArgs),
+    /// Measure the architecture against its baselines (starts its own system in a scratch dir).
+    Bench(bench::BenchArgs),
 }
 
 impl Command {
@@ -230,6 +233,8 @@ impl Config {
 /// A started server.
 pub struct Running {
     pub addr: SocketAddr,
+    /// The ports the projections use (the bench loads and rebuilds through them).
+    pub deps: titok_projectors::ProjectorDeps,
     shutdown: watch::Sender<bool>,
     server: JoinHandle<std::io::Result<()>>,
     projectors: Vec<JoinHandle<()>>,
@@ -380,6 +385,7 @@ pub async fn start(role: Command, config: Config) -> anyhow::Result<Running> {
     tracing::info!(?role, %addr, public_url, data_dir = %data.display(), "titok-plus running");
     Ok(Running {
         addr,
+        deps: backends.projector_deps(&config),
         shutdown,
         server,
         projectors,
@@ -449,6 +455,7 @@ pub async fn main_entry() -> anyhow::Result<()> {
     match role {
         Command::Tap(args) => return tap::run(args, cli.config).await,
         Command::Rebuild(args) => return rebuild::run(args, cli.config).await,
+        Command::Bench(args) => return bench::run(args, cli.config).await,
         _ => {}
     }
     let running = start(role, cli.config).await?;

@@ -164,6 +164,11 @@ async fn sqlite_any(
         .after_connect(move |conn, _| {
             Box::pin(async move {
                 conn.execute("PRAGMA busy_timeout = 10000").await?;
+                // SQLite's default page cache is 2 MiB: a rebuild's shadow tables beside the live
+                // ones no longer fit and every miss becomes a read syscall.
+                let cache_kib = if read_only { 16 * 1024 } else { 64 * 1024 };
+                conn.execute(format!("PRAGMA cache_size = -{cache_kib}").as_str())
+                    .await?;
                 if !read_only {
                     conn.execute("PRAGMA journal_mode = WAL").await?;
                     conn.execute(format!("PRAGMA synchronous = {sync}").as_str())

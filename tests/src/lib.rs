@@ -534,6 +534,36 @@ fn service_args(data_dir: &std::path::Path) -> Vec<String> {
 
 static NEXT_APP: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
+/// Run `titok <args>` on its own (no server of the harness), with this pass's service arguments
+/// and a scratch data dir; `(succeeded, stdout, stderr)`.
+pub async fn run_titok(args: &[&str], timeout: Duration) -> (bool, String, String) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut command = Command::new(server_binary());
+    for (key, _) in std::env::vars() {
+        if key.starts_with("TITOK_") {
+            command.env_remove(key);
+        }
+    }
+    command
+        .args(args)
+        .arg("--data-dir")
+        .arg(dir.path())
+        .args(service_args(dir.path()))
+        .env("RUST_LOG", "warn")
+        .kill_on_drop(true);
+    match tokio::time::timeout(timeout, command.output()).await {
+        Ok(output) => {
+            let output = output.expect("run titok");
+            (
+                output.status.success(),
+                String::from_utf8_lossy(&output.stdout).into_owned(),
+                String::from_utf8_lossy(&output.stderr).into_owned(),
+            )
+        }
+        Err(_) => (false, String::new(), format!("timed out after {timeout:?}")),
+    }
+}
+
 /// Whether this run drives the real services (scripts/test's second pass).
 pub fn on_real_services() -> bool {
     std::env::var("TITOK_TEST_MYSQL_URL").is_ok_and(|v| !v.is_empty())

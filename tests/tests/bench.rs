@@ -1,0 +1,74 @@
+//! `titok bench --quick` runs in the test suite so the benchmark cannot rot. It asserts that the
+//! bench completes and reports every number, not how fast anything is (performance claims live in
+//! the bench's own output, README "Performance").
+
+use std::time::Duration;
+
+use titok_tests::*;
+
+#[tokio::test]
+async fn the_quick_bench_runs_and_reports_every_number() {
+    // Arrange
+    let out = tempfile::tempdir().expect("dir");
+    let json_path = out.path().join("bench.json");
+
+    // Act
+    let (ok, stdout, stderr) = run_titok(
+        &[
+            "bench",
+            "--quick",
+            "--json",
+            json_path.to_str().expect("utf8"),
+        ],
+        Duration::from_secs(300),
+    )
+    .await;
+
+    // Assert
+    assert!(ok, "bench failed: {stderr}\n{stdout}");
+    assert!(
+        stdout.contains("| scenario | titok-plus | baseline | ratio | target |"),
+        "{stdout}"
+    );
+    let results: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json_path).expect("json written"))
+            .expect("json");
+    for key in [
+        "ingest_ratio",
+        "projection_vs_raw",
+        "feed_p99_ms",
+        "feed_join_speedup",
+        "chat_db_queries_per_idle_poll",
+        "lag_p99_ms",
+        "replay_events_per_s",
+    ] {
+        let value = results[key].as_f64().unwrap_or(f64::NAN);
+        assert!(
+            value.is_finite() && value >= 0.0,
+            "{key} = {}",
+            results[key]
+        );
+    }
+    for phase in [
+        "ingest",
+        "ingest_direct_write",
+        "feed_concurrent",
+        "feed_sequential_single_client",
+        "chat",
+        "chat_sql_every_poll",
+    ] {
+        assert!(
+            results[phase]["ok"].as_u64().unwrap_or(0) > 0,
+            "{phase} made requests: {}",
+            results[phase]
+        );
+        assert_eq!(
+            results[phase]["failed"], 0,
+            "{phase} had failed requests: {}",
+            results[phase]
+        );
+    }
+    // Not a timing: idle polls must not touch the database at all.
+    assert_eq!(results["chat_db_queries_per_idle_poll"], 0.0);
+    assert!(results["dataset"]["events"].as_u64().unwrap_or(0) > 20_000);
+}
