@@ -275,6 +275,7 @@ pub async fn run(args: BenchArgs, config: Config) -> anyhow::Result<()> {
     eprintln!("bench: appended in {appended:.1} s, projected in {projection_s:.1} s");
 
     // Replay: rebuild every view from the log.
+    eprintln!("bench: replay (rebuild all)");
     let mut replayed = 0;
     let mut replay_s = 0.0;
     for group in titok_projectors::catalog::groups() {
@@ -313,6 +314,7 @@ pub async fn run(args: BenchArgs, config: Config) -> anyhow::Result<()> {
     let baseline = Baseline::start(&deps.store, &config).await?;
 
     // 1. Ingest.
+    eprintln!("bench: ingest vs direct write");
     let ingest = {
         let (client, base, viewers) = (client.clone(), base.clone(), viewers.clone());
         closed_loop(args.concurrency, size.seconds, move |worker, i| {
@@ -355,6 +357,7 @@ pub async fn run(args: BenchArgs, config: Config) -> anyhow::Result<()> {
         })
         .await
     };
+    eprintln!("bench: waiting for the projections");
     wait_caught_up(&client, &base).await?;
     results.insert("ingest", ingest.json());
     results.insert("ingest_direct_write", direct.json());
@@ -369,6 +372,7 @@ pub async fn run(args: BenchArgs, config: Config) -> anyhow::Result<()> {
         "≥ 10× direct write",
     ));
 
+    eprintln!("bench: feed");
     // 3. Feed: latency of one client (the join's speed-up), then throughput under concurrency.
     let feed_request = |client: reqwest::Client, url: String, viewers: Arc<Vec<Viewer>>| {
         move |worker: usize, _i: u64| {
@@ -442,6 +446,7 @@ pub async fn run(args: BenchArgs, config: Config) -> anyhow::Result<()> {
     ]);
 
     // 4. Chat polling: idle polls, shortcut vs SQL every time.
+    eprintln!("bench: chat");
     for pair in viewers.chunks(2) {
         let form = [
             ("token", pair[0].token.clone()),
@@ -517,6 +522,7 @@ pub async fn run(args: BenchArgs, config: Config) -> anyhow::Result<()> {
     ]);
 
     // 5. End-to-end lag under a steady write load.
+    eprintln!("bench: lag at {} writes/s", size.rate);
     let (lag, plain) = lag_phase(&client, &base, &viewers, &size).await;
     results.insert("lag_p50_ms", json!(ms(&lag, 0.5)));
     results.insert("lag_p99_ms", json!(ms(&lag, 0.99)));
@@ -533,13 +539,26 @@ pub async fn run(args: BenchArgs, config: Config) -> anyhow::Result<()> {
         "—".into(),
         "p99 ≤ 50 ms at 5,000 events/s".into(),
     ]);
-    rows.push([
-        "6. scale-out (1 vs 2 projector instances)".into(),
-        "not measured".into(),
-        "—".into(),
-        "—".into(),
-        "backends only; not built yet".into(),
-    ]);
+    eprintln!("bench: scale-out");
+    match scale_out(&config, &size).await? {
+        Some((one, two)) => {
+            results.insert("scale_out_1_instance_events_per_s", json!(one.round()));
+            results.insert("scale_out_2_instances_events_per_s", json!(two.round()));
+            rows.push(row(
+                "projector instances (events/s, 4 partitions): 2 vs 1",
+                two,
+                one,
+                "reported",
+            ));
+        }
+        None => rows.push([
+            "scale-out (1 vs 2 projector instances)".into(),
+            "not run".into(),
+            "—".into(),
+            "—".into(),
+            "needs --kafka-brokers, --mysql-url, --redis-url".into(),
+        ]),
+    }
 
     let machine = machine();
     results.insert("machine", json!(machine));
@@ -562,6 +581,101 @@ pub async fn run(args: BenchArgs, config: Config) -> anyhow::Result<()> {
     baseline.stop().await;
     running.stop().await?;
     Ok(())
+}
+
+/// Scenario 6 (real backends only): the same events in Kafka (4 partitions) folded into a fresh
+/// MySQL database by one, then by two `titok projectors` processes; events/s of each.
+async fn scale_out(config: &Config, size: &Size) -> anyhow::Result<Option<(f64, f64)>> {
+    let (Some(url), Some(_), Some(_)) =
+        (&config.mysql_url, &config.redis_url, &config.kafka_brokers)
+    else {
+        return Ok(None);
+    };
+    let n = (size.likes / 5).max(5_000);
+    let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+    let events: Vec<Envelope> = (0..n)
+        .map(|_| {
+            let user = USER_BASE + rng.gen_range(0..size.users) as i64;
+            let v = rng.gen_range(0..size.videos);
+            Envelope::new(
+                user,
+                EventBody::VideoLiked(Favorite {
+                    user_id: user,
+                    video_id: VIDEO_BASE + v as i64,
+                    author_id: USER_BASE + (v % size.users) as i64,
+                }),
+            )
+        })
+        .collect();
+    let (base, _) = url
+        .rsplit_once('/')
+        .context("--mysql-url needs a database")?;
+    let mut rates = Vec::new();
+    for instances in [1, 2] {
+        // Each run has its own topics, consumer groups, database and Redis keys.
+        let mut settings = config.kafka_settings().context("kafka")?;
+        settings.namespace = format!("{}so{instances}", config.namespace);
+        settings.partitions = 4;
+        let log = titok_infra::kafka_log::KafkaLog::connect(settings.clone()).await?;
+        for chunk in events.chunks(2000) {
+            titok_infra::log::EventLog::append(&log, chunk)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+        }
+        let db_url = format!("{base}/{}", settings.namespace);
+        let pool = titok_infra::store::mysql_any(&db_url, 2).await?;
+        let applied = || async {
+            let rows: Result<Vec<(String, i64)>, _> = sqlx::query_as(
+                "SELECT projection, next_offset FROM projection_offsets WHERE projection = 'favorites'",
+            )
+            .fetch_all(&pool)
+            .await;
+            rows.map(|rows| rows.iter().map(|r| r.1).sum::<i64>())
+                .unwrap_or(0)
+        };
+        let started = Instant::now();
+        let deadline = started + Duration::from_secs(1800);
+        let mut children = Vec::new();
+        for i in 0..instances {
+            let mut cmd = tokio::process::Command::new(std::env::current_exe()?);
+            cmd.arg("projectors")
+                .args(["--listen", "127.0.0.1:0", "--partitions", "4"])
+                .args(["--namespace", &settings.namespace])
+                .args(["--kafka-brokers", &settings.brokers])
+                .args(["--mysql-url", &db_url])
+                .args([
+                    "--redis-url",
+                    config.redis_url.as_deref().unwrap_or_default(),
+                ])
+                .args([
+                    "--token-secret",
+                    config.token_secret.as_deref().unwrap_or_default(),
+                ])
+                .arg("--data-dir")
+                .arg(config.data_dir.join(format!("so{instances}-{i}")))
+                .env("RUST_LOG", "warn")
+                .stdout(std::process::Stdio::null())
+                .kill_on_drop(true);
+            children.push(cmd.spawn().context("start a projector process")?);
+            // The next instance joins once this one consumes (joining a group together with a
+            // member that is still starting is slow on some brokers).
+            if i + 1 < instances {
+                while applied().await == 0 {
+                    anyhow::ensure!(Instant::now() < deadline, "scale-out run did not start");
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            }
+        }
+        while applied().await < n as i64 {
+            anyhow::ensure!(Instant::now() < deadline, "scale-out run did not finish");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        rates.push(n as f64 / started.elapsed().as_secs_f64());
+        for mut child in children {
+            let _ = child.kill().await;
+        }
+    }
+    Ok(Some((rates[0], rates[1])))
 }
 
 fn round3(x: f64) -> f64 {

@@ -4,8 +4,10 @@
 //! the projectors in one process on the embedded default: event log, views and accounts in SQLite
 //! files under `--data-dir`, counters in process, uploads on local disk.
 //!
-//! [`Config`] is the CLI/environment contract (DESIGN.md §11); [`start`] wires the ports, spawns the
-//! projections, seeds sample content, binds the listener and returns a [`Running`] server.
+//! [`Config`] is the CLI/environment contract (DESIGN.md §11); [`start`] wires the ports, checks the
+//! projection versions, spawns the projections, seeds sample content, binds the listener and
+//! returns a [`Running`] server. The other subcommands: [`tap`] (read the log), [`rebuild`]
+//! (rebuild views while serving) and [`bench`] (measure against baselines).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -434,9 +436,9 @@ async fn seed_sample(command: &CommandState, data_dir: &std::path::Path) -> anyh
 }
 
 /// Set up tracing to stderr: text, or JSON lines with `--log-json`. `RUST_LOG` filters.
-pub fn init_tracing(json: bool) {
+pub fn init_tracing(json: bool, default: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn,tower_http=warn"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
@@ -450,7 +452,12 @@ pub fn init_tracing(json: bool) {
 /// The whole CLI: parse, start, print the address, run until signalled.
 pub async fn main_entry() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    init_tracing(cli.config.log_json);
+    // The bench measures the request path: one log line per request would be part of it.
+    let default_filter = match cli.command {
+        Some(Command::Bench(_)) => "warn,titok_projectors::rebuild=info",
+        _ => "info,sqlx=warn,tower_http=warn",
+    };
+    init_tracing(cli.config.log_json, default_filter);
     let role = cli.command.unwrap_or(Command::Serve);
     match role {
         Command::Tap(args) => return tap::run(args, cli.config).await,
