@@ -319,14 +319,11 @@ pub async fn run(args: BenchArgs, config: Config) -> anyhow::Result<()> {
         let (client, base, viewers) = (client.clone(), base.clone(), viewers.clone());
         closed_loop(args.concurrency, size.seconds, move |worker, i| {
             let viewer = &viewers[worker % viewers.len()];
-            let video = VIDEO_BASE + ((worker as u64 * 7919 + i) % videos()) as i64;
+            let (video, action) = ingest_like(worker, i);
             let form = [
                 ("token", viewer.token.clone()),
-                ("video_id", video.to_string()),
-                (
-                    "action_type",
-                    if (i / 64) % 2 == 0 { "1" } else { "2" }.into(),
-                ),
+                ("video_id", video),
+                ("action_type", action),
             ];
             let req = client
                 .post(format!("{base}/douyin/favorite/action/"))
@@ -340,14 +337,11 @@ pub async fn run(args: BenchArgs, config: Config) -> anyhow::Result<()> {
         let (client, base, viewers) = (client.clone(), baseline.base.clone(), viewers.clone());
         closed_loop(args.concurrency, size.seconds, move |worker, i| {
             let viewer = viewers[worker % viewers.len()].id;
-            let video = VIDEO_BASE + ((worker as u64 * 7919 + i) % videos()) as i64;
+            let (video, action) = ingest_like(worker, i);
             let form = [
                 ("user_id", viewer.to_string()),
-                ("video_id", video.to_string()),
-                (
-                    "action_type",
-                    if (i / 64) % 2 == 0 { "1" } else { "2" }.into(),
-                ),
+                ("video_id", video),
+                ("action_type", action),
             ];
             let req = client
                 .post(format!("{base}/direct/like"))
@@ -676,6 +670,14 @@ async fn scale_out(config: &Config, size: &Size) -> anyhow::Result<Option<(f64, 
         }
     }
     Ok(Some((rates[0], rates[1])))
+}
+
+/// The `i`-th like/unlike of ingest client `worker` (the same sequence for titok-plus and the
+/// direct-write baseline): video id and action type, each as a form value.
+fn ingest_like(worker: usize, i: u64) -> (String, String) {
+    let video = VIDEO_BASE + ((worker as u64 * 7919 + i) % videos()) as i64;
+    let action = if (i / 64) % 2 == 0 { "1" } else { "2" };
+    (video.to_string(), action.to_owned())
 }
 
 fn round3(x: f64) -> f64 {

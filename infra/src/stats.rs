@@ -136,19 +136,68 @@ where
         ids,
     );
     let rows: Vec<UserStatsRow> = qb.build_query_as().fetch_all(exec).await?;
-    Ok(rows
-        .into_iter()
-        .map(|(id, follow, follower, total_fav, work, fav, version)| {
-            let value = UserCounts {
-                follow_count: follow,
-                follower_count: follower,
-                total_favorited: total_fav,
-                work_count: work,
-                favorite_count: fav,
-            };
-            (id, Versioned { version, value })
-        })
-        .collect())
+    Ok(rows.into_iter().map(user_row).collect())
+}
+
+fn user_row(
+    (id, follow, follower, total_fav, work, fav, version): UserStatsRow,
+) -> (i64, Versioned<UserCounts>) {
+    let value = UserCounts {
+        follow_count: follow,
+        follower_count: follower,
+        total_favorited: total_fav,
+        work_count: work,
+        favorite_count: fav,
+    };
+    (id, Versioned { version, value })
+}
+
+fn video_row((id, fav, comments, version): (i64, i64, i64, i64)) -> (i64, Versioned<VideoCounts>) {
+    let value = VideoCounts {
+        favorite_count: fav,
+        comment_count: comments,
+    };
+    (id, Versioned { version, value })
+}
+
+/// Up to `limit` user counter rows with ids above `after`, in id order (for walking the table).
+pub async fn user_stats_page<'e, E>(
+    exec: E,
+    after: i64,
+    limit: i64,
+) -> Result<Vec<(i64, Versioned<UserCounts>)>, sqlx::Error>
+where
+    E: sqlx::Executor<'e, Database = Any>,
+{
+    let rows: Vec<UserStatsRow> = sqlx::query_as(
+        "SELECT user_id, follow_count, follower_count, total_favorited, work_count, favorite_count, version \
+         FROM user_stats WHERE user_id > ? ORDER BY user_id LIMIT ?",
+    )
+    .bind(after)
+    .bind(limit)
+    .fetch_all(exec)
+    .await?;
+    Ok(rows.into_iter().map(user_row).collect())
+}
+
+/// Up to `limit` video counter rows with ids above `after`, in id order.
+pub async fn video_stats_page<'e, E>(
+    exec: E,
+    after: i64,
+    limit: i64,
+) -> Result<Vec<(i64, Versioned<VideoCounts>)>, sqlx::Error>
+where
+    E: sqlx::Executor<'e, Database = Any>,
+{
+    let rows: Vec<(i64, i64, i64, i64)> = sqlx::query_as(
+        "SELECT video_id, favorite_count, comment_count, version FROM video_stats \
+         WHERE video_id > ? ORDER BY video_id LIMIT ?",
+    )
+    .bind(after)
+    .bind(limit)
+    .fetch_all(exec)
+    .await?;
+    Ok(rows.into_iter().map(video_row).collect())
 }
 
 /// Versioned video counters of `ids` that have a row.
@@ -167,14 +216,5 @@ where
         ids,
     );
     let rows: Vec<(i64, i64, i64, i64)> = qb.build_query_as().fetch_all(exec).await?;
-    Ok(rows
-        .into_iter()
-        .map(|(id, fav, comments, version)| {
-            let value = VideoCounts {
-                favorite_count: fav,
-                comment_count: comments,
-            };
-            (id, Versioned { version, value })
-        })
-        .collect())
+    Ok(rows.into_iter().map(video_row).collect())
 }

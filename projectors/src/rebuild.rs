@@ -27,8 +27,9 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
 use sqlx::AnyConnection;
-use titok_infra::counters::{Counters, UserCounts, Versioned, VideoCounts};
+use titok_infra::counters::Counters;
 use titok_infra::log::LogConsumer;
+use titok_infra::stats::{user_stats_page, video_stats_page};
 use titok_infra::store::{Dialect, Tables, ViewStore};
 use tokio::sync::watch;
 
@@ -544,61 +545,22 @@ async fn release(store: &ViewStore, group: &[&View]) -> Result<(), sqlx::Error> 
     Ok(())
 }
 
-type UserStatsRow = (i64, i64, i64, i64, i64, i64, i64);
-
 /// Write every counter row of the views into the cache (versioned, so only newer values land).
 pub async fn refill_counters(store: &ViewStore, counters: &dyn Counters) -> anyhow::Result<()> {
     const PAGE: i64 = 1000;
     let mut after = i64::MIN;
     loop {
-        let rows: Vec<UserStatsRow> = sqlx::query_as(
-            "SELECT user_id, follow_count, follower_count, total_favorited, work_count, favorite_count, version \
-             FROM user_stats WHERE user_id > ? ORDER BY user_id LIMIT ?",
-        )
-        .bind(after)
-        .bind(PAGE)
-        .fetch_all(&store.read)
-        .await?;
+        let rows = user_stats_page(&store.read, after, PAGE).await?;
         let Some(last) = rows.last() else { break };
         after = last.0;
-        let put: Vec<_> = rows
-            .iter()
-            .map(|&(id, follow, follower, total_fav, work, fav, version)| {
-                let value = UserCounts {
-                    follow_count: follow,
-                    follower_count: follower,
-                    total_favorited: total_fav,
-                    work_count: work,
-                    favorite_count: fav,
-                };
-                (id, Versioned { version, value })
-            })
-            .collect();
-        counters.put_users(&put).await?;
+        counters.put_users(&rows).await?;
     }
     let mut after = i64::MIN;
     loop {
-        let rows: Vec<(i64, i64, i64, i64)> = sqlx::query_as(
-            "SELECT video_id, favorite_count, comment_count, version FROM video_stats \
-             WHERE video_id > ? ORDER BY video_id LIMIT ?",
-        )
-        .bind(after)
-        .bind(PAGE)
-        .fetch_all(&store.read)
-        .await?;
+        let rows = video_stats_page(&store.read, after, PAGE).await?;
         let Some(last) = rows.last() else { break };
         after = last.0;
-        let put: Vec<_> = rows
-            .iter()
-            .map(|&(id, fav, comments, version)| {
-                let value = VideoCounts {
-                    favorite_count: fav,
-                    comment_count: comments,
-                };
-                (id, Versioned { version, value })
-            })
-            .collect();
-        counters.put_videos(&put).await?;
+        counters.put_videos(&rows).await?;
     }
     Ok(())
 }

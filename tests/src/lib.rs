@@ -124,46 +124,23 @@ impl TestApp {
     /// Run another `titok` command (e.g. `tap`) against this server's data dir and services;
     /// returns its stdout, asserting success.
     pub async fn cli(&self, args: &[&str]) -> String {
-        let mut command = Command::new(server_binary());
-        for (key, _) in std::env::vars() {
-            if key.starts_with("TITOK_") {
-                command.env_remove(key);
-            }
-        }
-        let output = command
-            .args(args)
-            .arg("--data-dir")
-            .arg(&self.data_dir)
-            .args(&self.extra_args)
-            .env("RUST_LOG", "warn")
-            .output()
-            .await
-            .expect("run titok");
-        assert!(
-            output.status.success(),
-            "titok {args:?} failed: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        String::from_utf8(output.stdout).expect("utf8")
+        let (ok, stdout, stderr) = self.cli_result(args).await;
+        assert!(ok, "titok {args:?} failed: {stderr}");
+        stdout
     }
 
     /// Like [`TestApp::cli`], without asserting success: `(succeeded, stdout, stderr)`. Killed
-    /// after 60 s (counted as a failure), so a command that should have refused cannot hang a test.
+    /// after 120 s (counted as a failure), so a command that should have refused cannot hang a test.
     pub async fn cli_result(&self, args: &[&str]) -> (bool, String, String) {
-        let mut command = Command::new(server_binary());
-        for (key, _) in std::env::vars() {
-            if key.starts_with("TITOK_") {
-                command.env_remove(key);
-            }
-        }
+        let mut command = titok_command();
         command
             .args(args)
             .arg("--data-dir")
             .arg(&self.data_dir)
             .args(&self.extra_args)
-            .env("RUST_LOG", "info,sqlx=warn")
+            .env("RUST_LOG", "warn")
             .kill_on_drop(true);
-        match tokio::time::timeout(Duration::from_secs(60), command.output()).await {
+        match tokio::time::timeout(Duration::from_secs(120), command.output()).await {
             Ok(output) => {
                 let output = output.expect("run titok");
                 (
@@ -172,7 +149,7 @@ impl TestApp {
                     String::from_utf8_lossy(&output.stderr).into_owned(),
                 )
             }
-            Err(_) => (false, String::new(), "timed out after 60 s".into()),
+            Err(_) => (false, String::new(), "timed out after 120 s".into()),
         }
     }
 
@@ -538,12 +515,7 @@ static NEXT_APP: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize
 /// and a scratch data dir; `(succeeded, stdout, stderr)`.
 pub async fn run_titok(args: &[&str], timeout: Duration) -> (bool, String, String) {
     let dir = tempfile::tempdir().expect("temp dir");
-    let mut command = Command::new(server_binary());
-    for (key, _) in std::env::vars() {
-        if key.starts_with("TITOK_") {
-            command.env_remove(key);
-        }
-    }
+    let mut command = titok_command();
     command
         .args(args)
         .arg("--data-dir")
@@ -589,6 +561,18 @@ fn server_binary() -> PathBuf {
     bin
 }
 
+/// The binary under test, without the TITOK_* settings of this environment: the server reads them,
+/// and only the arguments a test gives must count.
+fn titok_command() -> Command {
+    let mut command = Command::new(server_binary());
+    for (key, _) in std::env::vars() {
+        if key.starts_with("TITOK_") {
+            command.env_remove(key);
+        }
+    }
+    command
+}
+
 fn client() -> reqwest::Client {
     reqwest::Client::builder()
         .timeout(Duration::from_secs(30))
@@ -602,13 +586,7 @@ async fn launch(data_dir: &std::path::Path, extra: &[String], log_name: &str) ->
         .append(true)
         .open(data_dir.join(log_name))
         .expect("log file");
-    let mut command = Command::new(server_binary());
-    // The server reads TITOK_* settings from the environment: only the arguments given here count.
-    for (key, _) in std::env::vars() {
-        if key.starts_with("TITOK_") {
-            command.env_remove(key);
-        }
-    }
+    let mut command = titok_command();
     let mut child = command
         .arg("--listen")
         .arg("127.0.0.1:0")
