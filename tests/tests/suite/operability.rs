@@ -190,7 +190,7 @@ async fn the_openapi_document_lists_exactly_the_served_routes() {
         "the 16 endpoints and the typo alias, nothing else"
     );
     let committed: serde_json::Value =
-        serde_json::from_str(include_str!("../../docs/openapi.json"))
+        serde_json::from_str(include_str!("../../../docs/openapi.json"))
             .expect("docs/openapi.json parses");
     assert_eq!(
         committed, doc,

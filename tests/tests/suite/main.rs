@@ -1,0 +1,18 @@
+//! Every black-box suite in one test binary: one link of the server and its dependencies instead of
+//! one per file (each debug link is ~200 MB; fourteen of them filled the CI disk). Run one suite with
+//! `cargo test -p titok-tests --test suite rules::`.
+
+mod bad_input;
+mod bench;
+mod browser;
+mod consistency;
+mod crash;
+mod event_versions;
+mod operability;
+mod outages;
+mod rebuild;
+mod rules;
+mod scale_out;
+mod scenarios;
+mod secrets_in_logs;
+mod tap;
