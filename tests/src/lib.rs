@@ -104,15 +104,20 @@ impl TestApp {
 
     /// Poll `/readyz` until it answers 200 (60 s at most).
     pub async fn wait_ready(&self) {
+        let mut last = String::new();
         for _ in 0..600 {
             if let Ok(resp) = self.client.get(self.url("/readyz?max_lag=0")).send().await {
                 if resp.status() == 200 {
                     return;
                 }
+                last = resp.text().await.unwrap_or_default();
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        panic!("server not ready within 60 s; log:\n{}", self.logs());
+        panic!(
+            "server not ready within 60 s (last /readyz: {last}); log:\n{}",
+            self.logs()
+        );
     }
 
     /// The value of one of the server's arguments (e.g. `--namespace`).
@@ -137,20 +142,8 @@ impl TestApp {
             .args(args)
             .arg("--data-dir")
             .arg(&self.data_dir)
-            .args(&self.extra_args)
-            .env("RUST_LOG", "warn")
-            .kill_on_drop(true);
-        match tokio::time::timeout(Duration::from_secs(120), command.output()).await {
-            Ok(output) => {
-                let output = output.expect("run titok");
-                (
-                    output.status.success(),
-                    String::from_utf8_lossy(&output.stdout).into_owned(),
-                    String::from_utf8_lossy(&output.stderr).into_owned(),
-                )
-            }
-            Err(_) => (false, String::new(), "timed out after 120 s".into()),
-        }
+            .args(&self.extra_args);
+        output_of(command, Duration::from_secs(120)).await
     }
 
     /// Replace (or add) one of the server's arguments for the next [`TestApp::respawn`].
@@ -455,6 +448,20 @@ impl Cluster {
         let at = self.service_args.iter().position(|a| a == name)?;
         self.service_args.get(at + 1).map(String::as_str)
     }
+
+    /// Run another `titok` command (e.g. `tap`) against the cluster's services; its stdout,
+    /// asserting success.
+    pub async fn cli(&self, args: &[&str]) -> String {
+        let mut command = titok_command();
+        command
+            .args(args)
+            .arg("--data-dir")
+            .arg(self.dir.path())
+            .args(&self.service_args);
+        let (ok, stdout, stderr) = output_of(command, Duration::from_secs(120)).await;
+        assert!(ok, "titok {args:?} failed: {stderr}");
+        stdout
+    }
 }
 
 impl Default for Cluster {
@@ -520,9 +527,14 @@ pub async fn run_titok(args: &[&str], timeout: Duration) -> (bool, String, Strin
         .args(args)
         .arg("--data-dir")
         .arg(dir.path())
-        .args(service_args(dir.path()))
-        .env("RUST_LOG", "warn")
-        .kill_on_drop(true);
+        .args(service_args(dir.path()));
+    output_of(command, timeout).await
+}
+
+/// Run a `titok` command to its end (killed after `timeout`, counted as a failure):
+/// `(succeeded, stdout, stderr)`.
+async fn output_of(mut command: Command, timeout: Duration) -> (bool, String, String) {
+    command.env("RUST_LOG", "warn").kill_on_drop(true);
     match tokio::time::timeout(timeout, command.output()).await {
         Ok(output) => {
             let output = output.expect("run titok");

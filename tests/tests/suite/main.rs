@@ -5,6 +5,7 @@
 mod bad_input;
 mod bench;
 mod browser;
+mod chaos;
 mod consistency;
 mod crash;
 mod event_versions;
