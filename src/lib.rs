@@ -29,6 +29,7 @@ pub const DEMO_USERNAME: &str = "titok-demo";
 
 mod backends;
 pub mod bench;
+pub mod parked;
 pub use backends::Backends;
 mod readiness;
 pub mod rebuild;
@@ -61,6 +62,8 @@ pub enum Command {
     Tap(tap::TapArgs),
     /// Rebuild views from the log into fresh tables and swap them in, while the system serves.
     Rebuild(rebuild::RebuildArgs),
+    /// Show, retry or drop the records projections could not apply (poison events).
+    Parked(parked::ParkedArgs),
     /// Measure the architecture against its baselines (starts its own system in a scratch dir).
     Bench(bench::BenchArgs),
 }
@@ -462,6 +465,7 @@ pub async fn main_entry() -> anyhow::Result<()> {
     match role {
         Command::Tap(args) => return tap::run(args, cli.config).await,
         Command::Rebuild(args) => return rebuild::run(args, cli.config).await,
+        Command::Parked(args) => return parked::run(args, cli.config).await,
         Command::Bench(args) => return bench::run(args, cli.config).await,
         _ => {}
     }

@@ -61,10 +61,9 @@ fn selected(names: &[String]) -> anyhow::Result<Vec<Vec<&'static View>>> {
     Ok(chosen)
 }
 
-pub async fn run(args: RebuildArgs, config: Config) -> anyhow::Result<()> {
-    let groups = selected(&args.views)?;
-    let log = crate::tap::open_log(&config).await?;
-    let store = match &config.mysql_url {
+/// The read store of this configuration (MySQL, or the data dir's `views.db`), migrated.
+pub(crate) async fn open_views(config: &Config) -> anyhow::Result<ViewStore> {
+    Ok(match &config.mysql_url {
         Some(url) => {
             let pool = titok_infra::store::mysql_any(url, 4)
                 .await
@@ -75,7 +74,13 @@ pub async fn run(args: RebuildArgs, config: Config) -> anyhow::Result<()> {
         None => ViewStore::open_sqlite(&config.data_dir.join("views.db"))
             .await
             .context("cannot open the read store (is --data-dir right?)")?,
-    };
+    })
+}
+
+pub async fn run(args: RebuildArgs, config: Config) -> anyhow::Result<()> {
+    let groups = selected(&args.views)?;
+    let log = crate::tap::open_log(&config).await?;
+    let store = open_views(&config).await?;
     // With Redis the shared cache is refilled here; an embedded server refills its own cache
     // when it sees the rebuild's generation.
     let counters: Arc<dyn Counters> = match &config.redis_url {

@@ -133,6 +133,62 @@ pub enum DecodeError {
     Json(#[from] serde_json::Error),
     #[error("unknown event type {type_name} v{version}")]
     UnknownType { type_name: String, version: u16 },
+    /// Well-formed, but no command could have produced it (a foreign producer's bug, say).
+    #[error("invariant broken: {0}")]
+    Invariant(String),
+}
+
+/// Ids are positive and below 2^53 (see [`crate::IdGenerator`]).
+const ID_LIMIT: i64 = 1 << 53;
+
+impl EventBody {
+    /// The first invariant of its type this event breaks, if any.
+    fn invariant_violation(&self) -> Option<String> {
+        let ids: Vec<(&str, i64)> = match self {
+            EventBody::UserRegistered(e) => vec![("user_id", e.user_id)],
+            EventBody::VideoPublished(e) => {
+                vec![("video_id", e.video_id), ("author_id", e.author_id)]
+            }
+            EventBody::VideoLiked(e) | EventBody::VideoUnliked(e) => vec![
+                ("user_id", e.user_id),
+                ("video_id", e.video_id),
+                ("author_id", e.author_id),
+            ],
+            EventBody::CommentAdded(e) => vec![
+                ("comment_id", e.comment_id),
+                ("video_id", e.video_id),
+                ("user_id", e.user_id),
+            ],
+            EventBody::CommentDeleted(e) => vec![
+                ("comment_id", e.comment_id),
+                ("video_id", e.video_id),
+                ("user_id", e.user_id),
+            ],
+            EventBody::UserFollowed(e) | EventBody::UserUnfollowed(e) => vec![
+                ("follower_id", e.follower_id),
+                ("followee_id", e.followee_id),
+            ],
+            EventBody::MessageSent(e) => vec![
+                ("message_id", e.message_id),
+                ("from_user_id", e.from_user_id),
+                ("to_user_id", e.to_user_id),
+            ],
+        };
+        if let Some((name, id)) = ids.iter().find(|(_, id)| !(1..ID_LIMIT).contains(id)) {
+            return Some(format!("{name} {id} is not an id (1 to 2^53 - 1)"));
+        }
+        match self {
+            EventBody::UserFollowed(e) | EventBody::UserUnfollowed(e)
+                if e.follower_id == e.followee_id =>
+            {
+                Some(format!("user {} follows themselves", e.follower_id))
+            }
+            EventBody::MessageSent(e) if e.from_user_id == e.to_user_id => {
+                Some(format!("user {} messages themselves", e.from_user_id))
+            }
+            _ => None,
+        }
+    }
 }
 
 #[derive(Serialize, Deserialize)]
@@ -185,15 +241,27 @@ impl Envelope {
         serde_json::to_vec(&wire).unwrap_or_default()
     }
 
-    /// Decode bytes from the log, upcasting old versions.
+    /// Decode bytes from the log, upcasting old versions, and check the invariants of the event's
+    /// type (ids in range, nobody following or messaging themselves, the key the payload implies).
     pub fn decode(bytes: &[u8]) -> Result<Envelope, DecodeError> {
         let wire: Wire = serde_json::from_slice(bytes)?;
+        let body = EventBody::decode(&wire.type_name, wire.version, wire.payload)?;
+        if let Some(broken) = body.invariant_violation() {
+            return Err(DecodeError::Invariant(broken));
+        }
+        if wire.key != body.key() {
+            return Err(DecodeError::Invariant(format!(
+                "key {:?} is not the payload's key {:?}",
+                wire.key,
+                body.key()
+            )));
+        }
         Ok(Envelope {
             event_id: wire.event_id,
             occurred_at: wire.occurred_at,
             actor: wire.actor,
             trace_id: wire.trace_id,
-            body: EventBody::decode(&wire.type_name, wire.version, wire.payload)?,
+            body,
         })
     }
 }
@@ -303,6 +371,48 @@ mod tests {
         assert!(matches!(
             Envelope::decode(renamed.as_bytes()),
             Err(DecodeError::UnknownType { .. })
+        ));
+    }
+
+    #[test]
+    fn events_breaking_an_invariant_do_not_decode() {
+        let broken = [
+            EventBody::UserFollowed(Follow {
+                follower_id: 4,
+                followee_id: 4,
+            }),
+            EventBody::MessageSent(MessageSent {
+                message_id: 8,
+                from_user_id: 1,
+                to_user_id: 1,
+                content: "me".into(),
+                created_at_ms: 9,
+            }),
+            EventBody::VideoLiked(Favorite {
+                user_id: 0,
+                video_id: 2,
+                author_id: 3,
+            }),
+            EventBody::UserRegistered(UserRegistered {
+                user_id: 1 << 53,
+                username: "big".into(),
+            }),
+        ];
+        for body in broken {
+            let bytes = Envelope::new(1, body.clone()).encode();
+            assert!(
+                matches!(Envelope::decode(&bytes), Err(DecodeError::Invariant(_))),
+                "{body:?} must not decode"
+            );
+        }
+        // A key that is not the payload's (it would be in the wrong partition, out of order).
+        let env = Envelope::new(1, samples().remove(2));
+        let text = String::from_utf8(env.encode()).expect("utf8");
+        let moved = text.replace(r#""key":"2""#, r#""key":"7""#);
+        assert_ne!(moved, text);
+        assert!(matches!(
+            Envelope::decode(moved.as_bytes()),
+            Err(DecodeError::Invariant(_))
         ));
     }
 }

@@ -16,9 +16,11 @@
 //! `(projection, topic, partition, next_offset)` checkpoint, so each event takes effect exactly
 //! once however often it is delivered; [`views`] holds the fold of each event type; [`catalog`]
 //! the projection versions and the tables each writes; [`rebuild`] replays the log into fresh
-//! tables and swaps them in while the live views keep serving.
+//! tables and swaps them in while the live views keep serving; [`parked`] lists, drops and retries
+//! the records a projection could not apply.
 
 pub mod catalog;
+pub mod parked;
 pub mod rebuild;
 pub mod runtime;
 pub mod views;

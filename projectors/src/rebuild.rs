@@ -545,7 +545,8 @@ async fn release(store: &ViewStore, group: &[&View]) -> Result<(), sqlx::Error> 
     Ok(())
 }
 
-/// Write every counter row of the views into the cache (versioned, so only newer values land).
+/// Write every counter row of the views into the cache (versioned, so only newer values land), and
+/// each conversation's newest message time for the chat-poll shortcut.
 pub async fn refill_counters(store: &ViewStore, counters: &dyn Counters) -> anyhow::Result<()> {
     const PAGE: i64 = 1000;
     let mut after = i64::MIN;
@@ -561,6 +562,27 @@ pub async fn refill_counters(store: &ViewStore, counters: &dyn Counters) -> anyh
         let Some(last) = rows.last() else { break };
         after = last.0;
         counters.put_videos(&rows).await?;
+    }
+    // The chat-poll shortcut's newest message per conversation (it only moves forward).
+    let mut after = (i64::MIN, i64::MIN);
+    loop {
+        let rows: Vec<(i64, i64, i64)> = sqlx::query_as(
+            "SELECT pair_lo, pair_hi, created_ms FROM latest_messages \
+             WHERE pair_lo > ? OR (pair_lo = ? AND pair_hi > ?) ORDER BY pair_lo, pair_hi LIMIT ?",
+        )
+        .bind(after.0)
+        .bind(after.0)
+        .bind(after.1)
+        .bind(PAGE)
+        .fetch_all(&store.read)
+        .await?;
+        let Some(&(lo, hi, _)) = rows.last() else {
+            break;
+        };
+        after = (lo, hi);
+        for (lo, hi, created) in rows {
+            counters.put_chat_latest((lo, hi), created).await?;
+        }
     }
     Ok(())
 }
@@ -580,7 +602,10 @@ pub(crate) async fn watch_generations(deps: ProjectorDeps, mut shutdown: watch::
                 if seen.is_some_and(|s| s != generation) {
                     match refill_counters(&deps.store, deps.counters.as_ref()).await {
                         Ok(()) => {
-                            tracing::info!(generation, "views rebuilt: counter cache refilled");
+                            tracing::info!(
+                                generation,
+                                "views rebuilt or parked events retried: counter cache refilled"
+                            );
                             seen = Some(generation);
                         }
                         Err(err) => {

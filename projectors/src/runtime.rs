@@ -99,7 +99,7 @@ impl Folder {
         let outcome = if blocked {
             Err("an earlier event of this key is parked".to_owned())
         } else {
-            Envelope::decode(&rec.payload).map_err(|e| e.to_string())
+            decode_checked(rec)
         };
         match outcome {
             Ok(event) => {
@@ -121,6 +121,36 @@ impl Folder {
         }
         Ok(())
     }
+}
+
+/// The event in a log record, or why it cannot be applied: undecodable, of an unknown type or
+/// version, breaking an invariant of its type, or on another type's topic.
+pub(crate) fn decode_checked(rec: &LogRecord) -> Result<Envelope, String> {
+    let event = Envelope::decode(&rec.payload).map_err(|e| e.to_string())?;
+    if event.topic() != rec.topic {
+        return Err(format!(
+            "a {} event does not belong on {}",
+            event.body.type_name(),
+            rec.topic
+        ));
+    }
+    Ok(event)
+}
+
+/// The keys with parked records of a projection's topic.
+pub(crate) async fn parked_keys(
+    conn: &mut AnyConnection,
+    projection: &str,
+    topic: Topic,
+) -> Result<HashSet<String>, sqlx::Error> {
+    let keys: Vec<(String,)> = sqlx::query_as(
+        "SELECT DISTINCT event_key FROM parked_events WHERE projection = ? AND topic = ?",
+    )
+    .bind(projection)
+    .bind(topic.name())
+    .fetch_all(conn)
+    .await?;
+    Ok(keys.into_iter().map(|(k,)| k).collect())
 }
 
 struct Projection {
@@ -145,15 +175,9 @@ impl Projection {
             .execute(&deps.store.write)
             .await?;
         }
-        let parked: Vec<(String,)> = sqlx::query_as(
-            "SELECT DISTINCT event_key FROM parked_events WHERE projection = ? AND topic = ?",
-        )
-        .bind(name)
-        .bind(topic.name())
-        .fetch_all(&deps.store.write)
-        .await?;
         let mut folder = Folder::new(topic, Tables::live(deps.store.dialect));
-        folder.parked_keys = parked.into_iter().map(|(k,)| k).collect();
+        folder.parked_keys =
+            parked_keys(&mut *deps.store.write.acquire().await?, name, topic).await?;
         Ok(Projection {
             name,
             topic,
@@ -257,6 +281,11 @@ impl Projection {
         if paused.is_some_and(|(until,)| until > titok_infra::now_ms()) {
             tx.rollback().await?;
             return Ok(None);
+        }
+        if !self.folder.parked_keys.is_empty() {
+            // `titok parked retry|drop` may have released keys (it holds the checkpoint rows
+            // while it works, so this read sees its result).
+            self.folder.parked_keys = parked_keys(&mut tx, self.name, self.topic).await?;
         }
         let mut next: BTreeMap<u32, i64> = stored.into_iter().map(|(p, o)| (p as u32, o)).collect();
         let mut touched = Touched::default();

@@ -11,6 +11,7 @@ mod crash;
 mod event_versions;
 mod operability;
 mod outages;
+mod poison;
 mod rebuild;
 mod rules;
 mod scale_out;

@@ -1,0 +1,232 @@
+//! Parked events (`titok parked list|retry|drop`).
+//!
+//! A projection parks a record it cannot apply — undecodable, of an unknown type or version, or
+//! breaking an invariant of its event type — together with every later record of the same key,
+//! so that per-key order holds and the rest of the partition flows on (see [`crate::runtime`]).
+//!
+//! [`retry`] applies a key's parked records again, oldest first, after the cause was fixed (a
+//! binary that decodes the new version, a corrected producer): each record that now applies is
+//! folded and removed; the first that still fails stays parked with its new reason, and so does
+//! everything after it. It runs while the live projections run: it holds the projection's
+//! checkpoint rows while it folds (live batches wait for them), and the live projections reload
+//! their set of parked keys inside every batch while any is parked, so a released key flows again
+//! from the next batch on. Afterwards it bumps the projection's generation, which makes every
+//! process refill its counter cache from the views.
+//!
+//! [`drop_event`] removes one parked record for good (a record that will never apply, such as
+//! garbage from a foreign producer), so that a retry can release the records behind it.
+
+use serde::Serialize;
+use sqlx::AnyConnection;
+use titok_events::Topic;
+use titok_infra::log::LogRecord;
+use titok_infra::store::{Tables, ViewStore};
+
+use crate::runtime::{decode_checked, projection_name};
+use crate::views::Touched;
+
+/// One parked record, as `titok parked list` shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct ParkedEvent {
+    pub projection: String,
+    pub topic: String,
+    pub partition: i64,
+    pub offset: i64,
+    pub key: String,
+    pub reason: String,
+    pub parked_ms: i64,
+    /// The record's `type` and `version` when its bytes are JSON with those fields.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub event_type: Option<String>,
+    /// The record's bytes, as text (lossy).
+    pub payload: String,
+}
+
+/// What [`retry`] did.
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct RetryReport {
+    /// Records folded and removed from the parked set.
+    pub applied: usize,
+    /// Records still parked (the first of each key with its new reason).
+    pub still_parked: usize,
+    /// Keys with nothing parked any more: their new records flow again.
+    pub keys_released: usize,
+}
+
+type Row = (String, String, i64, i64, String, String, Vec<u8>, i64);
+
+const COLUMNS: &str = "projection, topic, part, log_offset, event_key, reason, payload, parked_ms";
+
+fn to_event(row: Row) -> ParkedEvent {
+    let (projection, topic, partition, offset, key, reason, payload, parked_ms) = row;
+    let event_type = serde_json::from_slice::<serde_json::Value>(&payload)
+        .ok()
+        .and_then(|v| {
+            Some(format!(
+                "{} v{}",
+                v["type"].as_str()?,
+                v["version"].as_i64()?
+            ))
+        });
+    ParkedEvent {
+        projection,
+        topic,
+        partition,
+        offset,
+        key,
+        reason,
+        parked_ms,
+        event_type,
+        payload: String::from_utf8_lossy(&payload).into_owned(),
+    }
+}
+
+/// Parked records, of one projection or all, oldest first per key.
+pub async fn list(store: &ViewStore, projection: Option<&str>) -> anyhow::Result<Vec<ParkedEvent>> {
+    let rows: Vec<Row> = sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM parked_events WHERE ? IS NULL OR projection = ? \
+         ORDER BY projection, topic, part, log_offset"
+    ))
+    .bind(projection)
+    .bind(projection)
+    .fetch_all(&store.read)
+    .await?;
+    Ok(rows.into_iter().map(to_event).collect())
+}
+
+/// Remove one parked record for good; `false` if there is no such record.
+pub async fn drop_event(
+    store: &ViewStore,
+    projection: &str,
+    partition: i64,
+    offset: i64,
+) -> anyhow::Result<bool> {
+    let done = sqlx::query(
+        "DELETE FROM parked_events WHERE projection = ? AND part = ? AND log_offset = ?",
+    )
+    .bind(projection)
+    .bind(partition)
+    .bind(offset)
+    .execute(&store.write)
+    .await?;
+    Ok(done.rows_affected() > 0)
+}
+
+/// Apply parked records again (of one projection or all; of one key or all), oldest first per key.
+pub async fn retry(
+    store: &ViewStore,
+    projection: Option<&str>,
+    key: Option<&str>,
+) -> anyhow::Result<RetryReport> {
+    let mut report = RetryReport::default();
+    for topic in Topic::ALL {
+        let name = projection_name(topic);
+        if projection.is_some_and(|p| p != name) {
+            continue;
+        }
+        let keys: Vec<(String,)> = sqlx::query_as(
+            "SELECT DISTINCT event_key FROM parked_events WHERE projection = ? AND topic = ?",
+        )
+        .bind(name)
+        .bind(topic.name())
+        .fetch_all(&store.read)
+        .await?;
+        for (k,) in keys {
+            if key.is_some_and(|wanted| wanted != k) {
+                continue;
+            }
+            retry_key(store, topic, &k, &mut report).await?;
+        }
+    }
+    Ok(report)
+}
+
+async fn retry_key(
+    store: &ViewStore,
+    topic: Topic,
+    key: &str,
+    report: &mut RetryReport,
+) -> anyhow::Result<()> {
+    let name = projection_name(topic);
+    let mut tx = store.write.begin().await?;
+    // Hold the checkpoints (a write on both dialects: SQLite takes its write lock, MySQL the rows'
+    // locks), so no live batch of this projection runs meanwhile.
+    sqlx::query(
+        "UPDATE projection_offsets SET next_offset = next_offset WHERE projection = ? AND topic = ?",
+    )
+    .bind(name)
+    .bind(topic.name())
+    .execute(&mut *tx)
+    .await?;
+    let rows: Vec<Row> = sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM parked_events WHERE projection = ? AND topic = ? AND event_key = ? \
+         ORDER BY part, log_offset"
+    ))
+    .bind(name)
+    .bind(topic.name())
+    .bind(key)
+    .fetch_all(&mut *tx)
+    .await?;
+    let tables = Tables::live(store.dialect);
+    let mut touched = Touched::default();
+    let mut remaining = rows.len();
+    for (_, _, partition, offset, event_key, _, payload, _) in rows {
+        let rec = LogRecord {
+            topic,
+            partition: partition as u32,
+            offset,
+            key: event_key,
+            payload,
+        };
+        match decode_checked(&rec) {
+            Ok(event) => {
+                crate::views::fold(&mut tx, &tables, &event, &mut touched).await?;
+                unpark(&mut tx, name, partition, offset, None).await?;
+                report.applied += 1;
+                remaining -= 1;
+            }
+            Err(reason) => {
+                unpark(&mut tx, name, partition, offset, Some(&reason)).await?;
+                break;
+            }
+        }
+    }
+    report.still_parked += remaining;
+    if remaining == 0 {
+        report.keys_released += 1;
+    }
+    if report.applied > 0 {
+        sqlx::query("UPDATE projection_meta SET generation = generation + 1 WHERE projection = ?")
+            .bind(name)
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Remove a retried record from the parked set, or (with a reason) record why it still fails.
+async fn unpark(
+    conn: &mut AnyConnection,
+    projection: &str,
+    partition: i64,
+    offset: i64,
+    still_failing: Option<&str>,
+) -> Result<(), sqlx::Error> {
+    let query = match still_failing {
+        None => sqlx::query(
+            "DELETE FROM parked_events WHERE projection = ? AND part = ? AND log_offset = ?",
+        ),
+        Some(reason) => sqlx::query(
+            "UPDATE parked_events SET reason = ? WHERE projection = ? AND part = ? AND log_offset = ?",
+        )
+        .bind(reason),
+    };
+    query
+        .bind(projection)
+        .bind(partition)
+        .bind(offset)
+        .execute(conn)
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,191 @@
+//! Poison events: records no command could have produced reach the log (a foreign producer, a
+//! corrupted write). Each is parked with its reason together with the later records of its key; the
+//! rest flows on; `titok parked list|retry|drop` shows them, replays them and lets the key flow again.
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use titok_events::{pair_key, partition_for, Topic};
+use titok_tests::*;
+
+/// Append raw bytes to a topic of the server's log, as a foreign producer would. On the embedded
+/// log the server is stopped for it (the log file has one writer) and started again.
+async fn inject(app: &mut TestApp, topic: Topic, key: &str, payload: &[u8]) {
+    match app.arg("--namespace").filter(|_| on_real_services()) {
+        Some(namespace) => {
+            use rdkafka::producer::{FutureProducer, FutureRecord};
+            let producer: FutureProducer = rdkafka::ClientConfig::new()
+                .set(
+                    "bootstrap.servers",
+                    std::env::var("TITOK_TEST_KAFKA_BROKERS").expect("brokers"),
+                )
+                .create()
+                .expect("producer");
+            let name = format!("{namespace}.{}", topic.name().trim_start_matches("titok."));
+            let record = FutureRecord::to(&name)
+                .key(key)
+                .payload(payload)
+                .partition(partition_for(key, 4) as i32);
+            producer
+                .send(record, Duration::from_secs(10))
+                .await
+                .map_err(|(e, _)| e)
+                .expect("produce");
+        }
+        None => {
+            assert!(app.terminate().await, "clean stop");
+            let log = sqlx::SqlitePool::connect(&format!(
+                "sqlite://{}",
+                app.data_dir.join("log.db").display()
+            ))
+            .await
+            .expect("log.db");
+            let partition = i64::from(partition_for(key, 4));
+            sqlx::query(
+                "INSERT INTO log (topic, partition, offset, key, payload, appended_ms) \
+                 SELECT ?, ?, COALESCE(MAX(offset) + 1, 0), ?, ?, 0 FROM log WHERE topic = ? AND partition = ?",
+            )
+            .bind(topic.name())
+            .bind(partition)
+            .bind(key)
+            .bind(payload)
+            .bind(topic.name())
+            .bind(partition)
+            .execute(&log)
+            .await
+            .expect("append");
+            log.close().await;
+            app.respawn().await;
+            app.wait_ready().await;
+        }
+    }
+}
+
+fn parked(app_output: &str) -> Vec<Value> {
+    app_output
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect()
+}
+
+#[tokio::test]
+async fn poison_events_are_parked_with_their_key_the_rest_flows_and_parked_retry_replays_them() {
+    // Arrange
+    let mut app = spawn_app().await;
+    let a = app.register("a", "pw").await;
+    let b = app.register("b", "pw").await;
+    let (v1, v2) = (app.publish(&a, "v1").await, app.publish(&a, "v2").await);
+
+    // Act: garbage on v1's key of the favorites topic, and a well-formed self-follow.
+    inject(
+        &mut app,
+        Topic::Favorites,
+        &v1.to_string(),
+        br#"{"type":"VideoLiked","version":1,"payl"#,
+    )
+    .await;
+    let self_follow = json!({
+        "event_id": "01937a4e-8f4b-7c3d-9a2b-1c2d3e4f5a6b", "type": "UserFollowed", "version": 1,
+        "occurred_at": "2026-11-25T10:00:00Z", "actor": a.id, "key": pair_key(a.id, a.id),
+        "payload": {"follower_id": a.id, "followee_id": a.id}
+    });
+    inject(
+        &mut app,
+        Topic::Relations,
+        &pair_key(a.id, a.id),
+        self_follow.to_string().as_bytes(),
+    )
+    .await;
+    app.like(&b, v1, 1).await; // behind the garbage: parked
+    app.like(&b, v2, 1).await; // another key: flows
+    app.follow(&b, a.id, 1).await; // another key: flows
+
+    // Assert: the rest flowed; v1's like waits.
+    let videos = app.publish_list(&b, a.id).await;
+    let count = |id: i64| {
+        videos
+            .iter()
+            .find(|v| v["id"] == id)
+            .map(|v| v["favorite_count"].clone())
+    };
+    assert_eq!(count(v1), Some(json!(0)), "v1's like is parked");
+    assert_eq!(count(v2), Some(json!(1)), "v2's like flowed");
+    assert_eq!(app.user_info(&b, a.id).await["follower_count"], 1);
+    assert_eq!(app.user_info(&a, a.id).await["follow_count"], 0);
+
+    let listed = parked(&app.cli(&["parked", "list", "--json"]).await);
+    assert_eq!(listed.len(), 3, "three parked records: {listed:?}");
+    let garbage = &listed
+        .iter()
+        .find(|e| e["projection"] == "favorites" && e["event_type"].is_null())
+        .expect("the garbage is parked");
+    assert!(
+        garbage["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("malformed event JSON")),
+        "{garbage}"
+    );
+    assert!(listed.iter().any(|e| e["projection"] == "favorites"
+        && e["event_type"] == "VideoLiked v1"
+        && e["reason"] == "an earlier event of this key is parked"
+        && e["key"] == v1.to_string()));
+    assert!(listed.iter().any(|e| e["projection"] == "relations"
+        && e["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("follows themselves"))));
+    let table = app.cli(&["parked", "list"]).await;
+    assert!(
+        table.contains("malformed event JSON") && table.contains("VideoLiked v1"),
+        "{table}"
+    );
+
+    // A retry changes nothing while the garbage is first in line.
+    let report: Value =
+        serde_json::from_str(app.cli(&["parked", "retry"]).await.trim()).expect("report");
+    assert_eq!(report["applied"], 0, "{report}");
+    assert_eq!(report["still_parked"], 3, "{report}");
+
+    // Dropping the garbage and retrying applies the like behind it and releases the key.
+    let (partition, offset) = (
+        garbage["partition"].to_string(),
+        garbage["offset"].to_string(),
+    );
+    app.cli(&["parked", "drop", "favorites", &partition, &offset])
+        .await;
+    let report: Value = serde_json::from_str(
+        app.cli(&["parked", "retry", "--projection", "favorites"])
+            .await
+            .trim(),
+    )
+    .expect("report");
+    assert_eq!(report["applied"], 1, "{report}");
+    assert_eq!(report["keys_released"], 1, "{report}");
+    let mut seen = Value::Null;
+    for _ in 0..50 {
+        let videos = app.publish_list(&b, a.id).await;
+        seen = videos
+            .iter()
+            .find(|v| v["id"] == v1)
+            .map(|v| v["favorite_count"].clone())
+            .unwrap_or_default();
+        if seen == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(seen, 1, "the retried like counts (cache refilled)");
+    assert_eq!(app.user_info(&a, a.id).await["total_favorited"], 2);
+
+    // The key flows again in the live projection, and only the self-follow is still parked.
+    app.like(&a, v1, 1).await;
+    let v = app.publish_list(&a, a.id).await;
+    let v1_now = v.iter().find(|v| v["id"] == v1).expect("v1");
+    assert_eq!(v1_now["favorite_count"], 2, "a new like of v1 flows");
+    let listed = parked(&app.cli(&["parked", "list", "--json"]).await);
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert_eq!(listed[0]["projection"], "relations");
+    let refused = app
+        .cli_result(&["parked", "drop", "favorites", &partition, &offset])
+        .await;
+    assert!(!refused.0, "dropping a record that is not parked fails");
+}
