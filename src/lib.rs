@@ -375,6 +375,8 @@ pub async fn start(role: Command, config: Config) -> anyhow::Result<Running> {
     };
     let app = app
         .route("/metrics", axum::routing::get(metrics))
+        .fallback(titok_infra::http::unknown_path)
+        .method_not_allowed_fallback(titok_infra::http::unsupported_method)
         .layer(axum::middleware::from_fn(titok_infra::telemetry::observe));
     let mut stop = shutdown_rx;
     let server = tokio::spawn(async move {

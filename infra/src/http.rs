@@ -134,6 +134,36 @@ struct Envelope<'a, T> {
     body: T,
 }
 
+/// A path no endpoint serves: HTTP 404 with the envelope (router fallback).
+pub async fn unknown_path(method: axum::http::Method, uri: axum::http::Uri) -> Response {
+    status_only(
+        StatusCode::NOT_FOUND,
+        code::NOT_FOUND,
+        &format!("no endpoint {method} {}; see /openapi.json", uri.path()),
+    )
+}
+
+/// A method the path does not serve: HTTP 405 with the envelope (the router adds `Allow`).
+pub async fn unsupported_method(method: axum::http::Method, uri: axum::http::Uri) -> Response {
+    status_only(
+        StatusCode::METHOD_NOT_ALLOWED,
+        code::BAD_REQUEST,
+        &format!(
+            "{} does not accept {method}; the Allow header lists what it does",
+            uri.path()
+        ),
+    )
+}
+
+fn status_only(status: StatusCode, status_code: i32, status_msg: &str) -> Response {
+    let env = Envelope {
+        status_code,
+        status_msg,
+        body: Empty {},
+    };
+    (status, Json(env)).into_response()
+}
+
 /// A status-only envelope, for failures before a handler runs (unparseable body).
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {

@@ -2,6 +2,7 @@
 //! one per file (each debug link is ~200 MB; fourteen of them filled the CI disk). Run one suite with
 //! `cargo test -p titok-tests --test suite rules::`.
 
+mod api_fuzz;
 mod bad_input;
 mod bench;
 mod browser;
