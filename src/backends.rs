@@ -35,6 +35,43 @@ pub struct Backends {
     pub keys: TokenKeys,
 }
 
+/// Fewer distinct bytes than this in a configured secret: a placeholder ("aaaa…", "changeme…"),
+/// not a random value.
+const MIN_DISTINCT_SECRET_BYTES: usize = 10;
+
+/// The token-signing secret: the configured one (at least 32 bytes, not a placeholder), required
+/// once any production service is configured; otherwise the data dir's own random secret.
+fn token_secret(config: &Config) -> anyhow::Result<Vec<u8>> {
+    let production =
+        config.kafka_brokers.is_some() || config.mysql_url.is_some() || config.redis_url.is_some();
+    match &config.token_secret {
+        Some(secret) if secret.len() < 32 => {
+            anyhow::bail!("--token-secret must be at least 32 bytes")
+        }
+        Some(secret) => {
+            let distinct: std::collections::HashSet<u8> = secret.bytes().collect();
+            let lower = secret.to_ascii_lowercase();
+            if distinct.len() < MIN_DISTINCT_SECRET_BYTES
+                || ["change", "example", "default", "placeholder"]
+                    .iter()
+                    .any(|w| lower.contains(w))
+            {
+                anyhow::bail!(
+                    "--token-secret looks like a placeholder, not a random secret; generate one, e.g. `openssl rand -hex 32`"
+                );
+            }
+            Ok(secret.clone().into_bytes())
+        }
+        None if production => {
+            anyhow::bail!(
+                "--token-secret (TITOK_TOKEN_SECRET) is required with Kafka, MySQL or Redis"
+            )
+        }
+        None => load_or_create_secret(&config.data_dir)
+            .context("cannot read or create the token secret"),
+    }
+}
+
 impl Backends {
     pub async fn open(config: &Config, role: &Command) -> anyhow::Result<Backends> {
         let data = &config.data_dir;
@@ -46,6 +83,8 @@ impl Backends {
         {
             anyhow::bail!("{role:?} runs alone against shared services: give --kafka-brokers, --mysql-url and --redis-url");
         }
+        // Checked before connecting anywhere: a bad secret fails fast.
+        let secret = token_secret(config)?;
         let log: Arc<dyn EventLog> = match config.kafka_settings() {
             Some(settings) => Arc::new(
                 KafkaLog::connect(settings)
@@ -97,21 +136,6 @@ impl Backends {
         positions
             .record_acked(&log.end_offsets(&Topic::ALL).await?)
             .await?;
-        let production = config.kafka_brokers.is_some()
-            || config.mysql_url.is_some()
-            || config.redis_url.is_some();
-        let secret = match &config.token_secret {
-            Some(secret) if secret.len() >= 32 => secret.clone().into_bytes(),
-            Some(_) => anyhow::bail!("--token-secret must be at least 32 bytes"),
-            None if production => {
-                anyhow::bail!(
-                    "--token-secret (TITOK_TOKEN_SECRET) is required with Kafka, MySQL or Redis"
-                )
-            }
-            None => {
-                load_or_create_secret(data).context("cannot read or create the token secret")?
-            }
-        };
         let keys = TokenKeys::new(&secret, Duration::from_secs(config.token_ttl_hours * 3600));
         Ok(Backends {
             log,

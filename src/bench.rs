@@ -50,9 +50,17 @@ pub struct BenchArgs {
     /// Concurrent clients in the throughput phases.
     #[arg(long, default_value_t = 32)]
     pub concurrency: usize,
-    /// Steady write rate of the lag phase, events/s (default 5000, quick 200).
+    /// Steady write rate of the lag phase, events/s (default 5000, quick 200; soak 1000).
     #[arg(long)]
     pub rate: Option<u64>,
+    /// Soak instead of benchmarking: this many minutes of steady writes (`--rate`) with
+    /// read-after-write probes, one line per minute (memory, lag, failures); fails when memory
+    /// grows or lag goes beyond `--soak-max-lag-ms`. Not part of the test suite (`scripts/soak`).
+    #[arg(long)]
+    pub soak: Option<u64>,
+    /// Largest acceptable per-minute p99 of ack → visible during a soak.
+    #[arg(long, default_value_t = 250.0)]
+    pub soak_max_lag_ms: f64,
 }
 
 struct Size {
@@ -66,7 +74,7 @@ struct Size {
 
 impl Size {
     fn of(args: &BenchArgs) -> Size {
-        let mut size = if args.quick {
+        let mut size = if args.quick || args.soak.is_some() {
             Size {
                 users: 500,
                 videos: 2_000,
@@ -87,6 +95,10 @@ impl Size {
         };
         if let Some(s) = args.seconds {
             size.seconds = s;
+        }
+        if args.soak.is_some() {
+            size.seconds = 60;
+            size.rate = 1_000;
         }
         if let Some(r) = args.rate {
             size.rate = r;
@@ -273,6 +285,11 @@ pub async fn run(args: BenchArgs, config: Config) -> anyhow::Result<()> {
     let projection_rate = total_events as f64 / projection_s;
     let raw_rate = raw_insert_rate(&deps.store, (total_events as usize).min(200_000)).await?;
     eprintln!("bench: appended in {appended:.1} s, projected in {projection_s:.1} s");
+    if let Some(minutes) = args.soak {
+        let verdict = soak(&client, &base, &viewers, &size, minutes, &args).await;
+        running.stop().await?;
+        return verdict;
+    }
 
     // Replay: rebuild every view from the log.
     eprintln!("bench: replay (rebuild all)");
@@ -517,7 +534,7 @@ pub async fn run(args: BenchArgs, config: Config) -> anyhow::Result<()> {
 
     // 5. End-to-end lag under a steady write load.
     eprintln!("bench: lag at {} writes/s", size.rate);
-    let (lag, plain) = lag_phase(&client, &base, &viewers, &size).await;
+    let (lag, plain, _) = lag_phase(&client, &base, &viewers, &size).await;
     results.insert("lag_p50_ms", json!(ms(&lag, 0.5)));
     results.insert("lag_p99_ms", json!(ms(&lag, 0.99)));
     results.insert("plain_read_p50_ms", json!(ms(&plain, 0.5)));
@@ -871,11 +888,13 @@ async fn lag_phase(
     base: &str,
     viewers: &Arc<Vec<Viewer>>,
     size: &Size,
-) -> (Histogram<u64>, Histogram<u64>) {
+) -> (Histogram<u64>, Histogram<u64>, Arc<LoadOutcome>) {
     let deadline = Instant::now() + Duration::from_secs(size.seconds);
+    let outcome = Arc::new(LoadOutcome::default());
     let load = {
         let (client, base, viewers) = (client.clone(), base.to_owned(), viewers.clone());
         let rate = size.rate;
+        let outcome = outcome.clone();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_millis(10));
             let per_tick = (rate / 100).max(1);
@@ -886,6 +905,7 @@ async fn lag_phase(
                 for _ in 0..per_tick {
                     n += 1;
                     let Ok(permit) = inflight.clone().try_acquire_owned() else {
+                        outcome.skipped.fetch_add(1, Ordering::Relaxed);
                         continue;
                     };
                     let viewer = &viewers[2 + (n as usize % (viewers.len() - 2))];
@@ -901,12 +921,20 @@ async fn lag_phase(
                         .post(format!("{base}/douyin/favorite/action/"))
                         .form(&form)
                         .send();
+                    let outcome = outcome.clone();
                     tokio::spawn(async move {
-                        let _ = req.await;
+                        let counter = if ok_envelope(req.await).await {
+                            &outcome.acked
+                        } else {
+                            &outcome.failed
+                        };
+                        counter.fetch_add(1, Ordering::Relaxed);
                         drop(permit);
                     });
                 }
             }
+            // Every request of this phase answered before it counts.
+            let _ = inflight.acquire_many(512).await;
         })
     };
     let (mut lag, mut plain) = (histogram(), histogram());
@@ -958,7 +986,93 @@ async fn lag_phase(
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let _ = load.await;
-    (lag, plain)
+    (lag, plain, outcome)
+}
+
+/// What the steady write load of a lag phase got: acknowledged, refused or failed, and not sent
+/// because 512 requests were already in flight (the server fell behind the rate).
+#[derive(Debug, Default)]
+struct LoadOutcome {
+    acked: AtomicU64,
+    failed: AtomicU64,
+    skipped: AtomicU64,
+}
+
+/// This process's resident memory, MiB (Linux).
+fn rss_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        })
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+/// The soak: `minutes` one-minute lag phases back to back; a line each; a verdict at the end.
+async fn soak(
+    client: &reqwest::Client,
+    base: &str,
+    viewers: &Arc<Vec<Viewer>>,
+    size: &Size,
+    minutes: u64,
+    args: &BenchArgs,
+) -> anyhow::Result<()> {
+    println!(
+        "titok soak — {} — {} min at {} writes/s — {}",
+        chrono::Utc::now().format("%Y-%m-%d %H:%M UTC"),
+        minutes,
+        size.rate,
+        machine()
+    );
+    println!(
+        "| minute | RSS MiB | acked | failed | not sent | lag p50 ms | lag p99 ms | read p50 ms |"
+    );
+    println!("|---|---|---|---|---|---|---|---|");
+    let mut rss = Vec::new();
+    let mut worst_p99: f64 = 0.0;
+    let mut failures = 0;
+    for minute in 1..=minutes {
+        let (lag, plain, load) = lag_phase(client, base, viewers, size).await;
+        let now = rss_mib();
+        rss.push(now);
+        let p99 = ms(&lag, 0.99);
+        worst_p99 = worst_p99.max(p99);
+        let (acked, failed, skipped) = (
+            load.acked.load(Ordering::Relaxed),
+            load.failed.load(Ordering::Relaxed),
+            load.skipped.load(Ordering::Relaxed),
+        );
+        failures += failed + skipped;
+        println!(
+            "| {minute} | {now:.0} | {acked} | {failed} | {skipped} | {:.1} | {p99:.1} | {:.2} |",
+            ms(&lag, 0.5),
+            ms(&plain, 0.5)
+        );
+    }
+    // Memory after the first minute (caches warm) against the last minute.
+    let (warm, last) = (
+        rss.first().copied().unwrap_or(0.0),
+        rss.last().copied().unwrap_or(0.0),
+    );
+    let growth = last - warm;
+    let flat = growth <= (warm * 0.2).max(32.0);
+    let bounded = worst_p99 <= args.soak_max_lag_ms;
+    println!(
+        "memory: {warm:.0} MiB after minute 1, {last:.0} MiB at the end ({growth:+.0} MiB): {}",
+        if flat { "flat" } else { "GROWING" }
+    );
+    println!(
+        "lag: worst per-minute p99 {worst_p99:.1} ms (bound {:.0} ms): {}",
+        args.soak_max_lag_ms,
+        if bounded { "bounded" } else { "EXCEEDED" }
+    );
+    println!("writes failed or not sent: {failures}");
+    anyhow::ensure!(flat, "memory grew by {growth:.0} MiB during the soak");
+    anyhow::ensure!(bounded, "lag p99 reached {worst_p99:.1} ms");
+    anyhow::ensure!(failures == 0, "{failures} writes failed or were not sent");
+    Ok(())
 }
 
 /// The baselines, served over HTTP from the same databases like the real endpoints.

@@ -531,6 +531,15 @@ pub async fn run_titok(args: &[&str], timeout: Duration) -> (bool, String, Strin
     output_of(command, timeout).await
 }
 
+/// Run `titok <args>` exactly as given (no service arguments of this pass) in a scratch data dir:
+/// `(succeeded, stdout, stderr)`; for start-up refusals.
+pub async fn run_titok_bare(args: &[&str], timeout: Duration) -> (bool, String, String) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut command = titok_command();
+    command.args(args).arg("--data-dir").arg(dir.path());
+    output_of(command, timeout).await
+}
+
 /// Run a `titok` command to its end (killed after `timeout`, counted as a failure):
 /// `(succeeded, stdout, stderr)`.
 async fn output_of(mut command: Command, timeout: Duration) -> (bool, String, String) {

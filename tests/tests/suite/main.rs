@@ -18,4 +18,5 @@ mod rules;
 mod scale_out;
 mod scenarios;
 mod secrets_in_logs;
+mod security;
 mod tap;
