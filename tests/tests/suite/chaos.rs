@@ -118,57 +118,57 @@ async fn load(client: &reqwest::Client, base: &str, world: &World, seed: u64, st
         let (video, _) = world.videos[rng.below(VIDEOS)];
         let on = rng.below(2) == 0;
         let action = if on { "1" } else { "2" }.to_owned();
-        let (path, params, acked): (&str, Vec<(&'static str, String)>, Option<Acked>) =
-            match rng.below(10) {
-                0..=3 => (
-                    "/douyin/favorite/action/",
-                    vec![("video_id", video.to_string()), ("action_type", action)],
-                    Some(Acked::Like(user.id, video, on)),
-                ),
-                4..=5 => (
-                    "/douyin/relation/action/",
-                    vec![("to_user_id", other.to_string()), ("action_type", action)],
-                    Some(Acked::Follow(user.id, other, on)),
-                ),
-                6 => (
+        let (path, params, acked): (&str, Vec<(&'static str, String)>, Acked) = match rng.below(10)
+        {
+            0..=3 => (
+                "/douyin/favorite/action/",
+                vec![("video_id", video.to_string()), ("action_type", action)],
+                Acked::Like(user.id, video, on),
+            ),
+            4..=5 => (
+                "/douyin/relation/action/",
+                vec![("to_user_id", other.to_string()), ("action_type", action)],
+                Acked::Follow(user.id, other, on),
+            ),
+            6 => (
+                "/douyin/comment/action/",
+                vec![
+                    ("video_id", video.to_string()),
+                    ("action_type", "1".into()),
+                    ("comment_text", format!("c{}", rng.below(1000))),
+                ],
+                Acked::CommentAdded(0), // the id comes with the reply
+            ),
+            7 => {
+                let own = {
+                    let comments = world.comments.lock().expect("lock");
+                    comments.iter().find(|(who, _, _)| *who == u).copied()
+                };
+                let Some((_, video, id)) = own else { continue };
+                (
                     "/douyin/comment/action/",
                     vec![
                         ("video_id", video.to_string()),
-                        ("action_type", "1".into()),
-                        ("comment_text", format!("c{}", rng.below(1000))),
+                        ("action_type", "2".into()),
+                        ("comment_id", id.to_string()),
                     ],
-                    Some(Acked::CommentAdded(0)),
-                ),
-                7 => {
-                    let own = {
-                        let comments = world.comments.lock().expect("lock");
-                        comments.iter().find(|(who, _, _)| *who == u).copied()
-                    };
-                    let Some((_, video, id)) = own else { continue };
-                    (
-                        "/douyin/comment/action/",
-                        vec![
-                            ("video_id", video.to_string()),
-                            ("action_type", "2".into()),
-                            ("comment_id", id.to_string()),
-                        ],
-                        Some(Acked::CommentDeleted(id)),
-                    )
-                }
-                _ => {
-                    let n = world.next_message.fetch_add(1, Ordering::SeqCst);
-                    let content = format!("m{n}");
-                    (
-                        "/douyin/message/action/",
-                        vec![
-                            ("to_user_id", other.to_string()),
-                            ("action_type", "1".into()),
-                            ("content", content.clone()),
-                        ],
-                        Some(Acked::Message(content)),
-                    )
-                }
-            };
+                    Acked::CommentDeleted(id),
+                )
+            }
+            _ => {
+                let n = world.next_message.fetch_add(1, Ordering::SeqCst);
+                let content = format!("m{n}");
+                (
+                    "/douyin/message/action/",
+                    vec![
+                        ("to_user_id", other.to_string()),
+                        ("action_type", "1".into()),
+                        ("content", content.clone()),
+                    ],
+                    Acked::Message(content),
+                )
+            }
+        };
         let sent = client
             .post(format!("{base}{path}"))
             .form(&user.with(&params))
@@ -184,18 +184,18 @@ async fn load(client: &reqwest::Client, base: &str, world: &World, seed: u64, st
         if body["status_code"] != 0 {
             // A delete racing another worker's delete of the same comment is refused; nothing else.
             assert!(
-                matches!(acked, Some(Acked::CommentDeleted(_))),
+                matches!(acked, Acked::CommentDeleted(_)),
                 "command refused: {path} {params:?}: {body}"
             );
             continue;
         }
         let acked = match acked {
-            Some(Acked::CommentAdded(_)) => {
+            Acked::CommentAdded(_) => {
                 let id = body["comment"]["id"].as_i64().expect("comment id");
                 world.comments.lock().expect("lock").push((u, video, id));
                 Acked::CommentAdded(id)
             }
-            Some(Acked::CommentDeleted(id)) => {
+            Acked::CommentDeleted(id) => {
                 world
                     .comments
                     .lock()
@@ -203,8 +203,7 @@ async fn load(client: &reqwest::Client, base: &str, world: &World, seed: u64, st
                     .retain(|(_, _, c)| *c != id);
                 Acked::CommentDeleted(id)
             }
-            Some(other) => other,
-            None => continue,
+            other => other,
         };
         world.acked.lock().expect("lock").push(acked);
     }

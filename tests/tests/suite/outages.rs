@@ -1,9 +1,132 @@
 //! Outages of the production services (runs in scripts/test's real-service pass): each test runs
-//! its own private instance of the service it stops, so parallel tests are not disturbed.
+//! its own private instance of the service it stops, so parallel tests are not disturbed. The
+//! broker, MySQL and Redis are each stopped for 3 s under a steady like load: every reply is an
+//! acknowledgement or a 503 envelope, writes recover by themselves, nothing acknowledged is lost.
 
+use std::collections::HashSet;
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
+use futures::stream::{self, StreamExt};
 use titok_tests::*;
+
+/// What a steady like load saw while a service went away and came back.
+#[derive(Debug, Default)]
+struct UnderLoad {
+    /// Fans with at least one acknowledged like.
+    acked: HashSet<i64>,
+    /// Replies that were HTTP 503 with the envelope naming what is unavailable.
+    unavailable: usize,
+    /// Requests sent.
+    sent: usize,
+}
+
+/// Likes of `video` by `fans` (cycled), 4 in flight, from before `outage` starts until a second
+/// after it ends. Every reply must be an acknowledgement or a 503 envelope: anything else (a 500,
+/// another status, a dropped connection, a body that is not an envelope) fails the test.
+async fn likes_during(
+    app: &TestApp,
+    fans: &[User],
+    video: i64,
+    outage: impl Future<Output = ()>,
+) -> UnderLoad {
+    let done = AtomicBool::new(false);
+    let sent = AtomicUsize::new(0);
+    let outcomes = stream::iter(fans.iter().cycle())
+        .take_while(|_| futures::future::ready(!done.load(Ordering::SeqCst)))
+        .map(|fan| {
+            let form = fan.with(&[("video_id", video.to_string()), ("action_type", "1".into())]);
+            let sent = &sent;
+            async move {
+                sent.fetch_add(1, Ordering::SeqCst);
+                let (status, body) = app.post_raw("/douyin/favorite/action/", &form).await;
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                match (status, body["status_code"].as_i64()) {
+                    (200, Some(0)) => Some(fan.id),
+                    (503, Some(503))
+                        if body["status_msg"]
+                            .as_str()
+                            .is_some_and(|m| m.contains("unavailable")) =>
+                    {
+                        None
+                    }
+                    _ => panic!("neither acknowledged nor a 503 envelope: HTTP {status} {body}"),
+                }
+            }
+        })
+        .buffer_unordered(4)
+        .collect::<Vec<Option<i64>>>();
+    let chaos = async {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        outage.await;
+        // Held writes finish (acknowledged or refused) within the 5 s timeouts after the return.
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        done.store(true, Ordering::SeqCst);
+    };
+    let (outcomes, ()) = tokio::join!(outcomes, chaos);
+    UnderLoad {
+        unavailable: outcomes.iter().filter(|o| o.is_none()).count(),
+        acked: outcomes.into_iter().flatten().collect(),
+        sent: sent.load(Ordering::SeqCst),
+    }
+}
+
+/// After an outage: a like by each of `fans` is acknowledged again within 30 s (automatic
+/// recovery, no restart of titok).
+async fn writes_recover(app: &TestApp, fans: &[User], video: i64) {
+    for fan in fans {
+        let form = fan.with(&[("video_id", video.to_string()), ("action_type", "1".into())]);
+        let mut last = serde_json::Value::Null;
+        for _ in 0..60 {
+            let (status, body) = app.post_raw("/douyin/favorite/action/", &form).await;
+            if status == 200 && body["status_code"] == 0 {
+                last = serde_json::Value::Null;
+                break;
+            }
+            last = body;
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        assert!(
+            last.is_null(),
+            "writes recover after the outage; last reply {last}"
+        );
+    }
+}
+
+/// Every acknowledged like is in the views, and the counts equal the likers exactly.
+async fn nothing_acknowledged_lost(
+    app: &TestApp,
+    author: &User,
+    fans: &[User],
+    acked: &HashSet<i64>,
+    video: i64,
+) {
+    app.wait_ready().await;
+    let mut likers = 0;
+    for fan in fans {
+        let liked = ids(&app.favorite_list(fan, fan.id).await).contains(&video);
+        if acked.contains(&fan.id) {
+            assert!(liked, "acknowledged like of fan {} lost", fan.id);
+        }
+        likers += i64::from(liked);
+        assert_eq!(
+            app.user_info(fan, fan.id).await["favorite_count"],
+            i64::from(liked),
+            "fan {}'s favorite_count",
+            fan.id
+        );
+    }
+    assert_eq!(
+        app.publish_list(author, author.id).await[0]["favorite_count"],
+        likers,
+        "the video's count equals its likers"
+    );
+    assert_eq!(
+        app.user_info(author, author.id).await["total_favorited"],
+        likers
+    );
+}
 
 #[tokio::test]
 async fn the_query_api_answers_from_mysql_while_redis_is_down_and_uses_redis_again_when_back() {
@@ -73,10 +196,48 @@ async fn the_query_api_answers_from_mysql_while_redis_is_down_and_uses_redis_aga
     );
 }
 
+/// Stop `service` for `down` under a steady like load on `app`, and start it again. When
+/// `must_refuse`, the load must meet 503s: an outage longer than the 5 s the command API waits for
+/// the broker (delivery timeout) or MySQL (pool acquire timeout) fails the writes it held; a
+/// shorter one only delays their acknowledgement. Then writes recover by themselves, nothing
+/// acknowledged is lost, and the counts are exact.
+async fn outage_under_load(
+    app: &TestApp,
+    service: &mut PrivateService,
+    what: &str,
+    down: Duration,
+    must_refuse: bool,
+) {
+    let author = app.register("author", "pw").await;
+    let video = app.publish(&author, "v").await;
+    let mut fans = Vec::new();
+    for i in 0..24 {
+        fans.push(app.register(&format!("fan{i}"), "pw").await);
+    }
+    let (loaded, later) = fans.split_at(20);
+
+    let seen = likes_during(app, loaded, video, async {
+        service.stop();
+        tokio::time::sleep(down).await;
+        service.start().await;
+    })
+    .await;
+    eprintln!("{what} outage under load: {seen:?}");
+
+    assert!(seen.sent > 20, "a steady load: {seen:?}");
+    if must_refuse {
+        assert!(seen.unavailable > 0, "the load met the outage: {seen:?}");
+    }
+    assert!(!seen.acked.is_empty(), "writes were acknowledged around it");
+    writes_recover(app, later, video).await;
+    let mut acked = seen.acked.clone();
+    acked.extend(later.iter().map(|f| f.id));
+    nothing_acknowledged_lost(app, &author, &fans, &acked, video).await;
+}
+
 #[tokio::test]
 async fn the_command_api_answers_503_while_the_broker_is_down_and_loses_nothing_it_acknowledged() {
     needs_real_services!();
-    // Arrange
     let mut broker = PrivateService::tansu().await;
     // tansu 0.6 panics when an idempotent producer from before its restart produces again
     // ("more or less than one row" in its idempotence check) and then refuses all writes; the
@@ -86,76 +247,28 @@ async fn the_command_api_answers_503_while_the_broker_is_down_and_loses_nothing_
         &[("--kafka-brokers", format!("127.0.0.1:{}", broker.port))],
     )
     .await;
-    let author = app.register("author", "pw").await;
-    let video = app.publish(&author, "v").await;
-    let mut fans = Vec::new();
-    for i in 0..8 {
-        fans.push(app.register(&format!("fan{i}"), "pw").await);
-    }
-    let like =
-        |fan: &User| fan.with(&[("video_id", video.to_string()), ("action_type", "1".into())]);
-    let mut acknowledged = Vec::new();
-    for fan in &fans[..4] {
-        app.like(fan, video, 1).await;
-        acknowledged.push(fan.id);
-    }
+    outage_under_load(&app, &mut broker, "broker", Duration::from_secs(8), true).await;
+}
 
-    // Act: the broker stops.
-    broker.stop();
-    let (status, body) = app
-        .post_raw("/douyin/favorite/action/", &like(&fans[4]))
-        .await;
+#[tokio::test]
+async fn writes_answer_503_while_mysql_is_down_under_load_and_nothing_acknowledged_is_lost() {
+    needs_real_services!();
+    let mut mysql = PrivateService::mariadb().await;
+    let app = TestApp::start_with(&["--no-sample"], &[("--mysql-url", mysql.mysql_url())]).await;
+    outage_under_load(&app, &mut mysql, "MySQL", Duration::from_secs(8), true).await;
+}
 
-    // Assert: a clear 503 envelope, not an acknowledgement.
-    assert_eq!(status, 503, "write without a broker: {body}");
-    assert_eq!(body["status_code"], 503, "{body}");
-    assert!(
-        body["status_msg"]
-            .as_str()
-            .unwrap_or_default()
-            .contains("unavailable"),
-        "{body}"
-    );
-
-    // The broker returns: writes are acknowledged again, and every acknowledged like is counted.
-    broker.start().await;
-    for fan in &fans[5..] {
-        let mut last = serde_json::Value::Null;
-        for _ in 0..60 {
-            let (status, body) = app.post_raw("/douyin/favorite/action/", &like(fan)).await;
-            if status == 200 && body["status_code"] == 0 {
-                last = serde_json::Value::Null;
-                break;
-            }
-            last = body;
-            tokio::time::sleep(Duration::from_millis(500)).await;
-        }
-        let log = app.logs();
-        let tail: String = log.lines().rev().take(15).collect::<Vec<_>>().join("\n");
-        assert!(
-            last.is_null(),
-            "writes succeed again once the broker is back; last {last}; log tail:\n{tail}"
-        );
-        acknowledged.push(fan.id);
-    }
-    app.wait_ready().await;
-    let count = app.publish_list(&author, author.id).await[0]["favorite_count"]
-        .as_i64()
-        .unwrap_or(-1);
-    assert_eq!(
-        count,
-        acknowledged.len() as i64,
-        "every acknowledged like, nothing else"
-    );
-    for fan in &fans {
-        let liked = ids(&app.favorite_list(fan, fan.id).await).contains(&video);
-        assert_eq!(
-            liked,
-            acknowledged.contains(&fan.id),
-            "fan {}: liked iff acknowledged",
-            fan.id
-        );
-    }
+#[tokio::test]
+async fn writes_go_on_through_a_redis_outage_under_load_and_nothing_acknowledged_is_lost() {
+    needs_real_services!();
+    // Redis is a cache and a position board: writes go on (or answer 503), counts come from MySQL.
+    let mut redis = PrivateService::redis().await;
+    let app = TestApp::start_with(
+        &["--no-sample"],
+        &[("--redis-url", format!("redis://127.0.0.1:{}", redis.port))],
+    )
+    .await;
+    outage_under_load(&app, &mut redis, "Redis", Duration::from_secs(3), false).await;
 }
 
 #[tokio::test]
