@@ -245,6 +245,12 @@ impl EventLog for KafkaLog {
                 "heartbeat.interval.ms",
                 (self.settings.session_timeout_ms / 3).max(100).to_string(),
             )
+            // Also the rebalance timeout: how long a join waits for members that do not rejoin.
+            // A SIGKILLed member's join slot otherwise stalls the group for librdkafka's default
+            // 300 s on brokers that do not expire it by the session timeout during a rebalance
+            // (tansu). A projection polls at least every few seconds, or its round fails and it
+            // reconnects anyway.
+            .set("max.poll.interval.ms", "20000")
             .set("enable.partition.eof", "false")
             // How long a fetch may wait at the broker when there is nothing new. Brokers answer a
             // waiting fetch as soon as data arrives, but some Kafka-API brokers (tansu) only at the

@@ -153,6 +153,23 @@ pub(crate) async fn parked_keys(
     Ok(keys.into_iter().map(|(k,)| k).collect())
 }
 
+/// How long a partition may stay behind the log without its checkpoint moving, while this
+/// projection's consumer polls nothing, before the consumer rejoins its group.
+const STALL_AFTER: Duration = Duration::from_secs(15);
+
+/// The checkpoints at the last stall check.
+#[derive(Default)]
+struct StallWatch {
+    checked: Option<std::time::Instant>,
+    seen: Vec<i64>,
+}
+
+impl StallWatch {
+    fn due(&self) -> bool {
+        self.checked.is_none_or(|at| at.elapsed() >= STALL_AFTER)
+    }
+}
+
 struct Projection {
     topic: Topic,
     deps: ProjectorDeps,
@@ -221,6 +238,7 @@ impl Projection {
     async fn run(mut self, mut shutdown: watch::Receiver<bool>) {
         let mut backoff = Duration::from_millis(50);
         let mut consumer: Option<Box<dyn LogConsumer>> = None;
+        let mut stall = StallWatch::default();
         while !*shutdown.borrow() {
             let round = async {
                 let source = match consumer.as_mut() {
@@ -229,10 +247,10 @@ impl Projection {
                 };
                 let batch = tokio::select! {
                     batch = source.poll(BATCH, Duration::from_millis(500)) => batch?,
-                    _ = shutdown.changed() => return Ok(()),
+                    _ = shutdown.changed() => return Ok(false),
                 };
                 if batch.is_empty() {
-                    return Ok(());
+                    return Ok(true);
                 }
                 let applied = loop {
                     if let Some(applied) = self.apply(&batch).await? {
@@ -242,10 +260,24 @@ impl Projection {
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 };
                 source.commit(&applied).await?;
-                anyhow::Ok(())
+                anyhow::Ok(false)
             };
             match round.await {
-                Ok(()) => backoff = Duration::from_millis(50),
+                Ok(idle) => {
+                    backoff = Duration::from_millis(50);
+                    if idle && stall.due() {
+                        if let Some(partitions) = self.stalled_partitions(&mut stall).await {
+                            // Nobody is consuming them: on some brokers a consumer-group member
+                            // killed mid-rebalance keeps its partitions. Rejoining forces a new
+                            // assignment without it.
+                            tracing::warn!(projection = self.name, ?partitions, after = ?STALL_AFTER,
+                                "partitions behind the log and not moving; rejoining the consumer group");
+                            metrics::counter!("titok_projector_rejoins_total", "projection" => self.name)
+                                .increment(1);
+                            consumer = None;
+                        }
+                    }
+                }
                 Err(err) => {
                     // Start over from the stored checkpoints: nothing is skipped, repeats are ignored.
                     consumer = None;
@@ -256,6 +288,24 @@ impl Projection {
             }
         }
         tracing::info!(projection = self.name, "projection stopped");
+    }
+
+    /// Partitions that are behind the acknowledged end and whose checkpoint did not move since the
+    /// previous check ([`STALL_AFTER`] ago), seen while this consumer had nothing to poll.
+    async fn stalled_partitions(&self, stall: &mut StallWatch) -> Option<Vec<u32>> {
+        let ends = self.deps.positions.acked_ends(&[self.topic]).await.ok()?;
+        let applied = self.checkpoints().await.ok()?;
+        let previous = std::mem::replace(&mut stall.seen, applied.clone());
+        stall.checked = Some(std::time::Instant::now());
+        let stuck: Vec<u32> = ends
+            .iter()
+            .filter(|end| {
+                let at = applied.get(end.partition as usize).copied().unwrap_or(0);
+                end.offset > at && previous.get(end.partition as usize) == Some(&at)
+            })
+            .map(|end| end.partition)
+            .collect();
+        (!stuck.is_empty()).then_some(stuck)
     }
 
     /// Fold one batch; returns the `(partition, next offset)` pairs now applied, or `None` (and

@@ -177,6 +177,13 @@ impl TestApp {
         format!("{}{}", self.base, path)
     }
 
+    /// GET a plain-text page (e.g. `/metrics`), asserting HTTP 200.
+    pub async fn get_text(&self, path: &str) -> String {
+        let resp = self.client.get(self.url(path)).send().await.expect("GET");
+        assert_eq!(resp.status(), 200, "GET {path}");
+        resp.text().await.expect("text")
+    }
+
     /// GET with query parameters; returns (HTTP status, JSON body).
     pub async fn get_raw(&self, path: &str, query: &[(&str, String)]) -> (u16, Value) {
         let resp = self

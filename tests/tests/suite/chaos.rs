@@ -532,10 +532,39 @@ async fn projectors_killed_20_times_under_mixed_load_leave_views_and_counters_eq
         if status == 200 {
             break;
         }
-        assert!(
-            started.elapsed() < Duration::from_secs(180),
-            "projectors did not catch up within 180 s of the last kill: {body}"
-        );
+        if started.elapsed() > Duration::from_secs(180) {
+            let mut report = String::new();
+            for p in &projectors {
+                let metrics = p.get_text("/metrics").await;
+                let lag: Vec<&str> = metrics
+                    .lines()
+                    .filter(|l| l.starts_with("titok_projector_lag_events"))
+                    .collect();
+                let log = p.logs();
+                if let Ok(dir) = std::env::var("TITOK_TEST_KEEP_LOGS") {
+                    let _ = std::fs::write(format!("{dir}/projector-{}.log", report.len()), &log);
+                }
+                let tail: Vec<&str> = log.lines().rev().take(40).collect();
+                report += &format!("\n--- projector {}: {lag:?}\n{}", p.base, tail.join("\n"));
+            }
+            let namespace = cluster.arg("--namespace").expect("namespace").to_owned();
+            let ends = titok_infra::log::EventLog::end_offsets(
+                &kafka_log(&namespace).await,
+                &titok_events::Topic::ALL,
+            )
+            .await;
+            let pool = titok_infra::store::mysql_any(cluster.arg("--mysql-url").expect("mysql"), 1)
+                .await
+                .expect("mysql");
+            let applied: Vec<(String, i64, i64)> = sqlx::query_as(
+                "SELECT projection, part, next_offset FROM projection_offsets ORDER BY projection, part",
+            )
+            .fetch_all(&pool)
+            .await
+            .expect("checkpoints");
+            report += &format!("\n--- log ends {ends:?}\n--- applied {applied:?}");
+            panic!("projectors did not catch up within 180 s of the last kill: {body}{report}");
+        }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     eprintln!("caught up {:?} after the last kill", started.elapsed());

@@ -3,14 +3,7 @@
 use titok_tests::*;
 
 async fn metrics_text(app: &TestApp) -> String {
-    let resp = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .expect("metrics");
-    assert_eq!(resp.status(), 200);
-    resp.text().await.expect("text")
+    app.get_text("/metrics").await
 }
 
 #[tokio::test]
