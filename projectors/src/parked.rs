@@ -22,7 +22,7 @@ use titok_events::Topic;
 use titok_infra::log::LogRecord;
 use titok_infra::store::{Tables, ViewStore};
 
-use crate::runtime::{decode_checked, projection_name};
+use crate::runtime::{decode_checked, parked_keys, projection_name};
 use crate::views::Touched;
 
 /// One parked record, as `titok parked list` shows it.
@@ -101,15 +101,8 @@ pub async fn drop_event(
     partition: i64,
     offset: i64,
 ) -> anyhow::Result<bool> {
-    let done = sqlx::query(
-        "DELETE FROM parked_events WHERE projection = ? AND part = ? AND log_offset = ?",
-    )
-    .bind(projection)
-    .bind(partition)
-    .bind(offset)
-    .execute(&store.write)
-    .await?;
-    Ok(done.rows_affected() > 0)
+    let mut conn = store.write.acquire().await?;
+    Ok(unpark(&mut conn, projection, partition, offset, None).await? > 0)
 }
 
 /// Apply parked records again (of one projection or all; of one key or all), oldest first per key.
@@ -124,14 +117,8 @@ pub async fn retry(
         if projection.is_some_and(|p| p != name) {
             continue;
         }
-        let keys: Vec<(String,)> = sqlx::query_as(
-            "SELECT DISTINCT event_key FROM parked_events WHERE projection = ? AND topic = ?",
-        )
-        .bind(name)
-        .bind(topic.name())
-        .fetch_all(&store.read)
-        .await?;
-        for (k,) in keys {
+        let keys = parked_keys(&mut *store.read.acquire().await?, name, topic).await?;
+        for k in keys {
             if key.is_some_and(|wanted| wanted != k) {
                 continue;
             }
@@ -205,14 +192,15 @@ async fn retry_key(
     Ok(())
 }
 
-/// Remove a retried record from the parked set, or (with a reason) record why it still fails.
+/// Remove a record from the parked set, or (with a reason) record why it still fails; the number
+/// of rows changed.
 async fn unpark(
     conn: &mut AnyConnection,
     projection: &str,
     partition: i64,
     offset: i64,
     still_failing: Option<&str>,
-) -> Result<(), sqlx::Error> {
+) -> Result<u64, sqlx::Error> {
     let query = match still_failing {
         None => sqlx::query(
             "DELETE FROM parked_events WHERE projection = ? AND part = ? AND log_offset = ?",
@@ -222,11 +210,11 @@ async fn unpark(
         )
         .bind(reason),
     };
-    query
+    let done = query
         .bind(projection)
         .bind(partition)
         .bind(offset)
         .execute(conn)
         .await?;
-    Ok(())
+    Ok(done.rows_affected())
 }
