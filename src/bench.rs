@@ -63,6 +63,7 @@ pub struct BenchArgs {
     pub soak_max_lag_ms: f64,
 }
 
+#[derive(Clone)]
 struct Size {
     users: usize,
     videos: usize,
@@ -283,13 +284,15 @@ pub async fn run(args: BenchArgs, config: Config) -> anyhow::Result<()> {
     wait_caught_up(&client, &base).await?;
     let projection_s = load_started.elapsed().as_secs_f64();
     let projection_rate = total_events as f64 / projection_s;
-    let raw_rate = raw_insert_rate(&deps.store, (total_events as usize).min(200_000)).await?;
     eprintln!("bench: appended in {appended:.1} s, projected in {projection_s:.1} s");
     if let Some(minutes) = args.soak {
         let verdict = soak(&client, &base, &viewers, &size, minutes, &args).await;
         running.stop().await?;
         return verdict;
     }
+    eprintln!("bench: raw inserts of the views' rows");
+    let raw = crate::bench_fold::raw_same_rows(&deps.store).await?;
+    let narrow_rate = raw_insert_rate(&deps.store, (total_events as usize).min(200_000)).await?;
 
     // Replay: rebuild every view from the log.
     eprintln!("bench: replay (rebuild all)");
@@ -308,24 +311,66 @@ pub async fn run(args: BenchArgs, config: Config) -> anyhow::Result<()> {
         replay_s += report.seconds;
     }
     let replay_rate = replayed as f64 / replay_s.max(1e-9);
+    // Both against the time the database takes for the rows the views end with.
+    let projection_vs_raw = raw.seconds / projection_s.max(1e-9);
+    let replay_vs_raw = raw.seconds * (replayed as f64 / total_events as f64) / replay_s.max(1e-9);
     results.insert("projection_events_per_s", json!(projection_rate.round()));
-    results.insert("raw_insert_rows_per_s", json!(raw_rate.round()));
-    results.insert(
-        "projection_vs_raw",
-        json!(round3(projection_rate / raw_rate)),
-    );
+    results.insert("projection_seconds", json!(round3(projection_s)));
+    results.insert("raw_insert_rows", json!(raw.rows));
+    results.insert("raw_insert_seconds", json!(round3(raw.seconds)));
+    results.insert("raw_insert_rows_per_s", json!(raw.rows_per_s().round()));
+    results.insert("raw_insert_rows_per_s_narrow", json!(narrow_rate.round()));
+    results.insert("projection_vs_raw", json!(round3(projection_vs_raw)));
     results.insert("replay_events_per_s", json!(replay_rate.round()));
+    results.insert("replay_seconds", json!(round3(replay_s)));
+    results.insert("replay_vs_raw", json!(round3(replay_vs_raw)));
+    rows.push([
+        "projection: events/s; time vs raw inserts of the views' rows".into(),
+        format!("{projection_rate:.0} ev/s in {projection_s:.1} s"),
+        format!("{} rows in {:.1} s", raw.rows, raw.seconds),
+        format!("{projection_vs_raw:.2}×"),
+        "≥ 0.5× raw".into(),
+    ]);
+    rows.push([
+        "replay / rebuild: events/s; time vs raw inserts".into(),
+        format!("{replay_rate:.0} ev/s in {replay_s:.1} s"),
+        format!("{:.1} s", raw.seconds),
+        format!("{replay_vs_raw:.2}×"),
+        "≥ 0.5× raw".into(),
+    ]);
     rows.push(row(
-        "projection (events/s into views + counters)",
+        "projection vs the old narrow baseline (3-column table, rows/s)",
         projection_rate,
-        raw_rate,
-        "≥ 0.5× raw multi-row insert rows/s",
-    ));
-    rows.push(row(
-        "replay / rebuild (events/s)",
-        replay_rate,
-        raw_rate,
+        narrow_rate,
         "reported",
+    ));
+
+    // Hot key: 90 % of the likes on one video, beside the same number spread uniformly.
+    eprintln!("bench: hot-key storm");
+    let storm = (size.likes / 5).max(2_000);
+    let vids = size.videos as i64;
+    let uniform_rate = timed_projection(
+        &deps,
+        &client,
+        &base,
+        crate::bench_fold::like_storm(storm, vids, VIDEO_BASE, false, 1),
+    )
+    .await?;
+    let hot_rate = timed_projection(
+        &deps,
+        &client,
+        &base,
+        crate::bench_fold::like_storm(storm, vids, VIDEO_BASE, true, 2),
+    )
+    .await?;
+    results.insert("hot_key_events_per_s", json!(hot_rate.round()));
+    results.insert("uniform_likes_events_per_s", json!(uniform_rate.round()));
+    results.insert("hot_key_vs_uniform", json!(round3(hot_rate / uniform_rate)));
+    rows.push(row(
+        &format!("hot key: {storm} likes, 90 % on one video vs uniform (events/s)"),
+        hot_rate,
+        uniform_rate,
+        "within 20 %",
     ));
 
     let baseline = Baseline::start(&deps.store, &config).await?;
@@ -532,23 +577,87 @@ pub async fn run(args: BenchArgs, config: Config) -> anyhow::Result<()> {
         "0".into(),
     ]);
 
-    // 5. End-to-end lag under a steady write load.
-    eprintln!("bench: lag at {} writes/s", size.rate);
-    let (lag, plain, _) = lag_phase(&client, &base, &viewers, &size).await;
-    results.insert("lag_p50_ms", json!(ms(&lag, 0.5)));
-    results.insert("lag_p99_ms", json!(ms(&lag, 0.99)));
-    results.insert("plain_read_p50_ms", json!(ms(&plain, 0.5)));
-    results.insert(
-        "consistency_wait_extra_p50_ms",
-        json!(ms(&lag, 0.5) - ms(&plain, 0.5)),
-    );
-    results.insert("lag_write_rate", json!(size.rate));
+    // 5. End-to-end lag under a steady write load: the configured rate, a light load (200/s),
+    // and (full runs) a sweep for the highest rate at which p99 stays within 50 ms. The load
+    // generator runs in this process, on the same cores as the server.
+    eprintln!("bench: log floor (append → consume)");
+    let floor = crate::bench_fold::log_floor(deps.log.as_ref(), 200).await?;
+    let mut floor_h = histogram();
+    for ms in &floor {
+        let _ = floor_h.record((ms * 1000.0).max(1.0) as u64);
+    }
+    let floor_p50 = ms(&floor_h, 0.5);
+    results.insert("broker_floor_p50_ms", json!(floor_p50));
+    results.insert("broker_floor_p99_ms", json!(ms(&floor_h, 0.99)));
+    let mut rates = vec![size.rate];
+    if !args.quick {
+        rates.extend([200, 1_000, 2_000, 10_000]);
+    } else if size.rate != 200 {
+        rates.push(200);
+    }
+    rates.sort_unstable();
+    rates.dedup();
+    let mut sweep = Vec::new();
+    for rate in rates {
+        eprintln!("bench: lag at {rate} writes/s");
+        let at = Size {
+            rate,
+            ..size.clone()
+        };
+        let (lag, plain, outcome) = lag_phase(&client, &base, &viewers, &at).await;
+        let failed = outcome.failed.load(Ordering::Relaxed);
+        anyhow::ensure!(
+            failed == 0,
+            "{failed} writes failed during the lag phase at {rate}/s"
+        );
+        sweep.push(
+            json!({"rate": rate, "lag_p50_ms": ms(&lag, 0.5), "lag_p99_ms": ms(&lag, 0.99),
+            "plain_read_p50_ms": ms(&plain, 0.5), "samples": lag.len(),
+            "skipped": outcome.skipped.load(Ordering::Relaxed)}),
+        );
+        if rate == 200 {
+            results.insert("light_lag_p50_ms", json!(ms(&lag, 0.5)));
+            results.insert("light_plain_read_p50_ms", json!(ms(&plain, 0.5)));
+            rows.push([
+                "ack → visible at 200 writes/s: p50 ms; plain read p50".into(),
+                format!("{:.2}; plain {:.2}", ms(&lag, 0.5), ms(&plain, 0.5)),
+                format!("log floor p50 {floor_p50:.2}"),
+                format!("{:.2}× floor", ms(&lag, 0.5) / floor_p50.max(1e-9)),
+                "≤ 5 ms embedded, ≤ 3× floor".into(),
+            ]);
+        }
+        if rate == size.rate {
+            results.insert("lag_p50_ms", json!(ms(&lag, 0.5)));
+            results.insert("lag_p99_ms", json!(ms(&lag, 0.99)));
+            results.insert("plain_read_p50_ms", json!(ms(&plain, 0.5)));
+            results.insert(
+                "consistency_wait_extra_p50_ms",
+                json!(ms(&lag, 0.5) - ms(&plain, 0.5)),
+            );
+            results.insert("lag_write_rate", json!(size.rate));
+            rows.push([
+                format!("ack → visible at {} writes/s: p50 / p99 ms", size.rate),
+                format!("{:.1} / {:.1}", ms(&lag, 0.5), ms(&lag, 0.99)),
+                format!("plain read p50 {:.2}", ms(&plain, 0.5)),
+                "—".into(),
+                "p99 ≤ 50 ms at 5,000 events/s".into(),
+            ]);
+        }
+    }
+    let max_ok = sweep
+        .iter()
+        .filter(|p| p["lag_p99_ms"].as_f64().is_some_and(|v| v <= 50.0))
+        .filter_map(|p| p["rate"].as_u64())
+        .max()
+        .unwrap_or(0);
+    results.insert("max_rate_lag_p99_50ms", json!(max_ok));
+    results.insert("lag_sweep", json!(sweep));
     rows.push([
-        format!("ack → visible at {} writes/s: p50 / p99 ms", size.rate),
-        format!("{:.1} / {:.1}", ms(&lag, 0.5), ms(&lag, 0.99)),
-        format!("plain read p50 {:.2}", ms(&plain, 0.5)),
+        "highest write rate with ack → visible p99 ≤ 50 ms (of those run)".into(),
+        format!("{max_ok}/s"),
         "—".into(),
-        "p99 ≤ 50 ms at 5,000 events/s".into(),
+        "—".into(),
+        "reported".into(),
     ]);
     eprintln!("bench: scale-out");
     match scale_out(&config, &size).await? {
@@ -823,6 +932,30 @@ fn dataset(size: &Size, viewers: &[Viewer]) -> Vec<Envelope> {
 static VIDEOS: AtomicU64 = AtomicU64::new(1);
 fn videos() -> u64 {
     VIDEOS.load(Ordering::Relaxed).max(1)
+}
+
+/// Append `events` through the log and time until the projections have applied them; events/s.
+async fn timed_projection(
+    deps: &titok_projectors::ProjectorDeps,
+    client: &reqwest::Client,
+    base: &str,
+    events: Vec<Envelope>,
+) -> anyhow::Result<f64> {
+    let started = Instant::now();
+    for chunk in events.chunks(2000) {
+        deps.log
+            .append(chunk)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+    }
+    let ends = deps
+        .log
+        .end_offsets(&titok_events::Topic::ALL)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    deps.positions.record_acked(&ends).await?;
+    wait_caught_up(client, base).await?;
+    Ok(events.len() as f64 / started.elapsed().as_secs_f64())
 }
 
 async fn wait_caught_up(client: &reqwest::Client, base: &str) -> anyhow::Result<()> {

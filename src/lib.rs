@@ -29,6 +29,7 @@ pub const DEMO_USERNAME: &str = "titok-demo";
 
 mod backends;
 pub mod bench;
+mod bench_fold;
 pub mod parked;
 pub use backends::Backends;
 mod readiness;

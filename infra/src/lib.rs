@@ -28,7 +28,6 @@ pub mod log;
 pub mod openapi;
 pub mod progress;
 pub mod redis_store;
-pub mod stats;
 pub mod store;
 pub mod telemetry;
 

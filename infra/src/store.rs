@@ -72,44 +72,6 @@ impl Dialect {
     }
 }
 
-/// Where folds write: the live view tables, or a rebuild's shadow copies named `<prefix><table>`.
-/// Table names in fold SQL come only from [`Tables::name`] with literal base names, never from input.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Tables {
-    pub dialect: Dialect,
-    prefix: String,
-}
-
-impl Tables {
-    /// The tables the query API reads.
-    pub fn live(dialect: Dialect) -> Tables {
-        Tables {
-            dialect,
-            prefix: String::new(),
-        }
-    }
-
-    /// Shadow tables of a rebuild (`prefix` is `[a-z0-9_]+`, made by the rebuild itself).
-    pub fn shadow(dialect: Dialect, prefix: &str) -> Tables {
-        debug_assert!(prefix
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_'));
-        Tables {
-            dialect,
-            prefix: prefix.to_owned(),
-        }
-    }
-
-    /// The actual name of view table `base`.
-    pub fn name(&self, base: &str) -> String {
-        format!("{}{base}", self.prefix)
-    }
-
-    pub fn prefix(&self) -> &str {
-        &self.prefix
-    }
-}
-
 fn install_drivers() {
     static ONCE: Once = Once::new();
     ONCE.call_once(sqlx::any::install_default_drivers);

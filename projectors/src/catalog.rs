@@ -13,6 +13,7 @@
 use std::collections::BTreeSet;
 
 use titok_events::Topic;
+use titok_views::ViewTable;
 
 /// One projection.
 #[derive(Debug, PartialEq, Eq)]
@@ -20,8 +21,8 @@ pub struct View {
     pub projection: &'static str,
     pub topic: Topic,
     pub version: i64,
-    /// The view tables it writes (see `titok_schemas::views`).
-    pub tables: &'static [&'static str],
+    /// The view tables it writes.
+    pub tables: &'static [ViewTable],
 }
 
 pub static VIEWS: [View; 6] = [
@@ -29,37 +30,45 @@ pub static VIEWS: [View; 6] = [
         projection: "users",
         topic: Topic::Users,
         version: 1,
-        tables: &["users", "user_stats"],
+        tables: &[ViewTable::Users, ViewTable::UserStats],
     },
     View {
         projection: "videos",
         topic: Topic::Videos,
         version: 1,
-        tables: &["videos", "video_stats", "user_stats"],
+        tables: &[
+            ViewTable::Videos,
+            ViewTable::VideoStats,
+            ViewTable::UserStats,
+        ],
     },
     View {
         projection: "favorites",
         topic: Topic::Favorites,
         version: 1,
-        tables: &["favorites", "video_stats", "user_stats"],
+        tables: &[
+            ViewTable::Favorites,
+            ViewTable::VideoStats,
+            ViewTable::UserStats,
+        ],
     },
     View {
         projection: "comments",
         topic: Topic::Comments,
         version: 1,
-        tables: &["comments", "video_stats"],
+        tables: &[ViewTable::Comments, ViewTable::VideoStats],
     },
     View {
         projection: "relations",
         topic: Topic::Relations,
         version: 1,
-        tables: &["follows", "friends", "user_stats"],
+        tables: &[ViewTable::Follows, ViewTable::Friends, ViewTable::UserStats],
     },
     View {
         projection: "messages",
         topic: Topic::Messages,
         version: 1,
-        tables: &["messages", "latest_messages"],
+        tables: &[ViewTable::Messages, ViewTable::LatestMessages],
     },
 ];
 
@@ -111,7 +120,7 @@ pub fn group_of(view: &View) -> Vec<&'static View> {
 }
 
 /// Every table a group writes, each once.
-pub fn tables_of(group: &[&View]) -> BTreeSet<&'static str> {
+pub fn tables_of(group: &[&View]) -> BTreeSet<ViewTable> {
     group
         .iter()
         .flat_map(|v| v.tables.iter().copied())
@@ -139,11 +148,9 @@ mod tests {
     }
 
     #[test]
-    fn every_table_has_ddl_and_every_topic_a_projection() {
-        for view in &VIEWS {
-            for table in view.tables {
-                assert!(titok_schemas::views::view_table(table).is_some(), "{table}");
-            }
+    fn every_table_is_written_by_a_projection_and_every_topic_has_one() {
+        for table in ViewTable::ALL {
+            assert!(VIEWS.iter().any(|v| v.tables.contains(&table)), "{table}");
         }
         for topic in Topic::ALL {
             assert_eq!(view_of(topic).topic, topic);

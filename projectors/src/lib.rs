@@ -14,7 +14,8 @@
 //!
 //! [`runtime`] consumes in batches and commits the view rows together with the
 //! `(projection, topic, partition, next_offset)` checkpoint, so each event takes effect exactly
-//! once however often it is delivered; [`views`] holds the fold of each event type; [`catalog`]
+//! once however often it is delivered — the fold itself (each batch's net effect in a few
+//! multi-row statements) lives with the rest of the view SQL in `titok-views`; [`catalog`]
 //! the projection versions and the tables each writes; [`rebuild`] replays the log into fresh
 //! tables and swaps them in while the live views keep serving; [`parked`] lists, drops and retries
 //! the records a projection could not apply.
@@ -23,6 +24,8 @@ pub mod catalog;
 pub mod parked;
 pub mod rebuild;
 pub mod runtime;
-pub mod views;
 
 pub use runtime::{spawn_all, ProjectorDeps};
+
+#[cfg(test)]
+mod fold_property;

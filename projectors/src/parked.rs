@@ -20,10 +20,11 @@ use serde::Serialize;
 use sqlx::AnyConnection;
 use titok_events::Topic;
 use titok_infra::log::LogRecord;
-use titok_infra::store::{Tables, ViewStore};
+use titok_infra::store::ViewStore;
+use titok_views::Tables;
 
 use crate::runtime::{decode_checked, parked_keys, projection_name};
-use crate::views::Touched;
+use titok_views::fold::{fold_batch, FoldSql, Touched};
 
 /// One parked record, as `titok parked list` shows it.
 #[derive(Debug, Clone, Serialize)]
@@ -154,8 +155,9 @@ async fn retry_key(
     .bind(key)
     .fetch_all(&mut *tx)
     .await?;
-    let tables = Tables::live(store.dialect);
+    let sql = FoldSql::new(Tables::live(store.dialect));
     let mut touched = Touched::default();
+    let mut events = Vec::new();
     let mut remaining = rows.len();
     for (_, _, partition, offset, event_key, _, payload, _) in rows {
         let rec = LogRecord {
@@ -167,7 +169,7 @@ async fn retry_key(
         };
         match decode_checked(&rec) {
             Ok(event) => {
-                crate::views::fold(&mut tx, &tables, &event, &mut touched).await?;
+                events.push(event);
                 unpark(&mut tx, name, partition, offset, None).await?;
                 report.applied += 1;
                 remaining -= 1;
@@ -178,11 +180,14 @@ async fn retry_key(
             }
         }
     }
+    // The key's records in order up to the first that still fails, as one batch.
+    fold_batch(&mut tx, &sql, &events, &mut touched).await?;
     report.still_parked += remaining;
     if remaining == 0 {
         report.keys_released += 1;
     }
-    if report.applied > 0 {
+    // Only a key that applied something changes the views (`report.applied` counts every key).
+    if !events.is_empty() {
         sqlx::query("UPDATE projection_meta SET generation = generation + 1 WHERE projection = ?")
             .bind(name)
             .execute(&mut *tx)

@@ -24,18 +24,18 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use std::io::IsTerminal;
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
 use sqlx::AnyConnection;
 use titok_infra::counters::Counters;
 use titok_infra::log::LogConsumer;
-use titok_infra::stats::{user_stats_page, video_stats_page};
-use titok_infra::store::{Dialect, Tables, ViewStore};
+use titok_infra::store::{Dialect, ViewStore};
+use titok_views::fold::Touched;
+use titok_views::stats::{user_stats_page, video_stats_page};
+use titok_views::{Tables, ViewTable};
 use tokio::sync::watch;
 
 use crate::catalog::{self, View};
 use crate::runtime::{Folder, ProjectorDeps, BATCH};
-use crate::views::Touched;
 
 /// By default the rebuild pauses the live projections once the shadow is this close to the log's
 /// end (`titok rebuild --pause-within`).
@@ -172,12 +172,10 @@ pub async fn prepare(
 async fn create_tables(
     store: &ViewStore,
     tables: &Tables,
-    bases: &BTreeSet<&'static str>,
+    bases: &BTreeSet<ViewTable>,
 ) -> anyhow::Result<()> {
-    for base in bases {
-        let table = titok_schemas::views::view_table(base)
-            .with_context(|| format!("no DDL for view table {base}"))?;
-        for statement in table.create(tables.dialect == Dialect::MySql, &tables.name(base)) {
+    for &base in bases {
+        for statement in base.create(tables.dialect == Dialect::MySql, &tables.name(base)) {
             sqlx::query(&statement).execute(&store.write).await?;
         }
     }
@@ -208,8 +206,7 @@ impl Stream {
         let mut next = self.next.clone();
         let mut touched = Touched::default();
         let mut parked = HashSet::new();
-        let mut folded = 0;
-        let mut tx = store.write.begin().await?;
+        let mut fresh = Vec::with_capacity(batch.len());
         for rec in &batch {
             let p = rec.partition as usize;
             let Some(slot) = next.get_mut(p) else {
@@ -218,12 +215,14 @@ impl Stream {
             if rec.offset < *slot || limit.is_some_and(|l| rec.offset >= l[p]) {
                 continue;
             }
-            self.folder
-                .fold_one(&mut tx, rec, &mut touched, &mut parked)
-                .await?;
             *slot = rec.offset + 1;
-            folded += 1;
+            fresh.push(rec);
         }
+        let folded = fresh.len() as u64;
+        let mut tx = store.write.begin().await?;
+        self.folder
+            .fold_records(&mut tx, &fresh, &mut touched, &mut parked)
+            .await?;
         tx.commit().await?;
         self.next = next;
         self.folder.parked_keys.extend(parked);
@@ -296,7 +295,7 @@ pub async fn rebuild(
             // Leave the live views as they were: release the lease, drop the shadow.
             let _ = release(store, group).await;
             for base in &bases {
-                let _ = drop_table(store, &shadow.name(base)).await;
+                let _ = drop_table(store, &shadow.name(*base)).await;
             }
             let _ = drop_table(store, &format!("{prefix}parked_events")).await;
             progress.abandon();
@@ -425,11 +424,11 @@ async fn swap(
     store: &ViewStore,
     group: &[&'static View],
     prefix: &str,
-    bases: &BTreeSet<&'static str>,
+    bases: &BTreeSet<ViewTable>,
     streams: &[Stream],
 ) -> anyhow::Result<()> {
-    for counters in ["user_stats", "video_stats"] {
-        if bases.contains(counters) && table_exists(store, counters).await? {
+    for counters in [ViewTable::UserStats, ViewTable::VideoStats] {
+        if bases.contains(&counters) && table_exists(store, counters.name()).await? {
             let (max,): (i64,) =
                 sqlx::query_as(&format!("SELECT COALESCE(MAX(version), 0) FROM {counters}"))
                     .fetch_one(&store.write)
@@ -444,7 +443,7 @@ async fn swap(
     }
     let mut present = Vec::new();
     for base in bases {
-        present.push((*base, table_exists(store, base).await?));
+        present.push((*base, table_exists(store, base.name()).await?));
     }
     match store.dialect {
         Dialect::Sqlite => {

@@ -26,15 +26,19 @@ use titok_events::{Envelope, Topic};
 use titok_infra::counters::{Counters, CountersError, UserCounts, Versioned, VideoCounts};
 use titok_infra::log::{EventLog, LogConsumer, LogRecord};
 use titok_infra::progress::Positions;
-use titok_infra::stats::{user_stats, video_stats};
-use titok_infra::store::{Tables, ViewStore};
+use titok_infra::store::ViewStore;
+use titok_views::fold::{fold_batch, FoldSql, Touched};
+use titok_views::stats::{user_stats, video_stats};
+use titok_views::Tables;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::views::{self, Touched};
+/// Most records per round. A projection that is caught up polls what arrived since its last round
+/// (a few records); one that is behind folds this many at once, in one transaction.
+pub const BATCH: usize = 20_000;
 
-/// Most records per round.
-pub const BATCH: usize = 1000;
+/// Counter rows read back per query after a batch.
+const READ_BACK: usize = 5_000;
 
 /// What every projection needs.
 #[derive(Clone)]
@@ -72,7 +76,7 @@ pub async fn spawn_all(
 /// parking what cannot be applied.
 pub(crate) struct Folder {
     pub name: &'static str,
-    pub tables: Tables,
+    pub sql: FoldSql,
     /// Keys with a parked event: their later events are parked too.
     pub parked_keys: HashSet<String>,
 }
@@ -81,44 +85,51 @@ impl Folder {
     pub(crate) fn new(topic: Topic, tables: Tables) -> Folder {
         Folder {
             name: projection_name(topic),
-            tables,
+            sql: FoldSql::new(tables),
             parked_keys: HashSet::new(),
         }
     }
 
-    /// Fold one record inside the caller's transaction. Keys parked here go to `parked` (the caller
-    /// adds them to `parked_keys` once the transaction commits).
-    pub(crate) async fn fold_one(
+    /// Fold records (in log order) inside the caller's transaction as one batch: decode each,
+    /// park what cannot be applied (and every later record of a parked key), fold the rest with
+    /// [`fold_batch`]. Keys parked here go to `parked` (the caller adds them to `parked_keys`
+    /// once the transaction commits).
+    pub(crate) async fn fold_records(
         &self,
         conn: &mut AnyConnection,
-        rec: &LogRecord,
+        records: &[&LogRecord],
         touched: &mut Touched,
         parked: &mut HashSet<String>,
     ) -> anyhow::Result<()> {
-        let blocked = self.parked_keys.contains(&rec.key) || parked.contains(&rec.key);
-        let outcome = if blocked {
-            Err("an earlier event of this key is parked".to_owned())
-        } else {
-            decode_checked(rec)
-        };
-        match outcome {
-            Ok(event) => {
-                tracing::debug!(projection = self.name, event_id = %event.event_id,
-                    trace_id = event.trace_id.as_deref().unwrap_or(""), partition = rec.partition,
-                    offset = rec.offset, "event applied");
-                let at = event.occurred_at.timestamp_millis();
-                touched.newest_event_ms = Some(touched.newest_event_ms.map_or(at, |t| t.max(at)));
-                views::fold(conn, &self.tables, &event, touched).await?
-            }
-            Err(reason) => {
-                park(conn, &self.tables, self.name, rec, &reason).await?;
-                if self.tables.prefix().is_empty() {
-                    tracing::warn!(projection = self.name, topic = %rec.topic, partition = rec.partition,
-                        offset = rec.offset, key = rec.key, reason, "event parked");
+        let mut events = Vec::with_capacity(records.len());
+        for rec in records {
+            let blocked = self.parked_keys.contains(&rec.key) || parked.contains(&rec.key);
+            let outcome = if blocked {
+                Err("an earlier event of this key is parked".to_owned())
+            } else {
+                decode_checked(rec)
+            };
+            match outcome {
+                Ok(event) => {
+                    tracing::debug!(projection = self.name, event_id = %event.event_id,
+                        trace_id = event.trace_id.as_deref().unwrap_or(""), partition = rec.partition,
+                        offset = rec.offset, "event applied");
+                    let at = event.occurred_at.timestamp_millis();
+                    touched.newest_event_ms =
+                        Some(touched.newest_event_ms.map_or(at, |t| t.max(at)));
+                    events.push(event);
                 }
-                parked.insert(rec.key.clone());
+                Err(reason) => {
+                    park(conn, self.sql.tables(), self.name, rec, &reason).await?;
+                    if self.sql.tables().is_live() {
+                        tracing::warn!(projection = self.name, topic = %rec.topic, partition = rec.partition,
+                            offset = rec.offset, key = rec.key, reason, "event parked");
+                    }
+                    parked.insert(rec.key.clone());
+                }
             }
         }
+        fold_batch(conn, &self.sql, &events, touched).await?;
         Ok(())
     }
 }
@@ -341,6 +352,7 @@ impl Projection {
         let mut touched = Touched::default();
         let mut advanced = BTreeMap::new();
         let mut parked = HashSet::new();
+        let mut fresh = Vec::with_capacity(batch.len());
         for rec in batch {
             let slot = next.entry(rec.partition).or_insert(0);
             if rec.offset < *slot {
@@ -348,10 +360,11 @@ impl Projection {
             }
             *slot = rec.offset + 1;
             advanced.insert(rec.partition, rec.offset + 1);
-            self.folder
-                .fold_one(&mut tx, rec, &mut touched, &mut parked)
-                .await?;
+            fresh.push(rec);
         }
+        self.folder
+            .fold_records(&mut tx, &fresh, &mut touched, &mut parked)
+            .await?;
         for (partition, offset) in &advanced {
             sqlx::query("UPDATE projection_offsets SET next_offset = ? WHERE projection = ? AND topic = ? AND part = ?")
                 .bind(offset)
@@ -363,8 +376,14 @@ impl Projection {
         }
         let users: Vec<i64> = touched.users.iter().copied().collect();
         let videos: Vec<i64> = touched.videos.iter().copied().collect();
-        let user_rows: Vec<_> = user_stats(&mut *tx, &users).await?.into_iter().collect();
-        let video_rows: Vec<_> = video_stats(&mut *tx, &videos).await?.into_iter().collect();
+        let mut user_rows = Vec::with_capacity(users.len());
+        for chunk in users.chunks(READ_BACK) {
+            user_rows.extend(user_stats(&mut *tx, chunk).await?);
+        }
+        let mut video_rows = Vec::with_capacity(videos.len());
+        for chunk in videos.chunks(READ_BACK) {
+            video_rows.extend(video_stats(&mut *tx, chunk).await?);
+        }
         tx.commit().await?;
 
         if !parked.is_empty() {
@@ -453,7 +472,7 @@ async fn park(
     sqlx::query(&format!(
         "INSERT INTO {} (projection, topic, part, log_offset, event_key, reason, payload, parked_ms) \
          VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        tables.name("parked_events")
+        tables.parked_events()
     ))
     .bind(projection)
     .bind(rec.topic.name())

@@ -9,7 +9,7 @@ use std::collections::{HashMap, HashSet};
 
 use titok_infra::counters::{CountersError, UserCounts, VideoCounts};
 use titok_infra::http::ApiError;
-use titok_infra::stats::{select_in, user_stats, video_stats};
+use titok_views::stats::{select_in, user_stats, video_stats};
 
 use crate::model::{User, Video};
 use crate::QueryState;

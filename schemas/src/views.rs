@@ -7,26 +7,65 @@
 //! namespace. Both dialects have the same columns and indexes; column names avoid MySQL reserved
 //! words so the queries are shared.
 
-/// One view table in both dialects.
-#[derive(Debug)]
-pub struct ViewTable {
-    /// The live name.
-    pub name: &'static str,
-    sqlite: &'static [&'static str],
-    mysql: &'static [&'static str],
+/// A view table. Every statement over the views names its tables through this enum (shadow tables
+/// of a rebuild add a prefix to [`ViewTable::name`]), so a table's name lives here only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ViewTable {
+    Users,
+    UserStats,
+    Videos,
+    VideoStats,
+    Favorites,
+    Comments,
+    Follows,
+    Friends,
+    Messages,
+    LatestMessages,
 }
 
 impl ViewTable {
-    /// `CREATE … IF NOT EXISTS` statements for this table under the name `table`.
-    pub fn create(&self, mysql: bool, table: &str) -> Vec<String> {
-        let statements = if mysql { self.mysql } else { self.sqlite };
+    pub const ALL: [ViewTable; 10] = [
+        ViewTable::Users,
+        ViewTable::UserStats,
+        ViewTable::Videos,
+        ViewTable::VideoStats,
+        ViewTable::Favorites,
+        ViewTable::Comments,
+        ViewTable::Follows,
+        ViewTable::Friends,
+        ViewTable::Messages,
+        ViewTable::LatestMessages,
+    ];
+
+    /// The live name.
+    pub fn name(self) -> &'static str {
+        self.ddl().name
+    }
+
+    /// `CREATE … IF NOT EXISTS` statements (table and secondary indexes) under the name `table`.
+    pub fn create(self, mysql: bool, table: &str) -> Vec<String> {
+        let ddl = self.ddl();
+        let statements = if mysql { ddl.mysql } else { ddl.sqlite };
         statements.iter().map(|s| s.replace("{t}", table)).collect()
+    }
+
+    fn ddl(self) -> &'static Ddl {
+        &DDL[self as usize]
     }
 }
 
-/// The view table called `name`.
-pub fn view_table(name: &str) -> Option<&'static ViewTable> {
-    VIEW_TABLES.iter().find(|t| t.name == name)
+impl std::fmt::Display for ViewTable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// One view table's DDL in both dialects, in [`ViewTable`] order.
+#[derive(Debug)]
+struct Ddl {
+    name: &'static str,
+    sqlite: &'static [&'static str],
+    mysql: &'static [&'static str],
 }
 
 macro_rules! mysql_table {
@@ -39,16 +78,16 @@ macro_rules! mysql_table {
     };
 }
 
-/// Every view table. Counters live in their own rows (`user_stats`, `video_stats`) so a like can be
+/// Every view table's DDL, in [`ViewTable`] order. Counters live in their own rows (`user_stats`, `video_stats`) so a like can be
 /// folded before its video or user; `version` rises with every change and the counter cache only
 /// accepts newer versions.
-pub static VIEW_TABLES: &[ViewTable] = &[
-    ViewTable {
+static DDL: [Ddl; 10] = [
+    Ddl {
         name: "users",
         sqlite: &["CREATE TABLE IF NOT EXISTS {t} (id INTEGER PRIMARY KEY, name TEXT NOT NULL, created_ms INTEGER NOT NULL)"],
         mysql: &[mysql_table!("id BIGINT NOT NULL PRIMARY KEY, name VARCHAR(32) NOT NULL, created_ms BIGINT NOT NULL")],
     },
-    ViewTable {
+    Ddl {
         name: "user_stats",
         sqlite: &["CREATE TABLE IF NOT EXISTS {t} (user_id INTEGER PRIMARY KEY, follow_count INTEGER NOT NULL DEFAULT 0, \
                    follower_count INTEGER NOT NULL DEFAULT 0, total_favorited INTEGER NOT NULL DEFAULT 0, \
@@ -59,7 +98,7 @@ pub static VIEW_TABLES: &[ViewTable] = &[
                    work_count BIGINT NOT NULL DEFAULT 0, favorite_count BIGINT NOT NULL DEFAULT 0, \
                    version BIGINT NOT NULL DEFAULT 0")],
     },
-    ViewTable {
+    Ddl {
         name: "videos",
         sqlite: &[
             "CREATE TABLE IF NOT EXISTS {t} (id INTEGER PRIMARY KEY, author_id INTEGER NOT NULL, title TEXT NOT NULL, \
@@ -71,14 +110,14 @@ pub static VIEW_TABLES: &[ViewTable] = &[
                    play_path VARCHAR(255) NOT NULL, cover_path VARCHAR(255) NOT NULL, published_ms BIGINT NOT NULL, \
                    KEY feed (published_ms, id), KEY author (author_id, published_ms)")],
     },
-    ViewTable {
+    Ddl {
         name: "video_stats",
         sqlite: &["CREATE TABLE IF NOT EXISTS {t} (video_id INTEGER PRIMARY KEY, favorite_count INTEGER NOT NULL DEFAULT 0, \
                    comment_count INTEGER NOT NULL DEFAULT 0, version INTEGER NOT NULL DEFAULT 0)"],
         mysql: &[mysql_table!("video_id BIGINT NOT NULL PRIMARY KEY, favorite_count BIGINT NOT NULL DEFAULT 0, \
                    comment_count BIGINT NOT NULL DEFAULT 0, version BIGINT NOT NULL DEFAULT 0")],
     },
-    ViewTable {
+    Ddl {
         name: "favorites",
         sqlite: &[
             "CREATE TABLE IF NOT EXISTS {t} (user_id INTEGER NOT NULL, video_id INTEGER NOT NULL, liked_ms INTEGER NOT NULL, \
@@ -88,7 +127,7 @@ pub static VIEW_TABLES: &[ViewTable] = &[
         mysql: &[mysql_table!("user_id BIGINT NOT NULL, video_id BIGINT NOT NULL, liked_ms BIGINT NOT NULL, \
                    PRIMARY KEY (user_id, video_id), KEY by_user_time (user_id, liked_ms)")],
     },
-    ViewTable {
+    Ddl {
         name: "comments",
         sqlite: &[
             "CREATE TABLE IF NOT EXISTS {t} (id INTEGER PRIMARY KEY, video_id INTEGER NOT NULL, user_id INTEGER NOT NULL, \
@@ -98,7 +137,7 @@ pub static VIEW_TABLES: &[ViewTable] = &[
         mysql: &[mysql_table!("id BIGINT NOT NULL PRIMARY KEY, video_id BIGINT NOT NULL, user_id BIGINT NOT NULL, \
                    content VARCHAR(2000) NOT NULL, created_ms BIGINT NOT NULL, KEY by_video (video_id, id)")],
     },
-    ViewTable {
+    Ddl {
         name: "follows",
         sqlite: &[
             "CREATE TABLE IF NOT EXISTS {t} (follower_id INTEGER NOT NULL, followee_id INTEGER NOT NULL, \
@@ -111,14 +150,14 @@ pub static VIEW_TABLES: &[ViewTable] = &[
                    KEY by_follower_time (follower_id, created_ms)")],
     },
     // Friendship rows exist exactly while both follows exist; one row per direction.
-    ViewTable {
+    Ddl {
         name: "friends",
         sqlite: &["CREATE TABLE IF NOT EXISTS {t} (user_id INTEGER NOT NULL, friend_id INTEGER NOT NULL, \
                    since_ms INTEGER NOT NULL, PRIMARY KEY (user_id, friend_id)) WITHOUT ROWID"],
         mysql: &[mysql_table!("user_id BIGINT NOT NULL, friend_id BIGINT NOT NULL, since_ms BIGINT NOT NULL, \
                    PRIMARY KEY (user_id, friend_id)")],
     },
-    ViewTable {
+    Ddl {
         name: "messages",
         sqlite: &[
             "CREATE TABLE IF NOT EXISTS {t} (id INTEGER PRIMARY KEY, pair_lo INTEGER NOT NULL, pair_hi INTEGER NOT NULL, \
@@ -130,7 +169,7 @@ pub static VIEW_TABLES: &[ViewTable] = &[
                    created_ms BIGINT NOT NULL, KEY by_pair (pair_lo, pair_hi, created_ms, id)")],
     },
     // The newest message of each conversation, for the friend list.
-    ViewTable {
+    Ddl {
         name: "latest_messages",
         sqlite: &["CREATE TABLE IF NOT EXISTS {t} (pair_lo INTEGER NOT NULL, pair_hi INTEGER NOT NULL, \
                    message_id INTEGER NOT NULL, from_user_id INTEGER NOT NULL, content TEXT NOT NULL, \
@@ -146,14 +185,38 @@ mod tests {
     use super::*;
 
     #[test]
+    fn ddl_is_in_enum_order() {
+        let names: Vec<&str> = ViewTable::ALL.iter().map(|t| t.name()).collect();
+        assert_eq!(
+            names,
+            [
+                "users",
+                "user_stats",
+                "videos",
+                "video_stats",
+                "favorites",
+                "comments",
+                "follows",
+                "friends",
+                "messages",
+                "latest_messages"
+            ]
+        );
+        for (i, t) in ViewTable::ALL.iter().enumerate() {
+            assert_eq!(*t as usize, i);
+        }
+    }
+
+    #[test]
     fn every_statement_names_its_table_and_mysql_tables_use_utf8mb4() {
-        for table in VIEW_TABLES {
+        for table in ViewTable::ALL {
             for mysql in [false, true] {
                 for s in table.create(mysql, "r1_x") {
                     assert!(s.contains("r1_x"), "{s}");
                     assert!(!s.contains("{t}"), "{s}");
                 }
             }
+            assert!(table.create(true, "x")[0].contains(&format!("EXISTS x (")));
             assert!(table.create(true, "x")[0]
                 .ends_with("ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci"));
         }

@@ -41,6 +41,11 @@ async fn the_quick_bench_runs_and_reports_every_number() {
         "chat_db_queries_per_idle_poll",
         "lag_p99_ms",
         "replay_events_per_s",
+        "replay_vs_raw",
+        "hot_key_vs_uniform",
+        "light_lag_p50_ms",
+        "light_plain_read_p50_ms",
+        "broker_floor_p50_ms",
     ] {
         let value = results[key].as_f64().unwrap_or(f64::NAN);
         assert!(

@@ -379,10 +379,10 @@ async fn damaged_views_and_counters_are_repaired_by_a_rebuild() {
         _ => None,
     };
     let sql_counts = || async {
-        let users = titok_infra::stats::user_stats(&db, &user_ids)
+        let users = titok_views::stats::user_stats(&db, &user_ids)
             .await
             .expect("users");
-        let videos = titok_infra::stats::video_stats(&db, &world.videos)
+        let videos = titok_views::stats::video_stats(&db, &world.videos)
             .await
             .expect("videos");
         (users, videos)

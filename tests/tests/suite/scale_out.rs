@@ -242,7 +242,7 @@ async fn two_projector_instances_killed_repeatedly_leave_mysql_redis_and_the_log
         &namespace,
     );
     let redis_videos = redis.videos(&videos).await.expect("redis videos");
-    let db_videos = titok_infra::stats::video_stats(&pool, &videos)
+    let db_videos = titok_views::stats::video_stats(&pool, &videos)
         .await
         .expect("video_stats");
     for (i, video) in videos.iter().enumerate() {
@@ -258,7 +258,7 @@ async fn two_projector_instances_killed_repeatedly_leave_mysql_redis_and_the_log
         );
     }
     let redis_users = redis.users(&user_ids).await.expect("redis users");
-    let db_users = titok_infra::stats::user_stats(&pool, &user_ids)
+    let db_users = titok_views::stats::user_stats(&pool, &user_ids)
         .await
         .expect("user_stats");
     for (i, user) in users.iter().enumerate() {
