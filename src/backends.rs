@@ -1,6 +1,5 @@
 //! Opening the adapters the configuration asks for, and building each role's state from them.
 
-use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,6 +20,7 @@ use titok_infra::redis_store::{self, RedisCounters, RedisPositions};
 use titok_infra::store::ViewStore;
 use titok_projectors::ProjectorDeps;
 use titok_query_api::QueryState;
+use titok_views::reads::Reader;
 
 use crate::{Command, Config};
 
@@ -160,8 +160,11 @@ impl Backends {
 
     pub fn query_state(&self, config: &Config, public_url: &str) -> QueryState {
         QueryState {
-            store: self.store.clone(),
-            counters: self.counters.clone(),
+            reader: Reader {
+                pool: self.store.read.clone(),
+                counters: self.counters.clone(),
+                public_url: public_url.trim_end_matches('/').into(),
+            },
             auth: Authenticator {
                 keys: self.keys.clone(),
                 accounts: self.accounts.clone(),
@@ -171,18 +174,20 @@ impl Backends {
                 positions: self.positions.clone(),
                 timeout: Duration::from_millis(config.consistency_timeout_ms),
             },
-            public_url: public_url.trim_end_matches('/').into(),
-            chat_db_queries: Arc::new(AtomicU64::new(0)),
         }
     }
 
+    /// The command side shares the query side's reader, consistency wait and authenticator (with
+    /// its positive user-id cache), but not its handlers.
     pub fn command_state(&self, config: &Config, query: QueryState) -> CommandState {
         CommandState {
             log: self.log.clone(),
             accounts: self.accounts.clone(),
             ids: Arc::new(IdGenerator::new(config.node_id)),
             blobs: Arc::new(self.blobs.clone()),
-            query,
+            auth: query.auth,
+            consistency: query.consistency,
+            reader: query.reader,
             max_upload_bytes: config.max_upload_mb * 1024 * 1024,
             login_limits: titok_command_api::limits::LoginLimits::per_minute(
                 config.login_attempts_per_user,

@@ -517,8 +517,30 @@ pub async fn run(args: BenchArgs, config: Config) -> anyhow::Result<()> {
             .await?;
     }
     wait_caught_up(&client, &base).await?;
+    // Positive control: a poll with something to fetch queries SQL and is counted.
+    let reply: Value = client
+        .get(format!("{base}/douyin/message/chat/"))
+        .query(&[
+            ("token", viewers[1].token.clone()),
+            ("to_user_id", viewers[0].id.to_string()),
+            ("pre_msg_time", "0".into()),
+        ])
+        .send()
+        .await?
+        .json()
+        .await?;
+    anyhow::ensure!(
+        reply["message_list"]
+            .as_array()
+            .is_some_and(|l| !l.is_empty()),
+        "the chat poll found no message: {reply}"
+    );
     let far_future = (titok_infra::now_ms() + 86_400_000).to_string();
-    let queries_before = metric(&client, &base, "titok_chat_db_queries_total").await;
+    let queries_before = metric(&client, &base, "titok_chat_db_queries_total").await?;
+    anyhow::ensure!(
+        queries_before >= 1.0,
+        "a non-idle chat poll was not counted"
+    );
     let chat_request =
         |client: reqwest::Client, url: String, viewers: Arc<Vec<Viewer>>, since: String| {
             move |worker: usize, _i: u64| {
@@ -547,7 +569,7 @@ pub async fn run(args: BenchArgs, config: Config) -> anyhow::Result<()> {
         ),
     )
     .await;
-    let queries = metric(&client, &base, "titok_chat_db_queries_total").await - queries_before;
+    let queries = metric(&client, &base, "titok_chat_db_queries_total").await? - queries_before;
     let chat_sql = closed_loop(
         args.concurrency,
         size.seconds,
@@ -971,15 +993,23 @@ async fn wait_caught_up(client: &reqwest::Client, base: &str) -> anyhow::Result<
     anyhow::bail!("projections did not catch up within an hour")
 }
 
-async fn metric(client: &reqwest::Client, base: &str, name: &str) -> f64 {
-    let Ok(resp) = client.get(format!("{base}/metrics")).send().await else {
-        return 0.0;
-    };
-    let text = resp.text().await.unwrap_or_default();
-    text.lines()
+/// The sum of a Prometheus series of the server; an error when `/metrics` does not answer or the
+/// series is absent (a missing series must not read as 0).
+async fn metric(client: &reqwest::Client, base: &str, name: &str) -> anyhow::Result<f64> {
+    let resp = client.get(format!("{base}/metrics")).send().await?;
+    anyhow::ensure!(
+        resp.status().is_success(),
+        "/metrics answered {}",
+        resp.status()
+    );
+    let text = resp.text().await?;
+    let values: Vec<f64> = text
+        .lines()
         .filter(|l| l.starts_with(name))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
+        .collect();
+    anyhow::ensure!(!values.is_empty(), "no series {name} in /metrics");
+    Ok(values.iter().sum())
 }
 
 /// Rows per second the view database takes as multi-row inserts (500 rows per statement, 1,000

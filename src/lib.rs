@@ -4,7 +4,7 @@
 //! the projectors in one process on the embedded default: event log, views and accounts in SQLite
 //! files under `--data-dir`, counters in process, uploads on local disk.
 //!
-//! [`Config`] is the CLI/environment contract (DESIGN.md §11); [`start`] wires the ports, checks the
+//! [`Config`] is the CLI/environment contract (every flag has an environment variable); [`start`] wires the ports, checks the
 //! projection versions, spawns the projections, seeds sample content, binds the listener and
 //! returns a [`Running`] server. The other subcommands: [`tap`] (read the log), [`rebuild`]
 //! (rebuild views while serving) and [`bench`] (measure against baselines).

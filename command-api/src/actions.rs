@@ -8,7 +8,8 @@ use axum::extract::State;
 use serde::Serialize;
 use titok_events::{CommentAdded, CommentDeleted, EventBody, Favorite, Follow, MessageSent, Topic};
 use titok_infra::http::{ApiError, Empty, Params, Reply};
-use titok_query_api::model::Comment;
+use titok_infra::progress::Freshness;
+use titok_views::model::{create_date, Comment};
 
 use crate::{acknowledged, bounded_text, CommandState};
 
@@ -18,14 +19,24 @@ pub const MAX_COMMENT_CHARS: usize = 500;
 pub const MAX_MESSAGE_CHARS: usize = 1000;
 
 /// The author of a video, after waiting until the videos view reflects every acknowledged publish.
+/// A video missing from a view that is still behind is not known to be missing: 503.
 async fn video_author(state: &CommandState, video_id: i64) -> Result<i64, ApiError> {
-    state.query.consistency.wait(&[Topic::Videos]).await;
-    let row: Option<(i64,)> = sqlx::query_as("SELECT author_id FROM videos WHERE id = ?")
-        .bind(video_id)
-        .fetch_optional(&state.query.store.read)
-        .await?;
-    row.map(|(author,)| author)
-        .ok_or_else(|| ApiError::NotFound(format!("video {video_id} does not exist")))
+    let freshness = state.consistency.wait(&[Topic::Videos]).await;
+    match state.reader.video_author(video_id).await? {
+        Some(author) => Ok(author),
+        None if freshness == Freshness::Stale => Err(behind("videos")),
+        None => Err(ApiError::NotFound(format!(
+            "video {video_id} does not exist"
+        ))),
+    }
+}
+
+/// The refusal of a lookup that found nothing in a view still catching up.
+fn behind(view: &str) -> ApiError {
+    ApiError::Unavailable {
+        what: "the read store",
+        cause: format!("the {view} view is behind the log (consistency wait timed out)"),
+    }
 }
 
 /// The other user of a relation or conversation: must exist and not be the actor.
@@ -39,7 +50,7 @@ async fn other_user(
     if other == actor {
         return Err(ApiError::bad(format!("you cannot {what} yourself")));
     }
-    if !state.query.auth.user_exists(other).await? {
+    if !state.auth.user_exists(other).await? {
         return Err(ApiError::NotFound(format!("user {other} does not exist")));
     }
     Ok(other)
@@ -48,7 +59,7 @@ async fn other_user(
 pub async fn favorite(State(state): State<CommandState>, params: Params) -> Reply<Empty> {
     acknowledged(
         async {
-            let user_id = state.query.auth.require(&params).await?;
+            let user_id = state.auth.require(&params).await?;
             let video_id = params.id("video_id")?;
             let action = params.action_type(&[1, 2])?;
             let author_id = video_author(&state, video_id).await?;
@@ -76,7 +87,7 @@ pub struct CommentBody {
 pub async fn comment(State(state): State<CommandState>, params: Params) -> Reply<CommentBody> {
     acknowledged(
         async {
-            let user_id = state.query.auth.require(&params).await?;
+            let user_id = state.auth.require(&params).await?;
             let video_id = params.id("video_id")?;
             match params.action_type(&[1, 2])? {
                 1 => add_comment(&state, user_id, video_id, &params).await,
@@ -112,12 +123,12 @@ async fn add_comment(
     let position = state
         .append(user_id, EventBody::CommentAdded(event))
         .await?;
-    let user = state.query.user_object(user_id).await?;
+    let user = state.reader.user_object(user_id).await?;
     let comment = Comment {
         id: comment_id,
         user,
         content,
-        create_date: titok_query_api::create_date(created_at_ms),
+        create_date: create_date(created_at_ms),
     };
     Ok((
         CommentBody {
@@ -134,12 +145,11 @@ async fn delete_comment(
     params: &Params,
 ) -> Result<(CommentBody, titok_infra::Position), ApiError> {
     let comment_id = params.id("comment_id")?;
-    state.query.consistency.wait(&[Topic::Comments]).await;
-    let row: Option<(i64, i64)> =
-        sqlx::query_as("SELECT video_id, user_id FROM comments WHERE id = ?")
-            .bind(comment_id)
-            .fetch_optional(&state.query.store.read)
-            .await?;
+    let freshness = state.consistency.wait(&[Topic::Comments]).await;
+    let row = state.reader.comment_owner(comment_id).await?;
+    if row.is_none() && freshness == Freshness::Stale {
+        return Err(behind("comments"));
+    }
     let not_found = || {
         ApiError::NotFound(format!(
             "comment {comment_id} does not exist on video {video_id}"
@@ -168,7 +178,7 @@ async fn delete_comment(
 pub async fn relation(State(state): State<CommandState>, params: Params) -> Reply<Empty> {
     acknowledged(
         async {
-            let follower_id = state.query.auth.require(&params).await?;
+            let follower_id = state.auth.require(&params).await?;
             let action = params.action_type(&[1, 2])?;
             let followee_id =
                 other_user(&state, follower_id, &params, "follow or unfollow").await?;
@@ -190,7 +200,7 @@ pub async fn relation(State(state): State<CommandState>, params: Params) -> Repl
 pub async fn message(State(state): State<CommandState>, params: Params) -> Reply<Empty> {
     acknowledged(
         async {
-            let from_user_id = state.query.auth.require(&params).await?;
+            let from_user_id = state.auth.require(&params).await?;
             params.action_type(&[1])?;
             let content =
                 bounded_text("content", params.text("content")?, MAX_MESSAGE_CHARS)?.to_owned();

@@ -3,7 +3,7 @@
 //! The write endpoints of the Douyin API (api-contract.md rows 2, 3, 5, 7, 9, 11, 15). Each handler
 //! parses the request into a command, validates it (parameters, token, existence, ownership,
 //! not-self), decides the event, appends it and replies only after the log acknowledged it
-//! (DESIGN.md §4). The reply carries the event's log position in `x-titok-position`. If the log is
+//! (an acknowledged command is never lost). The reply carries the event's log position in `x-titok-position`. If the log is
 //! unreachable the reply is a 503 envelope and nothing was written.
 //!
 //! Commands never touch views; existence and ownership checks read them after the consistency
@@ -23,10 +23,12 @@ use axum::Router;
 use titok_events::{Envelope, EventBody, IdGenerator};
 use titok_infra::accounts::AccountStore;
 use titok_infra::blobs::BlobStore;
+use titok_infra::http::Authenticator;
 use titok_infra::http::{ApiError, Empty, Reply};
 use titok_infra::log::{EventLog, Position};
 use titok_infra::openapi::{opt, reply, req, Endpoint, TOKEN};
-use titok_query_api::QueryState;
+use titok_infra::progress::Consistency;
+use titok_views::reads::Reader;
 
 pub use publish::publish_video;
 pub use users::{recover_pending_registrations, register_user};
@@ -38,8 +40,12 @@ pub struct CommandState {
     pub accounts: AccountStore,
     pub ids: Arc<IdGenerator>,
     pub blobs: Arc<dyn BlobStore>,
-    /// The read side, for existence/ownership checks and the objects some replies carry.
-    pub query: QueryState,
+    /// Tokens and user existence (the accounts store).
+    pub auth: Authenticator,
+    /// The wait for the views before a lookup.
+    pub consistency: Consistency,
+    /// The narrow read side: a video's author, a comment's owner, the user object of a reply.
+    pub reader: Reader,
     /// Largest accepted upload, bytes.
     pub max_upload_bytes: usize,
     /// Login attempt quotas.
@@ -64,7 +70,7 @@ impl CommandState {
                 ..*p
             })
             .collect();
-        if let Err(err) = self.query.consistency.positions.record_acked(&ends).await {
+        if let Err(err) = self.consistency.positions.record_acked(&ends).await {
             tracing::warn!(error = %err, "cannot record the acknowledged position");
         }
         positions

@@ -45,7 +45,7 @@ pub async fn publish(
                     params.0.insert(name, text);
                 }
             }
-            let user_id = state.query.auth.require(&params).await?;
+            let user_id = state.auth.require(&params).await?;
             let title = bounded_text("title", params.text("title")?, MAX_TITLE_CHARS)?.to_owned();
             let data = data.ok_or_else(|| ApiError::bad("data (the video file) is required"))??;
             let position = publish_video(&state, user_id, &title, &data).await?;

@@ -45,7 +45,6 @@ fn credentials(params: &Params) -> Result<(String, String), ApiError> {
 
 fn session(state: &CommandState, user_id: i64) -> Result<SessionBody, ApiError> {
     let token = state
-        .query
         .auth
         .keys
         .issue(user_id)

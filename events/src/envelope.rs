@@ -60,7 +60,8 @@ impl EventBody {
         }
     }
 
-    /// The partition key: the entity whose events must stay in order (DESIGN.md §3).
+    /// The partition key: the entity whose events must stay in order (a video's likes and
+    /// comments, a user, an unordered pair's follows and messages).
     pub fn key(&self) -> String {
         match self {
             EventBody::UserRegistered(e) => e.user_id.to_string(),

@@ -1,5 +1,5 @@
 //! Payloads of every event type. Each carries what its projections need to fold it without reading
-//! another view (DESIGN.md §3): a like carries the video's author, a comment deletion its video.
+//! another projection's tables (projections never read each other's views): a like carries the video's author, a comment deletion its video.
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};

@@ -9,8 +9,6 @@ use std::path::Path;
 
 use sqlx::AnyPool;
 
-use crate::store::Dialect;
-
 #[derive(Debug, Clone)]
 pub struct Account {
     pub user_id: i64,
@@ -30,7 +28,6 @@ pub enum AccountError {
 #[derive(Clone, Debug)]
 pub struct AccountStore {
     pool: AnyPool,
-    dialect: Dialect,
 }
 
 type AccountRow = (i64, String, String, i64);
@@ -48,22 +45,12 @@ impl AccountStore {
     /// The embedded accounts database.
     pub async fn open_sqlite(path: &Path) -> Result<AccountStore, sqlx::Error> {
         let pool = crate::store::sqlite_accounts(path).await?;
-        Ok(AccountStore {
-            pool,
-            dialect: Dialect::Sqlite,
-        })
+        Ok(AccountStore { pool })
     }
 
     /// Accounts in an already-migrated MySQL database.
     pub fn mysql(pool: AnyPool) -> AccountStore {
-        AccountStore {
-            pool,
-            dialect: Dialect::MySql,
-        }
-    }
-
-    pub fn dialect(&self) -> Dialect {
-        self.dialect
+        AccountStore { pool }
     }
 
     /// Insert a pending account; fails with [`AccountError::UsernameTaken`] on a duplicate name.

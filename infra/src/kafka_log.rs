@@ -357,7 +357,8 @@ impl LogConsumer for KafkaConsumer {
                         batch.push(rec);
                     }
                     // After the first record, take only what is already there: lag stays low.
-                    linger = Duration::from_millis(2);
+                    // (A zero timeout still polls `recv` once, so buffered messages come along.)
+                    linger = Duration::ZERO;
                 }
             }
         }

@@ -1,4 +1,5 @@
-//! Log positions for the read-after-write wait (DESIGN.md §7, "per partition").
+//! Log positions for the read-after-write wait: a read waits, per partition it reads, until the
+//! projections applied everything acknowledged before it began.
 //!
 //! The command side records, after each append, the acknowledged end of the partition it wrote
 //! (`offset + 1`). Projections record, per (topic, partition), the next offset they have applied —

@@ -1,4 +1,5 @@
-//! Rebuilding views from the log without taking reads down (DESIGN.md §9), and the start-up check
+//! Rebuilding views from the log without taking reads down (views are folds of the log, never
+//! migrated in place), and the start-up check
 //! of projection versions.
 //!
 //! A rebuild of a group of projections (see [`crate::catalog`]):

@@ -1,6 +1,7 @@
 //! The projection runtime: consume a topic in batches, fold, checkpoint, publish positions.
 //!
-//! One loop per projection. Each round polls up to [`BATCH`] records, then in **one** transaction:
+//! One loop per projection. Each round takes up to [`BATCH`] records (the next batch is fetched from
+//! the log while the previous one is folded and committed), then in **one** transaction:
 //! locks the projection's checkpoint rows, skips records below them (already applied — by this
 //! instance before a crash, or by another instance before a rebalance), folds the rest, stores the
 //! new checkpoints, and reads back the absolute counter values it touched. After the commit it
@@ -63,7 +64,7 @@ pub async fn spawn_all(
 ) -> Result<Vec<JoinHandle<()>>, sqlx::Error> {
     let mut handles = Vec::new();
     for topic in Topic::ALL {
-        let projection = Projection::load(deps.clone(), topic).await?;
+        let projection = Projection::load(deps.clone(), topic, shutdown.clone()).await?;
         handles.push(tokio::spawn(projection.run(shutdown.clone())));
     }
     handles.push(tokio::spawn(crate::rebuild::watch_generations(
@@ -186,10 +187,15 @@ struct Projection {
     deps: ProjectorDeps,
     folder: Folder,
     name: &'static str,
+    shutdown: watch::Receiver<bool>,
 }
 
 impl Projection {
-    async fn load(deps: ProjectorDeps, topic: Topic) -> Result<Projection, sqlx::Error> {
+    async fn load(
+        deps: ProjectorDeps,
+        topic: Topic,
+        shutdown: watch::Receiver<bool>,
+    ) -> Result<Projection, sqlx::Error> {
         let name = projection_name(topic);
         // Checkpoint rows exist for every partition, so the apply transaction can lock them.
         let ignore = deps.store.dialect.insert_ignore();
@@ -211,6 +217,7 @@ impl Projection {
             topic,
             deps,
             folder,
+            shutdown,
         })
     }
 
@@ -250,27 +257,39 @@ impl Projection {
         let mut backoff = Duration::from_millis(50);
         let mut consumer: Option<Box<dyn LogConsumer>> = None;
         let mut stall = StallWatch::default();
+        // The next batch, fetched while the previous one was folded and committed.
+        let mut ahead: Option<Vec<LogRecord>> = None;
         while !*shutdown.borrow() {
             let round = async {
                 let source = match consumer.as_mut() {
                     Some(c) => c,
                     None => consumer.insert(self.connect().await?),
                 };
-                let batch = tokio::select! {
-                    batch = source.poll(BATCH, Duration::from_millis(500)) => batch?,
-                    _ = shutdown.changed() => return Ok(false),
+                let batch = match ahead.take() {
+                    Some(batch) if !batch.is_empty() => batch,
+                    _ => tokio::select! {
+                        batch = source.poll(BATCH, Duration::from_millis(500)) => batch?,
+                        _ = shutdown.changed() => return Ok(false),
+                    },
                 };
                 if batch.is_empty() {
                     return Ok(true);
                 }
-                let applied = loop {
-                    if let Some(applied) = self.apply(&batch).await? {
-                        break applied;
+                // Fold and commit this batch while the log hands over what arrived meanwhile
+                // (without waiting for more): one core reads the log, the other writes the views.
+                let folding = async {
+                    loop {
+                        if let Some(applied) = self.apply(&batch).await? {
+                            break anyhow::Ok(applied);
+                        }
+                        // A rebuild is swapping this projection's tables: hold the batch.
+                        tokio::time::sleep(Duration::from_millis(50)).await;
                     }
-                    // A rebuild is swapping this projection's tables: hold the batch.
-                    tokio::time::sleep(Duration::from_millis(50)).await;
                 };
+                let (applied, next) = tokio::join!(folding, source.poll(BATCH, Duration::ZERO));
+                let applied = applied?;
                 source.commit(&applied).await?;
+                ahead = Some(next?);
                 anyhow::Ok(false)
             };
             match round.await {
@@ -286,12 +305,14 @@ impl Projection {
                             metrics::counter!("titok_projector_rejoins_total", "projection" => self.name)
                                 .increment(1);
                             consumer = None;
+                            ahead = None;
                         }
                     }
                 }
                 Err(err) => {
                     // Start over from the stored checkpoints: nothing is skipped, repeats are ignored.
                     consumer = None;
+                    ahead = None;
                     tracing::warn!(projection = self.name, error = %err, ?backoff, "projection round failed; retrying");
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(Duration::from_secs(2));
@@ -391,8 +412,13 @@ impl Projection {
                 .increment(parked.len() as u64);
         }
         self.folder.parked_keys.extend(parked);
-        self.refresh_cache(&user_rows, &video_rows, &touched.chats)
-            .await;
+        if !self
+            .refresh_cache(&user_rows, &video_rows, &touched.chats)
+            .await
+        {
+            // Shutting down with the cache behind the views: publish nothing.
+            return Ok(Some(next.into_iter().collect()));
+        }
         for (&partition, &offset) in &next {
             self.deps
                 .positions
@@ -432,14 +458,17 @@ impl Projection {
 
     /// Write the committed absolute values into the counter cache, retrying until it accepts them:
     /// positions are published only afterwards, so no read sees the view ahead of the cache.
+    /// While the cache is down a shutdown ends the retries (false): the projection's generation is
+    /// bumped so that the other projector processes refill their caches from the views.
     async fn refresh_cache(
         &self,
         users: &[(i64, Versioned<UserCounts>)],
         videos: &[(i64, Versioned<VideoCounts>)],
         chats: &[((i64, i64), i64)],
-    ) {
+    ) -> bool {
         let counters = &self.deps.counters;
         let mut delay = Duration::from_millis(50);
+        let mut stop = self.shutdown.clone();
         loop {
             let result = async {
                 counters.put_users(users).await?;
@@ -450,14 +479,27 @@ impl Projection {
                 Ok::<_, CountersError>(())
             }
             .await;
-            match result {
-                Ok(()) => return,
-                Err(err) => {
-                    tracing::warn!(projection = self.name, error = %err, "counter cache refresh failed; retrying");
-                    tokio::time::sleep(delay).await;
-                    delay = (delay * 2).min(Duration::from_secs(2));
+            let Err(err) = result else { return true };
+            if *stop.borrow() {
+                tracing::warn!(projection = self.name, error = %err,
+                    "shutting down with the counter cache not refreshed; bumping the generation so other processes refill it");
+                let bump = sqlx::query(
+                    "UPDATE projection_meta SET generation = generation + 1 WHERE projection = ?",
+                )
+                .bind(self.name)
+                .execute(&self.deps.store.write)
+                .await;
+                if let Err(e) = bump {
+                    tracing::warn!(projection = self.name, error = %e, "cannot bump the generation");
                 }
+                return false;
             }
+            tracing::warn!(projection = self.name, error = %err, "counter cache refresh failed; retrying");
+            tokio::select! {
+                _ = tokio::time::sleep(delay) => {}
+                Ok(()) = stop.changed() => {}
+            }
+            delay = (delay * 2).min(Duration::from_secs(2));
         }
     }
 }

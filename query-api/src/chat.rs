@@ -10,8 +10,8 @@ use titok_events::Topic;
 use titok_infra::http::{ApiError, Params, Reply};
 
 use crate::lists::ensure_user;
-use crate::model::{ChatBody, Message};
 use crate::{answer, normalize_ms, QueryState};
+use titok_views::model::ChatBody;
 
 pub async fn chat(State(state): State<QueryState>, params: Params) -> Reply<ChatBody> {
     answer(&state, &[Topic::Messages], async {
@@ -26,6 +26,7 @@ pub async fn chat(State(state): State<QueryState>, params: Params) -> Reply<Chat
         ensure_user(&state, other).await?;
         let pair = (viewer.min(other), viewer.max(other));
         let cached = state
+            .reader
             .counters
             .chat_latest(pair)
             .await
@@ -37,15 +38,8 @@ pub async fn chat(State(state): State<QueryState>, params: Params) -> Reply<Chat
             Some(latest) => latest,
             None => {
                 state.count_chat_query();
-                let row: Option<(i64,)> = sqlx::query_as(
-                    "SELECT created_ms FROM latest_messages WHERE pair_lo = ? AND pair_hi = ?",
-                )
-                .bind(pair.0)
-                .bind(pair.1)
-                .fetch_optional(&state.store.read)
-                .await?;
-                let latest = row.map_or(0, |(t,)| t);
-                if let Err(err) = state.counters.put_chat_latest(pair, latest).await {
+                let latest = state.reader.chat_latest(pair).await?;
+                if let Err(err) = state.reader.counters.put_chat_latest(pair, latest).await {
                     tracing::warn!(error = %err, "cannot refill the chat shortcut");
                 }
                 latest
@@ -57,27 +51,7 @@ pub async fn chat(State(state): State<QueryState>, params: Params) -> Reply<Chat
         }
         metrics::counter!("titok_chat_polls_total", "answer" => "sql").increment(1);
         state.count_chat_query();
-        let rows: Vec<(i64, i64, i64, String, i64)> = sqlx::query_as(
-            "SELECT id, from_user_id, to_user_id, content, created_ms FROM messages \
-             WHERE pair_lo = ? AND pair_hi = ? AND created_ms > ? ORDER BY created_ms, id",
-        )
-        .bind(pair.0)
-        .bind(pair.1)
-        .bind(pre)
-        .fetch_all(&state.store.read)
-        .await?;
-        let message_list = rows
-            .into_iter()
-            .map(
-                |(id, from_user_id, to_user_id, content, create_time)| Message {
-                    id,
-                    to_user_id,
-                    from_user_id,
-                    content,
-                    create_time,
-                },
-            )
-            .collect();
+        let message_list = state.reader.messages_after(pair, pre).await?;
         Ok(ChatBody { message_list })
     })
     .await

@@ -3,66 +3,37 @@
 //! The read endpoints of the Douyin API (api-contract.md rows 1, 4, 6, 8, 10, 12–14, 16), served
 //! from the projections' views and the counter cache. Every read first waits (bounded) until the
 //! views reflect all writes acknowledged before it arrived — read-after-write for every user the
-//! write touches (DESIGN.md §7) — and says `x-titok-stale: true` when the wait timed out.
+//! write touches, because it waits per partition for what was acknowledged — and says `x-titok-stale: true` when the wait timed out.
 //!
 //! [`router`] builds the axum router over a [`QueryState`]; the `titok` binary serves it.
 
 mod chat;
-mod hydrate;
 mod lists;
-pub mod model;
-
-pub use lists::create_date;
-
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 
 use axum::routing::{get, MethodRouter};
 use axum::Router;
 use futures::Future;
-use model::{
-    ChatBody, CommentListBody, FeedBody, FriendListBody, UserBody, UserListBody, VideoListBody,
-};
 use titok_events::Topic;
-use titok_infra::counters::Counters;
 use titok_infra::http::{ApiError, Authenticator, Reply};
 use titok_infra::openapi::{opt, reply, req, Endpoint, TOKEN};
 use titok_infra::progress::{Consistency, Freshness};
-use titok_infra::store::ViewStore;
+use titok_views::model::{
+    ChatBody, CommentListBody, FeedBody, FriendListBody, UserBody, UserListBody, VideoListBody,
+};
+use titok_views::reads::Reader;
 
 /// Everything the read handlers need; cheap to clone.
 #[derive(Clone)]
 pub struct QueryState {
-    pub store: ViewStore,
-    pub counters: Arc<dyn Counters>,
+    /// The views, the counter cache and the public URL (`titok_views::reads`).
+    pub reader: Reader,
     pub auth: Authenticator,
     pub consistency: Consistency,
-    /// Base of absolute play/cover/avatar URLs, without a trailing slash.
-    pub public_url: Arc<str>,
-    /// SQL queries made by chat polls (the shortcut's effect is measured with it).
-    pub chat_db_queries: Arc<AtomicU64>,
 }
 
 impl QueryState {
-    /// The absolute URL of a blob path.
-    pub fn url(&self, path: &str) -> String {
-        format!(
-            "{}/static/{}",
-            self.public_url,
-            path.trim_start_matches('/')
-        )
-    }
-
-    /// The `User` object of `user_id` as seen by themselves (used by replies of the command side).
-    pub async fn user_object(&self, user_id: i64) -> Result<model::User, ApiError> {
-        Ok(hydrate::users(self, Some(user_id), &[user_id])
-            .await?
-            .pop()
-            .unwrap_or_default())
-    }
-
+    /// A chat poll that had to query SQL (`titok_chat_db_queries_total`: the shortcut's effect).
     pub fn count_chat_query(&self) {
-        self.chat_db_queries.fetch_add(1, Ordering::Relaxed);
         metrics::counter!("titok_chat_db_queries_total").increment(1);
     }
 }

@@ -917,16 +917,15 @@ impl Drop for PrivateService {
     }
 }
 
-/// Skip a real-service test with a visible note when this run is embedded only.
+/// Guard of a real-service test (marked `#[ignore]`; scripts/test runs it in its real-service
+/// pass with `--include-ignored`): run without the services, it fails instead of passing vacuously.
 #[macro_export]
 macro_rules! needs_real_services {
     () => {
-        if !$crate::on_real_services() {
-            eprintln!(
-                "skipped: this test needs Kafka/MySQL/Redis; scripts/test runs it on real services"
-            );
-            return;
-        }
+        assert!(
+            $crate::on_real_services(),
+            "this test needs Kafka/MySQL/Redis (TITOK_TEST_*); scripts/test runs it on real services"
+        );
     };
 }
 

@@ -6,6 +6,8 @@
 //!   (the net effect of the batch after the domain rules ran in memory, in log order).
 //! - [`stats`]: the counter rows (`user_stats`, `video_stats`), read back by the projections for the
 //!   counter cache and by the query API when the cache misses.
+//! - [`reads`]: every query of the views the two APIs make, and the concurrent join that turns
+//!   rows into the Douyin objects of [`model`] (shared by both APIs).
 //! - [`Tables`]: which set of tables a statement addresses — the live views or a rebuild's shadow
 //!   copies — with names from [`ViewTable`] only.
 //!
@@ -13,6 +15,8 @@
 //! statements; where they differ, [`Dialect`] supplies the words side by side.
 
 pub mod fold;
+pub mod model;
+pub mod reads;
 pub mod stats;
 
 pub use titok_infra::store::Dialect;

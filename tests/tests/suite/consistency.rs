@@ -1,4 +1,4 @@
-//! Read-after-write across users (DESIGN.md §7): a read that starts after a write's reply reflects
+//! Read-after-write across users (the query API waits per partition for what was acknowledged): a read that starts after a write's reply reflects
 //! it for every user the write touches — no sleeps, no retries in the client.
 
 use titok_tests::*;

@@ -6,10 +6,10 @@ use titok_tests::*;
 
 #[tokio::test]
 async fn a_stored_v1_event_is_projected_after_an_upgrade() {
-    if on_real_services() {
-        eprintln!("skipped: writes the embedded log file directly; covered by the embedded pass");
-        return;
-    }
+    assert!(
+        !on_real_services(),
+        "writes the embedded log file directly: run it in the embedded pass (scripts/test skips it in the real-service pass)"
+    );
     // Arrange: a user, then the server stops and a v1 event lands in its log.
     let mut app = spawn_app().await;
     let author = app.register("veteran", "pw").await;

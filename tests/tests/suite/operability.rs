@@ -114,6 +114,19 @@ async fn idle_chat_polls_make_no_database_query() {
         "idle polls touched the database"
     );
     assert!(metric(&text, "titok_chat_polls_total", &[r#"answer="shortcut""#]) >= 50.0);
+
+    // Positive control: a poll that has something to fetch does query, and the series counts it
+    // (a missing series would read as 0 above and prove nothing).
+    assert_eq!(app.chat(&b, a.id, 0).await.len(), 1);
+    let after = metric(
+        &metrics_text(&app).await,
+        "titok_chat_db_queries_total",
+        &[],
+    );
+    assert!(
+        after > before,
+        "a non-idle poll is counted: {before} → {after}"
+    );
 }
 
 #[tokio::test]

@@ -1,4 +1,5 @@
-//! The Douyin objects and reply bodies of the read endpoints (api-contract.md, "Objects").
+//! The Douyin objects (api-contract.md, "Objects") and the reply bodies built from them, shared by
+//! the query API (every read endpoint) and the command API (the comment a comment action returns).
 //! Every field is always serialised; lists default to `[]`.
 
 use serde::Serialize;
@@ -37,6 +38,13 @@ pub struct Comment {
     pub content: String,
     /// `mm-dd`, UTC.
     pub create_date: String,
+}
+
+/// `mm-dd` (UTC) of an epoch-millisecond time: a comment's `create_date`.
+pub fn create_date(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|t| t.format("%m-%d").to_string())
+        .unwrap_or_default()
 }
 
 #[derive(Debug, Clone, Default, Serialize, schemars::JsonSchema)]
