@@ -188,3 +188,48 @@ pub async fn log_floor(log: &dyn EventLog, samples: usize) -> anyhow::Result<Vec
     }
     Ok(out)
 }
+
+/// How fast the log hands over everything it holds: a consumer of its own group reads every topic
+/// from offset 0 (records are fetched and counted, not decoded), timed from each topic's first
+/// record (a new Kafka consumer first joins its group, which is not reading). Events/s — the limit
+/// of any projection on this log.
+pub async fn log_read_rate(log: &dyn EventLog) -> anyhow::Result<f64> {
+    let ends = log
+        .end_offsets(&Topic::ALL)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut reading = Duration::ZERO;
+    let mut total = 0u64;
+    for topic in Topic::ALL {
+        let mut left: i64 = ends
+            .iter()
+            .filter(|e| e.topic == topic)
+            .map(|e| e.offset)
+            .sum();
+        let partitions = log.partitions(topic) as usize;
+        let group = format!("bench-read-{}-{}", titok_infra::now_ms(), topic.name());
+        let mut consumer = log
+            .consumer(&group, topic, vec![0; partitions])
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let deadline = Instant::now() + Duration::from_secs(600);
+        let mut first: Option<Instant> = None;
+        while left > 0 {
+            let batch = consumer
+                .poll(20_000, Duration::from_millis(500))
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            if !batch.is_empty() && first.is_none() {
+                first = Some(Instant::now());
+            }
+            left -= batch.len() as i64;
+            total += batch.len() as u64;
+            anyhow::ensure!(
+                Instant::now() < deadline,
+                "reading {topic} took over 10 minutes"
+            );
+        }
+        reading += first.map_or(Duration::ZERO, |t| t.elapsed());
+    }
+    Ok(total as f64 / reading.as_secs_f64().max(1e-9))
+}

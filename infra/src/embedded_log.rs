@@ -167,36 +167,48 @@ async fn write_group(
     partitions: u32,
 ) -> Result<Vec<Vec<Position>>, sqlx::Error> {
     let now = crate::now_ms();
-    let mut tx = conn.begin().await?;
     let mut all = Vec::with_capacity(group.len());
+    let mut rows = Vec::new();
     for req in group {
         let mut positions = Vec::with_capacity(req.records.len());
         for (topic, key, payload) in &req.records {
             let partition = partition_for(key, partitions);
             let offset = next.entry((*topic, partition)).or_insert(0);
-            sqlx::query(
-                "INSERT INTO log (topic, partition, offset, key, payload, appended_ms) VALUES (?, ?, ?, ?, ?, ?)",
-            )
-            .bind(topic.name())
-            .bind(i64::from(partition))
-            .bind(*offset)
-            .bind(key)
-            .bind(payload)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
             positions.push(Position {
                 topic: *topic,
                 partition,
                 offset: *offset,
             });
+            rows.push((*topic, partition, *offset, key, payload));
             *offset += 1;
         }
         all.push(positions);
     }
+    // One multi-row statement per `ROWS_PER_INSERT` records: the whole group in one transaction.
+    let mut tx = conn.begin().await?;
+    for chunk in rows.chunks(ROWS_PER_INSERT) {
+        let mut insert = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+            "INSERT INTO log (topic, partition, offset, key, payload, appended_ms) ",
+        );
+        insert.push_values(
+            chunk,
+            |mut row, (topic, partition, offset, key, payload)| {
+                row.push_bind(topic.name())
+                    .push_bind(i64::from(*partition))
+                    .push_bind(*offset)
+                    .push_bind(key.as_str())
+                    .push_bind(payload.as_slice())
+                    .push_bind(now);
+            },
+        );
+        insert.build().execute(&mut *tx).await?;
+    }
     tx.commit().await?;
     Ok(all)
 }
+
+/// Records per `INSERT` of a group commit (6 parameters each, far below SQLite's limit).
+const ROWS_PER_INSERT: usize = 512;
 
 #[async_trait]
 impl EventLog for EmbeddedLog {

@@ -4,6 +4,7 @@
 //! [`Folder`] (decode, park, batch fold) into SQLite in batches of every size give exactly the
 //! tables, counters, versions and parked records of an independent in-memory model of the rules.
 
+use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use chrono::{TimeZone, Utc};
@@ -126,17 +127,16 @@ impl Views {
                 self.user_stats.entry(e.user_id).or_default();
             }
             EventBody::VideoPublished(e) => {
-                if !self.videos.contains_key(&e.video_id) {
-                    let row = (e.author_id, e.title.clone(), e.published_at_ms);
-                    self.videos.insert(e.video_id, row);
+                if let Entry::Vacant(slot) = self.videos.entry(e.video_id) {
+                    slot.insert((e.author_id, e.title.clone(), e.published_at_ms));
                     self.user(e.author_id, 3, 1);
                     self.video_stats.entry(e.video_id).or_default();
                 }
             }
             EventBody::VideoLiked(e) => {
                 // An existing like keeps its time and counts nothing.
-                if !self.favorites.contains_key(&(e.user_id, e.video_id)) {
-                    self.favorites.insert((e.user_id, e.video_id), at);
+                if let Entry::Vacant(slot) = self.favorites.entry((e.user_id, e.video_id)) {
+                    slot.insert(at);
                     self.like(e, 1);
                 }
             }
@@ -146,9 +146,8 @@ impl Views {
                 }
             }
             EventBody::CommentAdded(e) => {
-                if !self.comments.contains_key(&e.comment_id) {
-                    let row = (e.video_id, e.user_id, e.content.clone(), e.created_at_ms);
-                    self.comments.insert(e.comment_id, row);
+                if let Entry::Vacant(slot) = self.comments.entry(e.comment_id) {
+                    slot.insert((e.video_id, e.user_id, e.content.clone(), e.created_at_ms));
                     self.video(e.video_id, 1, 1);
                 }
             }
@@ -164,8 +163,8 @@ impl Views {
             }
             EventBody::UserFollowed(e) => {
                 let (a, b) = (e.follower_id, e.followee_id);
-                if !self.follows.contains_key(&(a, b)) {
-                    self.follows.insert((a, b), at);
+                if let Entry::Vacant(slot) = self.follows.entry((a, b)) {
+                    slot.insert(at);
                     self.user(a, 0, 1);
                     self.user(b, 1, 1);
                     if self.follows.contains_key(&(b, a)) {

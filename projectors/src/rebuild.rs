@@ -175,9 +175,36 @@ async fn create_tables(
     tables: &Tables,
     bases: &BTreeSet<ViewTable>,
 ) -> anyhow::Result<()> {
+    create_parts(store, tables, bases, Parts::All).await
+}
+
+/// Which of a table's DDL statements to run: on SQLite the secondary indexes are statements of
+/// their own, and a rebuild creates them after the replay (one sorted build instead of an index
+/// insert per row); MySQL declares them inside `CREATE TABLE`.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Parts {
+    All,
+    Tables,
+    Indexes,
+}
+
+async fn create_parts(
+    store: &ViewStore,
+    tables: &Tables,
+    bases: &BTreeSet<ViewTable>,
+    parts: Parts,
+) -> anyhow::Result<()> {
     for &base in bases {
-        for statement in base.create(tables.dialect == Dialect::MySql, &tables.name(base)) {
-            sqlx::query(&statement).execute(&store.write).await?;
+        let statements = base.create(tables.dialect == Dialect::MySql, &tables.name(base));
+        for (i, statement) in statements.iter().enumerate() {
+            let wanted = match parts {
+                Parts::All => true,
+                Parts::Tables => i == 0,
+                Parts::Indexes => i > 0,
+            };
+            if wanted {
+                sqlx::query(statement).execute(&store.write).await?;
+            }
         }
     }
     Ok(())
@@ -190,6 +217,8 @@ struct Stream {
     consumer: Box<dyn LogConsumer>,
     /// Next offset to fold, per partition.
     next: Vec<i64>,
+    /// The next batch, fetched while the previous one was folded.
+    ahead: Option<Vec<titok_infra::log::LogRecord>>,
 }
 
 impl Stream {
@@ -200,7 +229,10 @@ impl Stream {
         limit: Option<&[i64]>,
         wait: Duration,
     ) -> anyhow::Result<u64> {
-        let batch = self.consumer.poll(BATCH, wait).await?;
+        let batch = match self.ahead.take() {
+            Some(batch) if !batch.is_empty() => batch,
+            _ => self.consumer.poll(BATCH, wait).await?,
+        };
         if batch.is_empty() {
             return Ok(0);
         }
@@ -220,11 +252,19 @@ impl Stream {
             fresh.push(rec);
         }
         let folded = fresh.len() as u64;
-        let mut tx = store.write.begin().await?;
-        self.folder
-            .fold_records(&mut tx, &fresh, &mut touched, &mut parked)
-            .await?;
-        tx.commit().await?;
+        let folder = &self.folder;
+        let fold = async {
+            let mut tx = store.write.begin().await?;
+            folder
+                .fold_records(&mut tx, &fresh, &mut touched, &mut parked)
+                .await?;
+            tx.commit().await?;
+            anyhow::Ok(())
+        };
+        // Read the next batch from the log while this one is folded.
+        let (folded_ok, ahead) = tokio::join!(fold, self.consumer.poll(BATCH, Duration::ZERO));
+        folded_ok?;
+        self.ahead = Some(ahead?);
         self.next = next;
         self.folder.parked_keys.extend(parked);
         Ok(folded)
@@ -263,7 +303,7 @@ pub async fn rebuild(
     let bases = catalog::tables_of(group);
     let started = Instant::now();
     let outcome = async {
-        create_tables(store, &shadow, &bases).await?;
+        create_parts(store, &shadow, &bases, Parts::Tables).await?;
         sqlx::query(&format!(
             "CREATE TABLE {prefix}parked_events AS SELECT * FROM parked_events WHERE 1 = 0"
         ))
@@ -282,9 +322,11 @@ pub async fn rebuild(
                     .consumer(&consumer_group, view.topic, vec![0; partitions])
                     .await?,
                 next: vec![0; partitions],
+                ahead: None,
             });
         }
         let events = replay(deps, &mut streams, pause_within, progress).await?;
+        create_parts(store, &shadow, &bases, Parts::Indexes).await?;
         let events = events + pause_and_catch_up(deps, group, &mut streams).await?;
         swap(store, group, &prefix, &bases, &streams).await?;
         anyhow::Ok(events)

@@ -216,7 +216,7 @@ mod tests {
                     assert!(!s.contains("{t}"), "{s}");
                 }
             }
-            assert!(table.create(true, "x")[0].contains(&format!("EXISTS x (")));
+            assert!(table.create(true, "x")[0].contains("EXISTS x ("));
             assert!(table.create(true, "x")[0]
                 .ends_with("ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci"));
         }

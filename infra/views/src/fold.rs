@@ -343,7 +343,7 @@ impl<K: Hash + Eq + Ord + Copy, V: Clone + PartialEq> Rows<K, V> {
                 None => deletes.push(key),
             }
         }
-        upserts.sort_by(|a, b| a.0.cmp(&b.0));
+        upserts.sort_by_key(|(key, _)| *key);
         deletes.sort();
         (upserts, deletes)
     }
@@ -817,7 +817,7 @@ async fn insert_rows<R>(
         }
         let (chunk, later) = rest.split_at(n);
         let mut qb = QueryBuilder::<Any>::new(head);
-        qb.push_values(chunk, |b, row| bind(b, row));
+        qb.push_values(chunk, &bind);
         qb.push(tail);
         qb.build().execute(&mut *conn).await?;
         rest = later;

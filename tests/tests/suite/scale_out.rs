@@ -310,3 +310,62 @@ async fn two_projector_instances_killed_repeatedly_leave_mysql_redis_and_the_log
         );
     }
 }
+
+#[tokio::test]
+#[ignore = "needs Kafka, MySQL and Redis: scripts/test runs it in its real-service pass"]
+async fn a_command_whose_lookup_view_is_behind_answers_503_not_does_not_exist() {
+    needs_real_services!();
+    // Arrange: split roles; the projectors stop, then a publish is acknowledged but not applied.
+    let mut cluster = Cluster::new();
+    let command = cluster
+        .spawn(
+            "command-api",
+            &["--no-sample", "--consistency-timeout-ms", "300"],
+        )
+        .await;
+    let mut projectors = cluster.spawn("projectors", &[]).await;
+    let user = command.register("writer", "pw").await;
+    let (status, body) = command
+        .publish_raw(&user.token, "first", SAMPLE_MP4.to_vec(), "a.mp4")
+        .await;
+    assert_eq!(status, 200, "{body}");
+    projectors.kill().await;
+    let (status, body) = command
+        .publish_raw(&user.token, "second", SAMPLE_MP4.to_vec(), "b.mp4")
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let like_nothing = user.with(&[("video_id", "999999".into()), ("action_type", "1".into())]);
+
+    // Act: a like of a video the view does not show, while the view is behind.
+    let (status, body) = command
+        .post_raw("/douyin/favorite/action/", &like_nothing)
+        .await;
+
+    // Assert: not "does not exist" (it may be in the log), but "try again".
+    assert_eq!(
+        (status, body["status_code"].as_i64()),
+        (503, Some(503)),
+        "{body}"
+    );
+    assert!(
+        body["status_msg"]
+            .as_str()
+            .is_some_and(|m| m.contains("behind")),
+        "{body}"
+    );
+
+    // Once the projections caught up, the same request is a plain "not found".
+    let _projectors = cluster.spawn("projectors", &[]).await;
+    let mut last = body;
+    for _ in 0..150 {
+        let (_, body) = command
+            .post_raw("/douyin/favorite/action/", &like_nothing)
+            .await;
+        last = body;
+        if last["status_code"] == 4 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(last["status_code"], 4, "{last}");
+}
