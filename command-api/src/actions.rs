@@ -24,18 +24,20 @@ async fn video_author(state: &CommandState, video_id: i64) -> Result<i64, ApiErr
     let freshness = state.consistency.wait(&[Topic::Videos]).await;
     match state.reader.video_author(video_id).await? {
         Some(author) => Ok(author),
-        None if freshness == Freshness::Stale => Err(behind("videos")),
+        None if freshness == Freshness::Stale => Err(behind(
+            "the videos view (still catching up with the log, so the video may exist)",
+        )),
         None => Err(ApiError::NotFound(format!(
             "video {video_id} does not exist"
         ))),
     }
 }
 
-/// The refusal of a lookup that found nothing in a view still catching up.
-fn behind(view: &str) -> ApiError {
+/// The refusal of a lookup that found nothing in a view still catching up: the thing may exist.
+fn behind(what: &'static str) -> ApiError {
     ApiError::Unavailable {
-        what: "the read store",
-        cause: format!("the {view} view is behind the log (consistency wait timed out)"),
+        what,
+        cause: "consistency wait timed out".into(),
     }
 }
 
@@ -148,7 +150,9 @@ async fn delete_comment(
     let freshness = state.consistency.wait(&[Topic::Comments]).await;
     let row = state.reader.comment_owner(comment_id).await?;
     if row.is_none() && freshness == Freshness::Stale {
-        return Err(behind("comments"));
+        return Err(behind(
+            "the comments view (still catching up with the log, so the comment may exist)",
+        ));
     }
     let not_found = || {
         ApiError::NotFound(format!(

@@ -174,6 +174,17 @@ pub struct ViewStore {
 }
 
 impl ViewStore {
+    /// A transaction on the write pool that holds the write lock from its first statement. On
+    /// SQLite a deferred transaction that reads first and writes later fails at once with
+    /// `SQLITE_BUSY_SNAPSHOT` when another process (a `titok rebuild`, `titok parked`) committed
+    /// in between; `BEGIN IMMEDIATE` waits for the lock instead (busy timeout). MySQL locks rows.
+    pub async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>, sqlx::Error> {
+        match self.dialect {
+            Dialect::Sqlite => self.write.begin_with("BEGIN IMMEDIATE").await,
+            Dialect::MySql => self.write.begin().await,
+        }
+    }
+
     /// The embedded read store in a SQLite file.
     pub async fn open_sqlite(path: &Path) -> Result<ViewStore, sqlx::Error> {
         let write = sqlite_any(path, Durability::Normal, 1, false).await?;

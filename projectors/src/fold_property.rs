@@ -18,7 +18,7 @@ use titok_infra::log::LogRecord;
 use titok_views::fold::Touched;
 use titok_views::{Dialect, Tables, ViewTable};
 
-use crate::runtime::Folder;
+use crate::folder::Folder;
 
 /// One generated log entry: an event, or garbage on a topic under some event's key.
 #[derive(Debug, Clone)]

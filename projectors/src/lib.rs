@@ -21,11 +21,15 @@
 //! the records a projection could not apply.
 
 pub mod catalog;
+mod deps;
+pub mod folder;
+pub mod generations;
 pub mod parked;
 pub mod rebuild;
 pub mod runtime;
 
-pub use runtime::{spawn_all, ProjectorDeps};
+pub use deps::ProjectorDeps;
+pub use runtime::spawn_all;
 
 #[cfg(test)]
 mod fold_property;

@@ -23,7 +23,7 @@ use titok_infra::log::LogRecord;
 use titok_infra::store::ViewStore;
 use titok_views::Tables;
 
-use crate::runtime::{decode_checked, parked_keys, projection_name};
+use crate::folder::{decode_checked, parked_keys, projection_name};
 use titok_views::fold::{fold_batch, FoldSql, Touched};
 
 /// One parked record, as `titok parked list` shows it.
@@ -136,7 +136,7 @@ async fn retry_key(
     report: &mut RetryReport,
 ) -> anyhow::Result<()> {
     let name = projection_name(topic);
-    let mut tx = store.write.begin().await?;
+    let mut tx = store.begin_write().await?;
     // Hold the checkpoints (a write on both dialects: SQLite takes its write lock, MySQL the rows'
     // locks), so no live batch of this projection runs meanwhile.
     sqlx::query(

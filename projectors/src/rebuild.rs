@@ -27,16 +27,14 @@ use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressStyle};
 use sqlx::AnyConnection;
-use titok_infra::counters::Counters;
 use titok_infra::log::LogConsumer;
 use titok_infra::store::{Dialect, ViewStore};
 use titok_views::fold::Touched;
-use titok_views::stats::{user_stats_page, video_stats_page};
 use titok_views::{Tables, ViewTable};
-use tokio::sync::watch;
 
 use crate::catalog::{self, View};
-use crate::runtime::{Folder, ProjectorDeps, BATCH};
+use crate::deps::ProjectorDeps;
+use crate::folder::{Folder, BATCH};
 
 /// By default the rebuild pauses the live projections once the shadow is this close to the log's
 /// end (`titok rebuild --pause-within`).
@@ -254,7 +252,7 @@ impl Stream {
         let folded = fresh.len() as u64;
         let folder = &self.folder;
         let fold = async {
-            let mut tx = store.write.begin().await?;
+            let mut tx = store.begin_write().await?;
             folder
                 .fold_records(&mut tx, &fresh, &mut touched, &mut parked)
                 .await?;
@@ -349,7 +347,7 @@ pub async fn rebuild(
         drop_table(store, &format!("{prefix}old_{base}")).await?;
     }
     drop_table(store, &format!("{prefix}parked_events")).await?;
-    refill_counters(store, deps.counters.as_ref()).await?;
+    crate::generations::refill_counters(store, deps.counters.as_ref()).await?;
     let seconds = started.elapsed().as_secs_f64();
     let report = Report {
         views: group.iter().map(|v| v.projection).collect(),
@@ -420,7 +418,7 @@ async fn pause_and_catch_up(
     pause.execute(&store.write).await?;
     // Live batches lock their checkpoint rows: once we hold them, none is in flight, and every
     // later one sees the lease.
-    let mut tx = store.write.begin().await?;
+    let mut tx = store.begin_write().await?;
     let sql = format!(
         "SELECT projection, part, next_offset FROM projection_offsets WHERE projection IN ({}){}",
         in_list(group),
@@ -490,7 +488,7 @@ async fn swap(
     }
     match store.dialect {
         Dialect::Sqlite => {
-            let mut tx = store.write.begin().await?;
+            let mut tx = store.begin_write().await?;
             for (base, exists) in &present {
                 if *exists {
                     sqlx::query(&format!("ALTER TABLE {base} RENAME TO {prefix}old_{base}"))
@@ -520,7 +518,7 @@ async fn swap(
             sqlx::query(&format!("RENAME TABLE {}", renames.join(", ")))
                 .execute(&store.write)
                 .await?;
-            let mut tx = store.write.begin().await?;
+            let mut tx = store.begin_write().await?;
             record_swap(&mut tx, store.dialect, group, prefix, streams).await?;
             tx.commit().await?;
         }
@@ -585,86 +583,6 @@ async fn release(store: &ViewStore, group: &[&View]) -> Result<(), sqlx::Error> 
     }
     q.execute(&store.write).await?;
     Ok(())
-}
-
-/// Write every counter row of the views into the cache (versioned, so only newer values land), and
-/// each conversation's newest message time for the chat-poll shortcut.
-pub async fn refill_counters(store: &ViewStore, counters: &dyn Counters) -> anyhow::Result<()> {
-    const PAGE: i64 = 1000;
-    let mut after = i64::MIN;
-    loop {
-        let rows = user_stats_page(&store.read, after, PAGE).await?;
-        let Some(last) = rows.last() else { break };
-        after = last.0;
-        counters.put_users(&rows).await?;
-    }
-    let mut after = i64::MIN;
-    loop {
-        let rows = video_stats_page(&store.read, after, PAGE).await?;
-        let Some(last) = rows.last() else { break };
-        after = last.0;
-        counters.put_videos(&rows).await?;
-    }
-    // The chat-poll shortcut's newest message per conversation (it only moves forward).
-    let mut after = (i64::MIN, i64::MIN);
-    loop {
-        let rows: Vec<(i64, i64, i64)> = sqlx::query_as(
-            "SELECT pair_lo, pair_hi, created_ms FROM latest_messages \
-             WHERE pair_lo > ? OR (pair_lo = ? AND pair_hi > ?) ORDER BY pair_lo, pair_hi LIMIT ?",
-        )
-        .bind(after.0)
-        .bind(after.0)
-        .bind(after.1)
-        .bind(PAGE)
-        .fetch_all(&store.read)
-        .await?;
-        let Some(&(lo, hi, _)) = rows.last() else {
-            break;
-        };
-        after = (lo, hi);
-        for (lo, hi, created) in rows {
-            counters.put_chat_latest((lo, hi), created).await?;
-        }
-    }
-    Ok(())
-}
-
-/// Refill this process's counter cache whenever a rebuild (in any process) swapped tables.
-pub(crate) async fn watch_generations(deps: ProjectorDeps, mut shutdown: watch::Receiver<bool>) {
-    let mut seen: Option<i64> = None;
-    while !*shutdown.borrow() {
-        // Summed here: MySQL's SUM() is a DECIMAL, which sqlx's Any driver cannot decode.
-        let current: Result<Vec<(i64,)>, _> =
-            sqlx::query_as("SELECT generation FROM projection_meta")
-                .fetch_all(&deps.store.read)
-                .await;
-        match current {
-            Ok(rows) => {
-                let generation: i64 = rows.iter().map(|(g,)| g).sum();
-                if seen.is_some_and(|s| s != generation) {
-                    match refill_counters(&deps.store, deps.counters.as_ref()).await {
-                        Ok(()) => {
-                            tracing::info!(
-                                generation,
-                                "views rebuilt or parked events retried: counter cache refilled"
-                            );
-                            seen = Some(generation);
-                        }
-                        Err(err) => {
-                            tracing::warn!(error = %err, "counter cache refill after a rebuild failed; retrying")
-                        }
-                    }
-                } else {
-                    seen = Some(generation);
-                }
-            }
-            Err(err) => tracing::debug!(error = %err, "cannot read view generations"),
-        }
-        tokio::select! {
-            _ = tokio::time::sleep(Duration::from_millis(250)) => {}
-            _ = shutdown.changed() => {}
-        }
-    }
 }
 
 /// Rebuild progress: a bar on a terminal, a log line every two seconds otherwise.

@@ -19,43 +19,22 @@
 //! rebuild generations and refills the counter cache from the new tables after a swap.
 
 use std::collections::{BTreeMap, HashSet};
-use std::sync::Arc;
 use std::time::Duration;
 
-use sqlx::AnyConnection;
-use titok_events::{Envelope, Topic};
-use titok_infra::counters::{Counters, CountersError, UserCounts, Versioned, VideoCounts};
-use titok_infra::log::{EventLog, LogConsumer, LogRecord};
-use titok_infra::progress::Positions;
-use titok_infra::store::ViewStore;
-use titok_views::fold::{fold_batch, FoldSql, Touched};
+use titok_events::Topic;
+use titok_infra::counters::{CountersError, UserCounts, Versioned, VideoCounts};
+use titok_infra::log::{LogConsumer, LogRecord};
+use titok_views::fold::Touched;
 use titok_views::stats::{user_stats, video_stats};
 use titok_views::Tables;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-/// Most records per round. A projection that is caught up polls what arrived since its last round
-/// (a few records); one that is behind folds this many at once, in one transaction.
-pub const BATCH: usize = 20_000;
+use crate::deps::ProjectorDeps;
+use crate::folder::{parked_keys, projection_name, Folder, BATCH};
 
 /// Counter rows read back per query after a batch.
 const READ_BACK: usize = 5_000;
-
-/// What every projection needs.
-#[derive(Clone)]
-pub struct ProjectorDeps {
-    pub log: Arc<dyn EventLog>,
-    pub store: ViewStore,
-    pub counters: Arc<dyn Counters>,
-    pub positions: Arc<dyn Positions>,
-    /// Prefix of consumer group names (`<group_prefix>.<projection>`).
-    pub group_prefix: String,
-}
-
-/// The projection consuming `topic` (named after the topic's family).
-pub fn projection_name(topic: Topic) -> &'static str {
-    crate::catalog::view_of(topic).projection
-}
 
 /// Start one projection loop per topic; each stops after its current batch once `shutdown` is true.
 pub async fn spawn_all(
@@ -67,102 +46,10 @@ pub async fn spawn_all(
         let projection = Projection::load(deps.clone(), topic, shutdown.clone()).await?;
         handles.push(tokio::spawn(projection.run(shutdown.clone())));
     }
-    handles.push(tokio::spawn(crate::rebuild::watch_generations(
+    handles.push(tokio::spawn(crate::generations::watch_generations(
         deps, shutdown,
     )));
     Ok(handles)
-}
-
-/// Folds one topic's records into a set of tables (the live ones, or a rebuild's shadow copies),
-/// parking what cannot be applied.
-pub(crate) struct Folder {
-    pub name: &'static str,
-    pub sql: FoldSql,
-    /// Keys with a parked event: their later events are parked too.
-    pub parked_keys: HashSet<String>,
-}
-
-impl Folder {
-    pub(crate) fn new(topic: Topic, tables: Tables) -> Folder {
-        Folder {
-            name: projection_name(topic),
-            sql: FoldSql::new(tables),
-            parked_keys: HashSet::new(),
-        }
-    }
-
-    /// Fold records (in log order) inside the caller's transaction as one batch: decode each,
-    /// park what cannot be applied (and every later record of a parked key), fold the rest with
-    /// [`fold_batch`]. Keys parked here go to `parked` (the caller adds them to `parked_keys`
-    /// once the transaction commits).
-    pub(crate) async fn fold_records(
-        &self,
-        conn: &mut AnyConnection,
-        records: &[&LogRecord],
-        touched: &mut Touched,
-        parked: &mut HashSet<String>,
-    ) -> anyhow::Result<()> {
-        let mut events = Vec::with_capacity(records.len());
-        for rec in records {
-            let blocked = self.parked_keys.contains(&rec.key) || parked.contains(&rec.key);
-            let outcome = if blocked {
-                Err("an earlier event of this key is parked".to_owned())
-            } else {
-                decode_checked(rec)
-            };
-            match outcome {
-                Ok(event) => {
-                    tracing::debug!(projection = self.name, event_id = %event.event_id,
-                        trace_id = event.trace_id.as_deref().unwrap_or(""), partition = rec.partition,
-                        offset = rec.offset, "event applied");
-                    let at = event.occurred_at.timestamp_millis();
-                    touched.newest_event_ms =
-                        Some(touched.newest_event_ms.map_or(at, |t| t.max(at)));
-                    events.push(event);
-                }
-                Err(reason) => {
-                    park(conn, self.sql.tables(), self.name, rec, &reason).await?;
-                    if self.sql.tables().is_live() {
-                        tracing::warn!(projection = self.name, topic = %rec.topic, partition = rec.partition,
-                            offset = rec.offset, key = rec.key, reason, "event parked");
-                    }
-                    parked.insert(rec.key.clone());
-                }
-            }
-        }
-        fold_batch(conn, &self.sql, &events, touched).await?;
-        Ok(())
-    }
-}
-
-/// The event in a log record, or why it cannot be applied: undecodable, of an unknown type or
-/// version, breaking an invariant of its type, or on another type's topic.
-pub(crate) fn decode_checked(rec: &LogRecord) -> Result<Envelope, String> {
-    let event = Envelope::decode(&rec.payload).map_err(|e| e.to_string())?;
-    if event.topic() != rec.topic {
-        return Err(format!(
-            "a {} event does not belong on {}",
-            event.body.type_name(),
-            rec.topic
-        ));
-    }
-    Ok(event)
-}
-
-/// The keys with parked records of a projection's topic.
-pub(crate) async fn parked_keys(
-    conn: &mut AnyConnection,
-    projection: &str,
-    topic: Topic,
-) -> Result<HashSet<String>, sqlx::Error> {
-    let keys: Vec<(String,)> = sqlx::query_as(
-        "SELECT DISTINCT event_key FROM parked_events WHERE projection = ? AND topic = ?",
-    )
-    .bind(projection)
-    .bind(topic.name())
-    .fetch_all(conn)
-    .await?;
-    Ok(keys.into_iter().map(|(k,)| k).collect())
 }
 
 /// How long a partition may stay behind the log without its checkpoint moving, while this
@@ -344,7 +231,7 @@ impl Projection {
     /// changes nothing) while a rebuild holds the projection's pause lease.
     async fn apply(&mut self, batch: &[LogRecord]) -> anyhow::Result<Option<Vec<(u32, i64)>>> {
         let dialect = self.deps.store.dialect;
-        let mut tx = self.deps.store.write.begin().await?;
+        let mut tx = self.deps.store.begin_write().await?;
         let stored: Vec<(i64, i64)> = sqlx::query_as(&format!(
             "SELECT part, next_offset FROM projection_offsets WHERE projection = ? AND topic = ?{}",
             dialect.for_update()
@@ -502,29 +389,4 @@ impl Projection {
             delay = (delay * 2).min(Duration::from_secs(2));
         }
     }
-}
-
-async fn park(
-    conn: &mut AnyConnection,
-    tables: &Tables,
-    projection: &str,
-    rec: &LogRecord,
-    reason: &str,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(&format!(
-        "INSERT INTO {} (projection, topic, part, log_offset, event_key, reason, payload, parked_ms) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        tables.parked_events()
-    ))
-    .bind(projection)
-    .bind(rec.topic.name())
-    .bind(i64::from(rec.partition))
-    .bind(rec.offset)
-    .bind(&rec.key)
-    .bind(reason)
-    .bind(&rec.payload)
-    .bind(titok_infra::now_ms())
-    .execute(conn)
-    .await?;
-    Ok(())
 }

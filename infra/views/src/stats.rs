@@ -128,3 +128,27 @@ where
     let rows: Vec<(i64, i64, i64, i64)> = qb.build_query_as().fetch_all(exec).await?;
     Ok(rows.into_iter().map(video_row).collect())
 }
+
+/// Up to `limit` conversations after `after` (in `(pair_lo, pair_hi)` order) with the
+/// `create_time` of their newest message: the chat-poll shortcut's refill.
+pub async fn latest_messages_page<'e, E>(
+    exec: E,
+    after: (i64, i64),
+    limit: i64,
+) -> Result<Vec<((i64, i64), i64)>, sqlx::Error>
+where
+    E: sqlx::Executor<'e, Database = Any>,
+{
+    let rows: Vec<(i64, i64, i64)> = sqlx::query_as(&format!(
+        "SELECT pair_lo, pair_hi, created_ms FROM {} \
+         WHERE pair_lo > ? OR (pair_lo = ? AND pair_hi > ?) ORDER BY pair_lo, pair_hi LIMIT ?",
+        ViewTable::LatestMessages
+    ))
+    .bind(after.0)
+    .bind(after.0)
+    .bind(after.1)
+    .bind(limit)
+    .fetch_all(exec)
+    .await?;
+    Ok(rows.into_iter().map(|(lo, hi, t)| ((lo, hi), t)).collect())
+}

@@ -350,7 +350,7 @@ async fn a_command_whose_lookup_view_is_behind_answers_503_not_does_not_exist() 
     assert!(
         body["status_msg"]
             .as_str()
-            .is_some_and(|m| m.contains("behind")),
+            .is_some_and(|m| m.contains("catching up")),
         "{body}"
     );
 

@@ -1,0 +1,83 @@
+//! Generations: a rebuild's swap or a parked-event retry changes the views under the counter cache
+//! and bumps the projection's generation in `projection_meta`; every projector process watches the
+//! generations and refills its cache from the views when they change.
+
+use std::time::Duration;
+
+use titok_infra::counters::Counters;
+use titok_infra::store::ViewStore;
+use titok_views::stats::{latest_messages_page, user_stats_page, video_stats_page};
+use tokio::sync::watch;
+
+use crate::deps::ProjectorDeps;
+
+/// Write every counter row of the views into the cache (versioned, so only newer values land), and
+/// each conversation's newest message time for the chat-poll shortcut.
+pub async fn refill_counters(store: &ViewStore, counters: &dyn Counters) -> anyhow::Result<()> {
+    const PAGE: i64 = 1000;
+    let mut after = i64::MIN;
+    loop {
+        let rows = user_stats_page(&store.read, after, PAGE).await?;
+        let Some(last) = rows.last() else { break };
+        after = last.0;
+        counters.put_users(&rows).await?;
+    }
+    let mut after = i64::MIN;
+    loop {
+        let rows = video_stats_page(&store.read, after, PAGE).await?;
+        let Some(last) = rows.last() else { break };
+        after = last.0;
+        counters.put_videos(&rows).await?;
+    }
+    // The chat-poll shortcut's newest message per conversation (it only moves forward).
+    let mut after = (i64::MIN, i64::MIN);
+    loop {
+        let rows = latest_messages_page(&store.read, after, PAGE).await?;
+        let Some(&(pair, _)) = rows.last() else {
+            break;
+        };
+        after = pair;
+        for (pair, created) in rows {
+            counters.put_chat_latest(pair, created).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Refill this process's counter cache whenever a rebuild (in any process) swapped tables.
+pub(crate) async fn watch_generations(deps: ProjectorDeps, mut shutdown: watch::Receiver<bool>) {
+    let mut seen: Option<i64> = None;
+    while !*shutdown.borrow() {
+        // Summed here: MySQL's SUM() is a DECIMAL, which sqlx's Any driver cannot decode.
+        let current: Result<Vec<(i64,)>, _> =
+            sqlx::query_as("SELECT generation FROM projection_meta")
+                .fetch_all(&deps.store.read)
+                .await;
+        match current {
+            Ok(rows) => {
+                let generation: i64 = rows.iter().map(|(g,)| g).sum();
+                if seen.is_some_and(|s| s != generation) {
+                    match refill_counters(&deps.store, deps.counters.as_ref()).await {
+                        Ok(()) => {
+                            tracing::info!(
+                                generation,
+                                "views rebuilt or parked events retried: counter cache refilled"
+                            );
+                            seen = Some(generation);
+                        }
+                        Err(err) => {
+                            tracing::warn!(error = %err, "counter cache refill after a rebuild failed; retrying")
+                        }
+                    }
+                } else {
+                    seen = Some(generation);
+                }
+            }
+            Err(err) => tracing::debug!(error = %err, "cannot read view generations"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(250)) => {}
+            _ = shutdown.changed() => {}
+        }
+    }
+}
