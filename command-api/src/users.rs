@@ -10,6 +10,7 @@ use std::net::SocketAddr;
 use axum::extract::{ConnectInfo, State};
 use serde::Serialize;
 use titok_events::{EventBody, UserRegistered};
+use titok_infra::accounts::AccountError;
 use titok_infra::auth::{hash_password, verify_password};
 use titok_infra::http::{ApiError, Params, Reply};
 use titok_infra::log::Position;
@@ -70,28 +71,54 @@ pub async fn register_user(
     password: &str,
 ) -> Result<(i64, Position), ApiError> {
     let password = password.to_owned();
+    let password_check = password.clone();
     let hash = tokio::task::spawn_blocking(move || hash_password(&password))
         .await
         .map_err(|e| ApiError::Internal(e.into()))?
         .map_err(|e| ApiError::Internal(anyhow::anyhow!("cannot hash password: {e}")))?;
     let user_id = state.ids.next_id();
-    state.accounts.create(user_id, username, &hash).await?;
-    let event = EventBody::UserRegistered(UserRegistered {
-        user_id,
-        username: username.to_owned(),
-    });
-    match state.append(user_id, event).await {
-        Ok(position) => {
-            state.accounts.mark_appended(user_id).await?;
-            Ok((user_id, position))
+    match state.accounts.create(user_id, username, &hash).await {
+        Ok(()) => {}
+        Err(AccountError::UsernameTaken) => {
+            return retried_registration(state, username, password_check).await
         }
-        Err(err) => {
-            if let Err(cleanup) = state.accounts.delete_pending(user_id).await {
-                tracing::error!(user_id, error = %cleanup, "cannot remove pending account; start-up recovery will append it");
-            }
-            Err(err)
-        }
+        Err(err) => return Err(err.into()),
     }
+    // If the append fails, its outcome is unknown (a Kafka timeout may still have written the
+    // event), so the account stays pending instead of being removed: a retry of this register, a
+    // login, or the next start appends `UserRegistered` again, and the idempotent fold applies it
+    // once whichever of the appends landed.
+    let position = append_registration(state, user_id, username).await?;
+    Ok((user_id, position))
+}
+
+/// A register whose username is taken by a **pending** account with the same password is the
+/// client retrying after a 503: finish that registration (same user id) instead of refusing.
+async fn retried_registration(
+    state: &CommandState,
+    username: &str,
+    password: String,
+) -> Result<(i64, Position), ApiError> {
+    let taken = || ApiError::from(AccountError::UsernameTaken);
+    let Some(account) = state.accounts.by_username(username).await? else {
+        return Err(taken());
+    };
+    if account.appended {
+        return Err(taken());
+    }
+    let hash = account.password_hash.clone();
+    let same = tokio::task::spawn_blocking(move || verify_password(&password, &hash))
+        .await
+        .map_err(|e| ApiError::Internal(e.into()))?;
+    if !same {
+        return Err(taken());
+    }
+    tracing::info!(
+        user_id = account.user_id,
+        "register retried: appending the pending registration again"
+    );
+    let position = append_registration(state, account.user_id, &account.username).await?;
+    Ok((account.user_id, position))
 }
 
 pub async fn login(
@@ -129,14 +156,14 @@ async fn append_registration(
     state: &CommandState,
     user_id: i64,
     username: &str,
-) -> Result<(), ApiError> {
+) -> Result<Position, ApiError> {
     let event = EventBody::UserRegistered(UserRegistered {
         user_id,
         username: username.to_owned(),
     });
-    state.append(user_id, event).await?;
+    let position = state.append(user_id, event).await?;
     state.accounts.mark_appended(user_id).await?;
-    Ok(())
+    Ok(position)
 }
 
 /// Append `UserRegistered` for accounts whose append was never confirmed (a crash mid-register).

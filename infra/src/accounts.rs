@@ -121,14 +121,3 @@ impl AccountStore {
         Ok(n)
     }
 }
-
-impl AccountStore {
-    /// Remove an account whose registration could not be appended (only while still pending).
-    pub async fn delete_pending(&self, user_id: i64) -> Result<(), AccountError> {
-        sqlx::query("DELETE FROM accounts WHERE user_id = ? AND appended = 0")
-            .bind(user_id)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
-    }
-}

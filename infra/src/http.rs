@@ -7,7 +7,6 @@
 
 use std::collections::HashMap;
 
-use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
 use axum::http::{header, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -247,10 +246,22 @@ pub struct Params(pub HashMap<String, String>);
 /// Largest form body accepted (uploads use multipart, not this).
 const MAX_FORM_BYTES: usize = 256 * 1024;
 
+/// Whether reading a body failed because it passed the length limit.
+fn too_large(err: &axum::Error) -> bool {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(e) = cause {
+        if e.to_string().contains("length limit exceeded") {
+            return true;
+        }
+        cause = e.source();
+    }
+    false
+}
+
 impl<S: Send + Sync> FromRequest<S> for Params {
     type Rejection = ApiError;
 
-    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+    async fn from_request(req: Request, _state: &S) -> Result<Self, Self::Rejection> {
         let mut params = Params::from_query(req.uri().query().unwrap_or(""))?;
         let is_form = req
             .headers()
@@ -258,12 +269,20 @@ impl<S: Send + Sync> FromRequest<S> for Params {
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
         if is_form {
-            let body = Bytes::from_request(req, state)
+            // Read at most the limit: a larger body is refused as soon as it passes the limit,
+            // not after it was buffered whole (the route's own limit can be the upload size).
+            let body = axum::body::to_bytes(req.into_body(), MAX_FORM_BYTES)
                 .await
-                .map_err(|e| ApiError::bad(format!("cannot read the form body: {e}")))?;
-            if body.len() > MAX_FORM_BYTES {
-                return Err(ApiError::bad("form body is too large"));
-            }
+                .map_err(|e| {
+                    if too_large(&e) {
+                        ApiError::bad(format!(
+                            "form body is too large (at most {} KiB)",
+                            MAX_FORM_BYTES / 1024
+                        ))
+                    } else {
+                        ApiError::bad(format!("cannot read the form body: {e}"))
+                    }
+                })?;
             let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(&body)
                 .map_err(|e| ApiError::bad(format!("malformed form body: {e}")))?;
             params.0.extend(pairs);

@@ -470,3 +470,45 @@ async fn login_attempts_are_limited_per_username_and_per_address() {
         "{body}"
     );
 }
+
+#[tokio::test]
+async fn an_oversized_form_body_is_refused_before_it_is_read_whole() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    // Arrange: a login form that says it is 60 MB long; only 300 KiB of it are ever sent.
+    let app = spawn_app().await;
+    let address = app.base.trim_start_matches("http://").to_owned();
+    let mut socket = tokio::net::TcpStream::connect(&address)
+        .await
+        .expect("connect");
+    let head = format!(
+        "POST {LOGIN} HTTP/1.1\r\nHost: {address}\r\n\
+         Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 60000000\r\n\r\n"
+    );
+    socket.write_all(head.as_bytes()).await.expect("head");
+    let mut chunk = b"username=u&password=".to_vec();
+    chunk.resize(300 * 1024, b'a');
+    socket.write_all(&chunk).await.expect("body");
+
+    // Act: wait for the reply while the rest of the body never comes.
+    let mut reply = Vec::new();
+    let mut buf = [0u8; 4096];
+    let read = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        while !String::from_utf8_lossy(&reply).contains("status_msg") {
+            let n = socket.read(&mut buf).await.expect("read");
+            if n == 0 {
+                break;
+            }
+            reply.extend_from_slice(&buf[..n]);
+        }
+    })
+    .await;
+
+    // Assert: refused with the envelope once the limit was passed (before: it waited for all 60 MB).
+    assert!(
+        read.is_ok(),
+        "no reply within 10 s: the body was being read whole"
+    );
+    let text = String::from_utf8_lossy(&reply);
+    assert!(text.contains("too large"), "{text}");
+    assert!(text.contains("\"status_code\":1"), "{text}");
+}
