@@ -22,7 +22,7 @@ use titok_projectors::ProjectorDeps;
 use titok_query_api::QueryState;
 use titok_views::reads::Reader;
 
-use crate::{Command, Config};
+use crate::{Config, Role};
 
 /// Every port, opened on the adapters the configuration names.
 pub struct Backends {
@@ -73,9 +73,9 @@ fn token_secret(config: &Config) -> anyhow::Result<Vec<u8>> {
 }
 
 impl Backends {
-    pub async fn open(config: &Config, role: &Command) -> anyhow::Result<Backends> {
+    pub async fn open(config: &Config, role: Role) -> anyhow::Result<Backends> {
         let data = &config.data_dir;
-        let split = !matches!(role, Command::Serve);
+        let split = role != Role::All;
         if split
             && (config.kafka_brokers.is_none()
                 || config.mysql_url.is_none()
@@ -85,35 +85,17 @@ impl Backends {
         }
         // Checked before connecting anywhere: a bad secret fails fast.
         let secret = token_secret(config)?;
-        let log: Arc<dyn EventLog> = match config.kafka_settings() {
-            Some(settings) => Arc::new(
-                KafkaLog::connect(settings)
-                    .await
-                    .context("cannot connect to Kafka")?,
-            ),
-            None => Arc::new(
-                EmbeddedLog::open(&data.join("log.db"), config.partitions)
-                    .await
-                    .context("cannot open the embedded event log")?,
-            ),
-        };
+        let log = open_log(config, Access::ReadWrite).await?;
         let (accounts, store) = match &config.mysql_url {
             Some(url) => {
-                let pool = titok_infra::store::mysql_any(url, 16)
-                    .await
-                    .context("cannot connect to MySQL")?;
-                titok_infra::store::migrate_mysql(&pool)
-                    .await
-                    .context("cannot migrate MySQL")?;
+                let pool = open_mysql(url, 16).await?;
                 (AccountStore::mysql(pool.clone()), ViewStore::mysql(pool))
             }
             None => (
                 AccountStore::open_sqlite(&data.join("accounts.db"))
                     .await
                     .context("cannot open accounts")?,
-                ViewStore::open_sqlite(&data.join("views.db"))
-                    .await
-                    .context("cannot open the read store")?,
+                open_views(config).await?,
             ),
         };
         let (counters, positions): (Arc<dyn Counters>, Arc<dyn Positions>) = match &config.redis_url
@@ -195,4 +177,56 @@ impl Backends {
             ),
         }
     }
+}
+
+/// How a process uses the event log: the server appends; the tools (`tap`, `rebuild`) only read,
+/// and on the embedded log open it read-only beside a running server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Access {
+    ReadWrite,
+    ReadOnly,
+}
+
+/// The event log of this configuration: Kafka, or the data dir's `log.db`. The one place that
+/// opens it (server roles and tools alike).
+pub(crate) async fn open_log(config: &Config, access: Access) -> anyhow::Result<Arc<dyn EventLog>> {
+    let path = config.data_dir.join("log.db");
+    Ok(match (config.kafka_settings(), access) {
+        (Some(settings), _) => Arc::new(
+            KafkaLog::connect(settings)
+                .await
+                .context("cannot connect to Kafka")?,
+        ),
+        (None, Access::ReadWrite) => Arc::new(
+            EmbeddedLog::open(&path, config.partitions)
+                .await
+                .context("cannot open the embedded event log")?,
+        ),
+        (None, Access::ReadOnly) => Arc::new(
+            EmbeddedLog::open_read_only(&path, config.partitions)
+                .await
+                .context("cannot open the embedded log (is --data-dir right?)")?,
+        ),
+    })
+}
+
+/// The MySQL database of `url` (created if missing), migrated.
+async fn open_mysql(url: &str, max_connections: u32) -> anyhow::Result<sqlx::AnyPool> {
+    let pool = titok_infra::store::mysql_any(url, max_connections)
+        .await
+        .context("cannot connect to MySQL")?;
+    titok_infra::store::migrate_mysql(&pool)
+        .await
+        .context("cannot migrate MySQL")?;
+    Ok(pool)
+}
+
+/// The read store of this configuration (MySQL, or the data dir's `views.db`), migrated.
+pub(crate) async fn open_views(config: &Config) -> anyhow::Result<ViewStore> {
+    Ok(match &config.mysql_url {
+        Some(url) => ViewStore::mysql(open_mysql(url, 4).await?),
+        None => ViewStore::open_sqlite(&config.data_dir.join("views.db"))
+            .await
+            .context("cannot open the read store (is --data-dir right?)")?,
+    })
 }

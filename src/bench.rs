@@ -34,7 +34,7 @@ use sqlx::AnyPool;
 use titok_events::{Envelope, EventBody, Favorite, Follow, UserRegistered, VideoPublished};
 use titok_infra::store::{Dialect, ViewStore};
 
-use crate::{Command, Config};
+use crate::{Config, Role};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct BenchArgs {
@@ -229,7 +229,7 @@ pub async fn run(args: BenchArgs, config: Config) -> anyhow::Result<()> {
     } else {
         "embedded (SQLite log and views, in-process counters)"
     };
-    let running = crate::start(Command::Serve, config.clone()).await?;
+    let running = crate::start(Role::All, config.clone()).await?;
     let base = format!("http://{}", running.addr);
     let deps = running.deps.clone();
     let client = reqwest::Client::builder()

@@ -69,17 +69,28 @@ pub enum Command {
     Bench(bench::BenchArgs),
 }
 
-impl Command {
-    fn runs_commands(&self) -> bool {
-        matches!(self, Command::Serve | Command::CommandApi)
+/// A process role: what a serving process runs. Kept apart from the tool subcommands (`tap`,
+/// `rebuild`, `parked`, `bench`), which run and exit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Command API, query API and projectors in one process.
+    All,
+    CommandApi,
+    QueryApi,
+    Projectors,
+}
+
+impl Role {
+    fn runs_commands(self) -> bool {
+        matches!(self, Role::All | Role::CommandApi)
     }
 
-    fn runs_queries(&self) -> bool {
-        matches!(self, Command::Serve | Command::QueryApi)
+    fn runs_queries(self) -> bool {
+        matches!(self, Role::All | Role::QueryApi)
     }
 
-    fn runs_projectors(&self) -> bool {
-        matches!(self, Command::Serve | Command::Projectors)
+    fn runs_projectors(self) -> bool {
+        matches!(self, Role::All | Role::Projectors)
     }
 }
 
@@ -288,12 +299,12 @@ async fn shutdown_signal() {
 
 /// Open the adapters, start what `role` runs (projections, command and/or query endpoints) and
 /// the HTTP server.
-pub async fn start(role: Command, config: Config) -> anyhow::Result<Running> {
+pub async fn start(role: Role, config: Config) -> anyhow::Result<Running> {
     let data = &config.data_dir;
     std::fs::create_dir_all(data)
         .with_context(|| format!("cannot create data dir {}", data.display()))?;
     titok_infra::telemetry::prometheus();
-    let backends = Backends::open(&config, &role).await?;
+    let backends = Backends::open(&config, role).await?;
     titok_projectors::rebuild::prepare(
         &backends.projector_deps(&config),
         config.stale_views,
@@ -464,14 +475,16 @@ pub async fn main_entry() -> anyhow::Result<()> {
         _ => "info,sqlx=warn,tower_http=warn",
     };
     init_tracing(cli.config.log_json, default_filter);
-    let role = cli.command.unwrap_or(Command::Serve);
-    match role {
+    let role = match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => Role::All,
+        Command::CommandApi => Role::CommandApi,
+        Command::QueryApi => Role::QueryApi,
+        Command::Projectors => Role::Projectors,
         Command::Tap(args) => return tap::run(args, cli.config).await,
         Command::Rebuild(args) => return rebuild::run(args, cli.config).await,
         Command::Parked(args) => return parked::run(args, cli.config).await,
         Command::Bench(args) => return bench::run(args, cli.config).await,
-        _ => {}
-    }
+    };
     let running = start(role, cli.config).await?;
     // The first line on stdout is the address: scripts and the test harness read it.
     println!("listening on http://{}", running.addr);

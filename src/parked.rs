@@ -52,7 +52,7 @@ fn known(projection: &str) -> anyhow::Result<()> {
 }
 
 pub async fn run(args: ParkedArgs, config: Config) -> anyhow::Result<()> {
-    let store = crate::rebuild::open_views(&config).await?;
+    let store = crate::backends::open_views(&config).await?;
     match args.action {
         ParkedAction::List { projection, json } => {
             if let Some(p) = &projection {

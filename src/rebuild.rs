@@ -7,7 +7,6 @@ use anyhow::Context;
 use titok_infra::counters::{Counters, InProcessCounters};
 use titok_infra::progress::InProcessPositions;
 use titok_infra::redis_store::{self, RedisCounters};
-use titok_infra::store::ViewStore;
 use titok_projectors::catalog::{self, View};
 use titok_projectors::rebuild::{self, Progress};
 use titok_projectors::ProjectorDeps;
@@ -61,26 +60,10 @@ fn selected(names: &[String]) -> anyhow::Result<Vec<Vec<&'static View>>> {
     Ok(chosen)
 }
 
-/// The read store of this configuration (MySQL, or the data dir's `views.db`), migrated.
-pub(crate) async fn open_views(config: &Config) -> anyhow::Result<ViewStore> {
-    Ok(match &config.mysql_url {
-        Some(url) => {
-            let pool = titok_infra::store::mysql_any(url, 4)
-                .await
-                .context("cannot connect to MySQL")?;
-            titok_infra::store::migrate_mysql(&pool).await?;
-            ViewStore::mysql(pool)
-        }
-        None => ViewStore::open_sqlite(&config.data_dir.join("views.db"))
-            .await
-            .context("cannot open the read store (is --data-dir right?)")?,
-    })
-}
-
 pub async fn run(args: RebuildArgs, config: Config) -> anyhow::Result<()> {
     let groups = selected(&args.views)?;
-    let log = crate::tap::open_log(&config).await?;
-    let store = open_views(&config).await?;
+    let log = crate::backends::open_log(&config, crate::backends::Access::ReadOnly).await?;
+    let store = crate::backends::open_views(&config).await?;
     // With Redis the shared cache is refilled here; an embedded server refills its own cache
     // when it sees the rebuild's generation.
     let counters: Arc<dyn Counters> = match &config.redis_url {

@@ -7,16 +7,14 @@
 
 use std::collections::HashMap;
 use std::io::Write;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use serde_json::{json, Value};
 use titok_events::{Envelope, EventBody, Topic};
-use titok_infra::embedded_log::EmbeddedLog;
-use titok_infra::kafka_log::KafkaLog;
-use titok_infra::log::{EventLog, LogRecord};
+use titok_infra::log::LogRecord;
 
+use crate::backends::Access;
 use crate::Config;
 
 /// What to read and how to show it.
@@ -107,17 +105,6 @@ impl Likes {
     }
 }
 
-pub(crate) async fn open_log(config: &Config) -> anyhow::Result<Arc<dyn EventLog>> {
-    Ok(match config.kafka_settings() {
-        Some(settings) => Arc::new(KafkaLog::connect(settings).await?),
-        None => Arc::new(
-            EmbeddedLog::open_read_only(&config.data_dir.join("log.db"), config.partitions)
-                .await
-                .context("cannot open the embedded log (is --data-dir right?)")?,
-        ),
-    })
-}
-
 fn line(rec: &LogRecord, event: Value) -> Value {
     json!({"topic": rec.topic.name(), "partition": rec.partition, "offset": rec.offset, "key": rec.key, "event": event})
 }
@@ -133,7 +120,7 @@ fn idle(last_event: Option<Instant>, started: Instant, limit: Duration) -> bool 
 
 /// Run the tap until `--limit`, `--idle-exit-ms`, or Ctrl-C.
 pub async fn run(args: TapArgs, config: Config) -> anyhow::Result<()> {
-    let log = open_log(&config).await?;
+    let log = crate::backends::open_log(&config, Access::ReadOnly).await?;
     let group = format!("{}.tap.{}", config.namespace, uuid::Uuid::now_v7());
     let mut consumers = Vec::new();
     for topic in topics(&args)? {
