@@ -298,6 +298,14 @@ pub async fn run(args: BenchArgs, config: Config) -> anyhow::Result<()> {
     eprintln!("bench: raw inserts of the views' rows");
     let raw = crate::bench_fold::raw_same_rows(&deps.store).await?;
     let narrow_rate = raw_insert_rate(&deps.store, (total_events as usize).min(200_000)).await?;
+    eprintln!("bench: sqlx Any vs the typed driver on the fold's statement shapes");
+    let (any_rate, typed_rate) = crate::bench_fold::any_vs_typed(
+        &deps.store,
+        config.mysql_url.as_deref(),
+        &config.data_dir.join("views.db"),
+        (total_events as usize).min(200_000),
+    )
+    .await?;
     eprintln!("bench: raw read of the log");
     let log_rate = crate::bench_fold::log_read_rate(deps.log.as_ref()).await?;
 
@@ -356,6 +364,15 @@ pub async fn run(args: BenchArgs, config: Config) -> anyhow::Result<()> {
         projection_rate,
         log_rate,
         "reported (the log's own limit)",
+    ));
+    results.insert("fold_shapes_any_rows_per_s", json!(any_rate.round()));
+    results.insert("fold_shapes_typed_rows_per_s", json!(typed_rate.round()));
+    results.insert("any_vs_typed", json!(round3(any_rate / typed_rate)));
+    rows.push(row(
+        "fold's statement shapes: sqlx Any vs the typed driver (rows/s)",
+        any_rate,
+        typed_rate,
+        "use typed if clearly faster",
     ));
     rows.push(row(
         "projection vs the old narrow baseline (3-column table, rows/s)",

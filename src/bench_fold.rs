@@ -233,3 +233,117 @@ pub async fn log_read_rate(log: &dyn EventLog) -> anyhow::Result<f64> {
     }
     Ok(total as f64 / reading.as_secs_f64().max(1e-9))
 }
+
+/// sqlx's `Any` driver against the typed driver of the same database, on the batch fold's
+/// statement shapes: multi-row upserts of `(a, b, t)` rows (4,000 per statement, 20,000 per
+/// transaction), the same rows again (the update path), and `(a = ? AND b = ?) OR …` lookups of
+/// every key (500 per query). Rows/s of `(any, typed)`, each the best of three alternating runs.
+pub async fn any_vs_typed(
+    store: &ViewStore,
+    mysql_url: Option<&str>,
+    sqlite_path: &std::path::Path,
+    rows: usize,
+) -> anyhow::Result<(f64, f64)> {
+    let dialect = store.dialect;
+    // Alternate the drivers and keep each one's best of three, so that neither gains from
+    // running second (warm page cache, a checkpoint of the other's WAL).
+    let (mut any, mut typed) = (0.0_f64, 0.0_f64);
+    match mysql_url {
+        Some(url) => {
+            let pool = sqlx::mysql::MySqlPoolOptions::new()
+                .max_connections(1)
+                .connect(url)
+                .await?;
+            for _ in 0..3 {
+                any = any.max(shape_rate_any(&store.write, dialect, rows).await?);
+                typed = typed.max(shape_rate_mysql(&pool, dialect, rows).await?);
+            }
+            pool.close().await;
+        }
+        None => {
+            let options = titok_infra::store::sqlite_options(
+                sqlite_path,
+                titok_infra::store::Durability::Normal,
+            )?;
+            let pool = sqlx::sqlite::SqlitePoolOptions::new()
+                .max_connections(1)
+                .connect_with(options)
+                .await?;
+            for _ in 0..3 {
+                any = any.max(shape_rate_any(&store.write, dialect, rows).await?);
+                typed = typed.max(shape_rate_sqlite(&pool, dialect, rows).await?);
+            }
+            pool.close().await;
+        }
+    }
+    Ok((any, typed))
+}
+
+/// One run of the fold's statement shapes on a scratch table through a pool of driver `$db`;
+/// rows/s. A macro rather than a generic function: sqlx's executor bounds over a generic
+/// `Database` do not let a borrowed `QueryBuilder` outlive the call, and the point here is to
+/// time each concrete driver as the fold would call it.
+macro_rules! shape_rate_fn {
+    ($name:ident, $db:ty) => {
+        async fn $name(
+            pool: &sqlx::Pool<$db>,
+            dialect: titok_infra::store::Dialect,
+            rows: usize,
+        ) -> anyhow::Result<f64> {
+            let table = format!("bench_shape_{}", titok_infra::now_ms());
+            sqlx::query(&format!(
+                "CREATE TABLE {table} (a BIGINT NOT NULL, b BIGINT NOT NULL, t BIGINT NOT NULL, PRIMARY KEY (a, b))"
+            ))
+            .execute(pool)
+            .await?;
+            let keys: Vec<(i64, i64)> = (0..rows as i64).map(|i| (i % 9_973, i)).collect();
+            let tail = format!(
+                " {} t = {}",
+                dialect.on_conflict_update("a, b"),
+                dialect.new_value("t")
+            );
+            let started = Instant::now();
+            for round in 0..2_i64 {
+                for tx_keys in keys.chunks(RAW_TX_ROWS) {
+                    let mut tx = pool.begin().await?;
+                    for chunk in tx_keys.chunks(4_000) {
+                        let mut qb =
+                            QueryBuilder::<$db>::new(format!("INSERT INTO {table} (a, b, t) "));
+                        qb.push_values(chunk, |mut b, (x, y)| {
+                            b.push_bind(*x).push_bind(*y).push_bind(round);
+                        });
+                        qb.push(&tail);
+                        qb.build().execute(&mut *tx).await?;
+                    }
+                    tx.commit().await?;
+                }
+            }
+            let mut found = 0;
+            for chunk in keys.chunks(500) {
+                let mut qb = QueryBuilder::<$db>::new(format!("SELECT a, b FROM {table} WHERE "));
+                for (i, (x, y)) in chunk.iter().enumerate() {
+                    if i > 0 {
+                        qb.push(" OR ");
+                    }
+                    qb.push("(a = ");
+                    qb.push_bind(*x);
+                    qb.push(" AND b = ");
+                    qb.push_bind(*y);
+                    qb.push(")");
+                }
+                let got: Vec<(i64, i64)> = qb.build_query_as().fetch_all(pool).await?;
+                found += got.len();
+            }
+            let seconds = started.elapsed().as_secs_f64();
+            anyhow::ensure!(found == rows, "the lookups found {found} of {rows} rows");
+            sqlx::query(&format!("DROP TABLE {table}"))
+                .execute(pool)
+                .await?;
+            Ok(3.0 * rows as f64 / seconds)
+        }
+    };
+}
+
+shape_rate_fn!(shape_rate_any, Any);
+shape_rate_fn!(shape_rate_sqlite, sqlx::Sqlite);
+shape_rate_fn!(shape_rate_mysql, sqlx::MySql);
