@@ -4,30 +4,33 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use titok_adapters::accounts::SqlAccounts;
+use titok_adapters::blobs::LocalBlobs;
+use titok_adapters::counters::InProcessCounters;
+use titok_adapters::embedded_log::EmbeddedLog;
+use titok_adapters::kafka_log::KafkaLog;
+use titok_adapters::progress::InProcessPositions;
+use titok_adapters::redis_store::{self, RedisCounters, RedisPositions};
+use titok_adapters::store::ViewStore;
 use titok_command_api::CommandState;
 use titok_events::{IdGenerator, Topic};
-use titok_infra::accounts::AccountStore;
-use titok_infra::auth::{load_or_create_secret, TokenKeys};
-use titok_infra::blobs::LocalBlobs;
-use titok_infra::counters::{Counters, InProcessCounters};
-use titok_infra::embedded_log::EmbeddedLog;
-use titok_infra::http::Authenticator;
-use titok_infra::kafka_log::KafkaLog;
-use titok_infra::known::KnownIds;
-use titok_infra::log::EventLog;
-use titok_infra::progress::{Consistency, InProcessPositions, Positions};
-use titok_infra::redis_store::{self, RedisCounters, RedisPositions};
-use titok_infra::store::ViewStore;
+use titok_ports::accounts::AccountStore;
+use titok_ports::counters::Counters;
+use titok_ports::known::KnownIds;
+use titok_ports::log::EventLog;
+use titok_ports::progress::{Consistency, Positions};
 use titok_projectors::ProjectorDeps;
 use titok_query_api::QueryState;
 use titok_views::reads::Reader;
+use titok_web::auth::{load_or_create_secret, TokenKeys};
+use titok_web::http::Authenticator;
 
 use crate::{Config, Role};
 
 /// Every port, opened on the adapters the configuration names.
 pub struct Backends {
     pub log: Arc<dyn EventLog>,
-    pub accounts: AccountStore,
+    pub accounts: Arc<dyn AccountStore>,
     pub store: ViewStore,
     pub counters: Arc<dyn Counters>,
     pub positions: Arc<dyn Positions>,
@@ -89,12 +92,15 @@ impl Backends {
         let (accounts, store) = match &config.mysql_url {
             Some(url) => {
                 let pool = open_mysql(url, 16).await?;
-                (AccountStore::mysql(pool.clone()), ViewStore::mysql(pool))
+                let accounts: Arc<dyn AccountStore> = Arc::new(SqlAccounts::mysql(pool.clone()));
+                (accounts, ViewStore::mysql(pool))
             }
             None => (
-                AccountStore::open_sqlite(&data.join("accounts.db"))
-                    .await
-                    .context("cannot open accounts")?,
+                Arc::new(
+                    SqlAccounts::open_sqlite(&data.join("accounts.db"))
+                        .await
+                        .context("cannot open accounts")?,
+                ) as Arc<dyn AccountStore>,
                 open_views(config).await?,
             ),
         };
@@ -212,10 +218,10 @@ pub(crate) async fn open_log(config: &Config, access: Access) -> anyhow::Result<
 
 /// The MySQL database of `url` (created if missing), migrated.
 async fn open_mysql(url: &str, max_connections: u32) -> anyhow::Result<sqlx::AnyPool> {
-    let pool = titok_infra::store::mysql_any(url, max_connections)
+    let pool = titok_adapters::store::mysql_any(url, max_connections)
         .await
         .context("cannot connect to MySQL")?;
-    titok_infra::store::migrate_mysql(&pool)
+    titok_adapters::store::migrate_mysql(&pool)
         .await
         .context("cannot migrate MySQL")?;
     Ok(pool)

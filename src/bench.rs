@@ -31,8 +31,8 @@ use rand::{Rng, SeedableRng};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use sqlx::AnyPool;
+use titok_adapters::store::{Dialect, ViewStore};
 use titok_events::{Envelope, EventBody, Favorite, Follow, UserRegistered, VideoPublished};
-use titok_infra::store::{Dialect, ViewStore};
 
 use crate::{Config, Role};
 
@@ -207,7 +207,7 @@ pub async fn run(args: BenchArgs, config: Config) -> anyhow::Result<()> {
     config.data_dir = dir.path().to_path_buf();
     config.listen = "127.0.0.1:0".parse()?;
     config.no_sample = true;
-    config.namespace = format!("bench{}", titok_infra::now_ms());
+    config.namespace = format!("bench{}", titok_ports::now_ms());
     if let Some(url) = &config.mysql_url {
         let (base, _) = url
             .rsplit_once('/')
@@ -268,7 +268,7 @@ pub async fn run(args: BenchArgs, config: Config) -> anyhow::Result<()> {
     let total_events = events.len() as u64;
     // The projections hold (their pause lease, as during a rebuild's swap) while the data set is
     // appended, so that the fold is timed on its own, from a full log.
-    hold_projections(&deps.store, titok_infra::now_ms() + 3_600_000).await?;
+    hold_projections(&deps.store, titok_ports::now_ms() + 3_600_000).await?;
     let append_started = Instant::now();
     for chunk in events.chunks(2000) {
         deps.log
@@ -563,7 +563,7 @@ pub async fn run(args: BenchArgs, config: Config) -> anyhow::Result<()> {
             .is_some_and(|l| !l.is_empty()),
         "the chat poll found no message: {reply}"
     );
-    let far_future = (titok_infra::now_ms() + 86_400_000).to_string();
+    let far_future = (titok_ports::now_ms() + 86_400_000).to_string();
     let queries_before = metric(&client, &base, "titok_chat_db_queries_total").await?;
     anyhow::ensure!(
         queries_before >= 1.0,
@@ -809,14 +809,14 @@ async fn scale_out(config: &Config, size: &Size) -> anyhow::Result<Option<(f64, 
         let mut settings = config.kafka_settings().context("kafka")?;
         settings.namespace = format!("{}so{instances}", config.namespace);
         settings.partitions = 4;
-        let log = titok_infra::kafka_log::KafkaLog::connect(settings.clone()).await?;
+        let log = titok_adapters::kafka_log::KafkaLog::connect(settings.clone()).await?;
         for chunk in events.chunks(2000) {
-            titok_infra::log::EventLog::append(&log, chunk)
+            titok_ports::log::EventLog::append(&log, chunk)
                 .await
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
         }
         let db_url = format!("{base}/{}", settings.namespace);
-        let pool = titok_infra::store::mysql_any(&db_url, 2).await?;
+        let pool = titok_adapters::store::mysql_any(&db_url, 2).await?;
         let applied = || async {
             let rows: Result<Vec<(String, i64)>, _> = sqlx::query_as(
                 "SELECT projection, next_offset FROM projection_offsets WHERE projection = 'favorites'",
@@ -937,7 +937,7 @@ fn machine() -> String {
 /// The generated data set as events: users, videos (newest first in the feed), follows and likes.
 fn dataset(size: &Size, viewers: &[Viewer]) -> Vec<Envelope> {
     let mut rng = rand::rngs::StdRng::seed_from_u64(42);
-    let now = titok_infra::now_ms();
+    let now = titok_ports::now_ms();
     let mut events = Vec::with_capacity(size.users + size.videos + size.likes + size.follows);
     let author = |v: usize| USER_BASE + (v % size.users) as i64;
     for u in 0..size.users {
@@ -1075,7 +1075,7 @@ async fn metric(client: &reqwest::Client, base: &str, name: &str) -> anyhow::Res
 /// Rows per second the view database takes as multi-row inserts (500 rows per statement, 1,000
 /// rows per transaction — the projector's batch size), in a scratch table.
 async fn raw_insert_rate(store: &ViewStore, rows: usize) -> anyhow::Result<f64> {
-    let table = format!("bench_raw_{}", titok_infra::now_ms());
+    let table = format!("bench_raw_{}", titok_ports::now_ms());
     sqlx::query(&format!("CREATE TABLE {table} (a BIGINT NOT NULL, b BIGINT NOT NULL, c BIGINT NOT NULL, PRIMARY KEY (a, b))"))
         .execute(&store.write)
         .await?;
@@ -1316,7 +1316,7 @@ impl Baseline {
     async fn start(views: &ViewStore, config: &Config) -> anyhow::Result<Baseline> {
         let (direct, dialect) = match &config.mysql_url {
             Some(url) => (
-                titok_infra::store::mysql_any(url, 32).await?,
+                titok_adapters::store::mysql_any(url, 32).await?,
                 Dialect::MySql,
             ),
             None => {

@@ -7,9 +7,9 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use rand::{Rng, SeedableRng};
 use sqlx::{Any, Column, QueryBuilder, Row};
+use titok_adapters::store::ViewStore;
 use titok_events::{Envelope, EventBody, Favorite, Topic, UserRegistered};
-use titok_infra::log::EventLog;
-use titok_infra::store::ViewStore;
+use titok_ports::log::EventLog;
 use titok_views::{Tables, ViewTable};
 
 /// Rows per transaction of the raw baseline: the projection's largest batch.
@@ -38,8 +38,8 @@ impl RawInsert {
 /// statement as the fold's limits allow, 20,000 rows per transaction. The projection's time over
 /// this time is the fold's own overhead.
 pub async fn raw_same_rows(store: &ViewStore) -> anyhow::Result<RawInsert> {
-    let scratch = Tables::shadow(store.dialect, &format!("braw{}_", titok_infra::now_ms()));
-    let mysql = store.dialect == titok_infra::store::Dialect::MySql;
+    let scratch = Tables::shadow(store.dialect, &format!("braw{}_", titok_ports::now_ms()));
+    let mysql = store.dialect == titok_adapters::store::Dialect::MySql;
     let mut tables = Vec::new();
     for table in ViewTable::ALL {
         let rows = sqlx::query(&format!("SELECT * FROM {table}"))
@@ -143,14 +143,14 @@ pub async fn log_floor(log: &dyn EventLog, samples: usize) -> anyhow::Result<Vec
             *slot = end.offset;
         }
     }
-    let group = format!("bench-floor-{}", titok_infra::now_ms());
+    let group = format!("bench-floor-{}", titok_ports::now_ms());
     let mut consumer = log
         .consumer(&group, topic, start)
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     let mut out = Vec::with_capacity(samples);
     for i in 0..samples {
-        let id = 5_000_000_000_000_000 + titok_infra::now_ms() * 1000 + i as i64 % 1000;
+        let id = 5_000_000_000_000_000 + titok_ports::now_ms() * 1000 + i as i64 % 1000;
         let event = Envelope::new(
             id,
             EventBody::UserRegistered(UserRegistered {
@@ -207,7 +207,7 @@ pub async fn log_read_rate(log: &dyn EventLog) -> anyhow::Result<f64> {
             .map(|e| e.offset)
             .sum();
         let partitions = log.partitions(topic) as usize;
-        let group = format!("bench-read-{}-{}", titok_infra::now_ms(), topic.name());
+        let group = format!("bench-read-{}-{}", titok_ports::now_ms(), topic.name());
         let mut consumer = log
             .consumer(&group, topic, vec![0; partitions])
             .await
@@ -261,9 +261,9 @@ pub async fn any_vs_typed(
             pool.close().await;
         }
         None => {
-            let options = titok_infra::store::sqlite_options(
+            let options = titok_adapters::store::sqlite_options(
                 sqlite_path,
-                titok_infra::store::Durability::Normal,
+                titok_adapters::store::Durability::Normal,
             )?;
             let pool = sqlx::sqlite::SqlitePoolOptions::new()
                 .max_connections(1)
@@ -287,10 +287,10 @@ macro_rules! shape_rate_fn {
     ($name:ident, $db:ty) => {
         async fn $name(
             pool: &sqlx::Pool<$db>,
-            dialect: titok_infra::store::Dialect,
+            dialect: titok_adapters::store::Dialect,
             rows: usize,
         ) -> anyhow::Result<f64> {
-            let table = format!("bench_shape_{}", titok_infra::now_ms());
+            let table = format!("bench_shape_{}", titok_ports::now_ms());
             sqlx::query(&format!(
                 "CREATE TABLE {table} (a BIGINT NOT NULL, b BIGINT NOT NULL, t BIGINT NOT NULL, PRIMARY KEY (a, b))"
             ))

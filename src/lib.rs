@@ -15,8 +15,9 @@ use std::path::PathBuf;
 use anyhow::Context;
 use axum::Router;
 use clap::{Parser, Subcommand};
+use titok_adapters::blobs::LocalBlobs;
 use titok_command_api::CommandState;
-use titok_infra::blobs::{BlobStore, LocalBlobs};
+use titok_ports::blobs::BlobStore;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -232,10 +233,10 @@ pub struct Config {
 
 impl Config {
     /// The Kafka settings, when `--kafka-brokers` is given.
-    pub fn kafka_settings(&self) -> Option<titok_infra::kafka_log::KafkaSettings> {
+    pub fn kafka_settings(&self) -> Option<titok_adapters::kafka_log::KafkaSettings> {
         self.kafka_brokers
             .as_ref()
-            .map(|brokers| titok_infra::kafka_log::KafkaSettings {
+            .map(|brokers| titok_adapters::kafka_log::KafkaSettings {
                 brokers: brokers.clone(),
                 namespace: self.namespace.clone(),
                 partitions: self.partitions,
@@ -303,7 +304,7 @@ pub async fn start(role: Role, config: Config) -> anyhow::Result<Running> {
     let data = &config.data_dir;
     std::fs::create_dir_all(data)
         .with_context(|| format!("cannot create data dir {}", data.display()))?;
-    titok_infra::telemetry::prometheus();
+    titok_web::telemetry::prometheus();
     let backends = Backends::open(&config, role).await?;
     titok_projectors::rebuild::prepare(
         &backends.projector_deps(&config),
@@ -361,7 +362,7 @@ pub async fn start(role: Role, config: Config) -> anyhow::Result<Running> {
     if role.runs_queries() {
         documented.extend(titok_query_api::endpoints());
     }
-    let openapi = std::sync::Arc::new(titok_infra::openapi::document(&documented));
+    let openapi = std::sync::Arc::new(titok_web::openapi::document(&documented));
     app = app.route(
         "/openapi.json",
         axum::routing::get(move || async move { axum::Json((*openapi).clone()) }),
@@ -380,16 +381,16 @@ pub async fn start(role: Role, config: Config) -> anyhow::Result<Running> {
         let pools = pools.clone();
         async move {
             for (name, pool) in &pools {
-                titok_infra::telemetry::record_pool(name, pool);
+                titok_adapters::store::record_pool(name, pool);
             }
-            titok_infra::telemetry::prometheus().render()
+            titok_web::telemetry::prometheus().render()
         }
     };
     let app = app
         .route("/metrics", axum::routing::get(metrics))
-        .fallback(titok_infra::http::unknown_path)
-        .method_not_allowed_fallback(titok_infra::http::unsupported_method)
-        .layer(axum::middleware::from_fn(titok_infra::telemetry::observe));
+        .fallback(titok_web::http::unknown_path)
+        .method_not_allowed_fallback(titok_web::http::unsupported_method)
+        .layer(axum::middleware::from_fn(titok_web::telemetry::observe));
     let mut stop = shutdown_rx;
     let server = tokio::spawn(async move {
         axum::serve(

@@ -9,10 +9,10 @@ use axum::http::StatusCode;
 use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
+use titok_adapters::store::ViewStore;
 use titok_events::Topic;
-use titok_infra::log::EventLog;
-use titok_infra::progress::Positions;
-use titok_infra::store::ViewStore;
+use titok_ports::log::EventLog;
+use titok_ports::progress::Positions;
 
 #[derive(Clone)]
 pub struct Readiness {
@@ -35,7 +35,7 @@ fn verdict<E: std::fmt::Display>(result: &Result<(), E>) -> Value {
 }
 
 /// Events acknowledged but not yet applied, summed over every partition.
-async fn lag(positions: &dyn Positions) -> Result<i64, titok_infra::progress::PositionsError> {
+async fn lag(positions: &dyn Positions) -> Result<i64, titok_ports::progress::PositionsError> {
     let ends = positions.acked_ends(&Topic::ALL).await?;
     let applied = positions.applied_of(&ends).await?;
     Ok(ends

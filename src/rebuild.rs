@@ -4,9 +4,10 @@
 use std::sync::Arc;
 
 use anyhow::Context;
-use titok_infra::counters::{Counters, InProcessCounters};
-use titok_infra::progress::InProcessPositions;
-use titok_infra::redis_store::{self, RedisCounters};
+use titok_adapters::counters::InProcessCounters;
+use titok_adapters::progress::InProcessPositions;
+use titok_adapters::redis_store::{self, RedisCounters};
+use titok_ports::counters::Counters;
 use titok_projectors::catalog::{self, View};
 use titok_projectors::rebuild::{self, Progress};
 use titok_projectors::ProjectorDeps;

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use serde_json::{json, Value};
 use titok_events::{Envelope, EventBody, Topic};
-use titok_infra::log::LogRecord;
+use titok_ports::log::LogRecord;
 
 use crate::backends::Access;
 use crate::Config;

@@ -7,9 +7,9 @@
 use axum::extract::State;
 use serde::Serialize;
 use titok_events::{CommentAdded, CommentDeleted, EventBody, Favorite, Follow, MessageSent, Topic};
-use titok_infra::http::{ApiError, Empty, Params, Reply};
-use titok_infra::progress::Freshness;
+use titok_ports::progress::Freshness;
 use titok_views::model::{create_date, Comment};
+use titok_web::http::{ApiError, Empty, Params, Reply};
 
 use crate::{acknowledged, bounded_text, CommandState};
 
@@ -105,7 +105,7 @@ async fn add_comment(
     user_id: i64,
     video_id: i64,
     params: &Params,
-) -> Result<(CommentBody, titok_infra::Position), ApiError> {
+) -> Result<(CommentBody, titok_ports::Position), ApiError> {
     let content = bounded_text(
         "comment_text",
         params.text("comment_text")?,
@@ -114,7 +114,7 @@ async fn add_comment(
     .to_owned();
     video_author(state, video_id).await?;
     let comment_id = state.ids.next_id();
-    let created_at_ms = titok_infra::now_ms();
+    let created_at_ms = titok_ports::now_ms();
     let event = CommentAdded {
         comment_id,
         video_id,
@@ -145,7 +145,7 @@ async fn delete_comment(
     user_id: i64,
     video_id: i64,
     params: &Params,
-) -> Result<(CommentBody, titok_infra::Position), ApiError> {
+) -> Result<(CommentBody, titok_ports::Position), ApiError> {
     let comment_id = params.id("comment_id")?;
     let freshness = state.consistency.wait(&[Topic::Comments]).await;
     let row = state.reader.comment_owner(comment_id).await?;
@@ -214,7 +214,7 @@ pub async fn message(State(state): State<CommandState>, params: Params) -> Reply
                 from_user_id,
                 to_user_id,
                 content,
-                created_at_ms: titok_infra::now_ms(),
+                created_at_ms: titok_ports::now_ms(),
             };
             Ok((
                 Empty {},

@@ -21,14 +21,14 @@ use axum::extract::DefaultBodyLimit;
 use axum::routing::{post, MethodRouter};
 use axum::Router;
 use titok_events::{Envelope, EventBody, IdGenerator};
-use titok_infra::accounts::AccountStore;
-use titok_infra::blobs::BlobStore;
-use titok_infra::http::Authenticator;
-use titok_infra::http::{ApiError, Empty, Reply};
-use titok_infra::log::{EventLog, Position};
-use titok_infra::openapi::{opt, reply, req, Endpoint, TOKEN};
-use titok_infra::progress::Consistency;
+use titok_ports::accounts::AccountStore;
+use titok_ports::blobs::BlobStore;
+use titok_ports::log::{EventLog, Position};
+use titok_ports::progress::Consistency;
 use titok_views::reads::Reader;
+use titok_web::http::Authenticator;
+use titok_web::http::{ApiError, Empty, Reply};
+use titok_web::openapi::{opt, reply, req, Endpoint, TOKEN};
 
 pub use publish::publish_video;
 pub use users::{recover_pending_registrations, register_user};
@@ -37,7 +37,7 @@ pub use users::{recover_pending_registrations, register_user};
 #[derive(Clone)]
 pub struct CommandState {
     pub log: Arc<dyn EventLog>,
-    pub accounts: AccountStore,
+    pub accounts: Arc<dyn AccountStore>,
     pub ids: Arc<IdGenerator>,
     pub blobs: Arc<dyn BlobStore>,
     /// Tokens and user existence (the accounts store).
@@ -59,7 +59,7 @@ impl CommandState {
     pub async fn append(&self, actor: i64, body: EventBody) -> Result<Position, ApiError> {
         let topic = body.topic();
         let mut event = Envelope::new(actor, body);
-        event.trace_id = titok_infra::telemetry::current_request_id();
+        event.trace_id = titok_web::telemetry::current_request_id();
         tracing::Span::current().record("event_id", tracing::field::display(event.event_id));
         let positions = self.log.append(&[event]).await?;
         metrics::counter!("titok_events_appended_total", "topic" => topic.name()).increment(1);
@@ -93,7 +93,7 @@ fn acknowledged<T>(result: Result<(T, Position), ApiError>) -> Reply<T> {
 /// Every write route with its documentation (the router and `/openapi.json` both come from
 /// here). `max_upload_bytes` sizes the publish route's body limit.
 pub fn routes(max_upload_bytes: usize) -> Vec<(Endpoint, MethodRouter<CommandState>)> {
-    use titok_infra::openapi::Kind::{File, Integer, Text};
+    use titok_web::openapi::Kind::{File, Integer, Text};
     // Multipart framing on top of the file itself.
     let upload_limit = DefaultBodyLimit::max(max_upload_bytes + 1024 * 1024);
     let action = |path, summary, params, reply, handler| {
@@ -197,7 +197,7 @@ pub fn endpoints() -> Vec<Endpoint> {
 
 /// The write side's router.
 pub fn router(state: CommandState) -> Router {
-    titok_infra::openapi::router(routes(state.max_upload_bytes), state)
+    titok_web::openapi::router(routes(state.max_upload_bytes), state)
 }
 
 /// Trimmed text of 1..=`max` characters, or a clear error naming the parameter.

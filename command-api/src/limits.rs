@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
-use titok_infra::http::ApiError;
+use titok_web::http::ApiError;
 
 /// Keyed rate limiters for login attempts.
 #[derive(Clone)]

@@ -9,8 +9,8 @@ use axum::extract::multipart::{Multipart, MultipartRejection};
 use axum::extract::State;
 use axum::http::Uri;
 use titok_events::{EventBody, VideoPublished};
-use titok_infra::http::{ApiError, Empty, Params, Reply};
-use titok_infra::log::Position;
+use titok_ports::log::Position;
+use titok_web::http::{ApiError, Empty, Params, Reply};
 
 use crate::media::{ffmpeg_cover, placeholder_png, sniff};
 use crate::{acknowledged, bounded_text, CommandState};
@@ -120,7 +120,7 @@ pub async fn publish_video(
         title: title.to_owned(),
         play_path,
         cover_path,
-        published_at_ms: titok_infra::now_ms(),
+        published_at_ms: titok_ports::now_ms(),
         content_type: container.content_type().to_owned(),
         size_bytes: i64::try_from(data.len()).ok(),
     };

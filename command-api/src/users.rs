@@ -10,10 +10,10 @@ use std::net::SocketAddr;
 use axum::extract::{ConnectInfo, State};
 use serde::Serialize;
 use titok_events::{EventBody, UserRegistered};
-use titok_infra::accounts::AccountError;
-use titok_infra::auth::{hash_password, verify_password};
-use titok_infra::http::{ApiError, Params, Reply};
-use titok_infra::log::Position;
+use titok_ports::accounts::AccountError;
+use titok_ports::log::Position;
+use titok_web::auth::{hash_password, verify_password};
+use titok_web::http::{ApiError, Params, Reply};
 
 use crate::{acknowledged, CommandState};
 

@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use titok_infra::http::{parse_integer, Params};
+use titok_web::http::{parse_integer, Params};
 
 fuzz_target!(|query: &str| {
     let Ok(params) = Params::from_query(query) else {

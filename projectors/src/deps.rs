@@ -2,10 +2,10 @@
 
 use std::sync::Arc;
 
-use titok_infra::counters::Counters;
-use titok_infra::log::EventLog;
-use titok_infra::progress::Positions;
-use titok_infra::store::ViewStore;
+use titok_adapters::store::ViewStore;
+use titok_ports::counters::Counters;
+use titok_ports::log::EventLog;
+use titok_ports::progress::Positions;
 
 /// What every projection needs.
 #[derive(Clone)]

@@ -14,7 +14,7 @@ use titok_events::{
     partition_for, CommentAdded, CommentDeleted, Envelope, EventBody, Favorite, Follow,
     MessageSent, Topic, UserRegistered, VideoPublished,
 };
-use titok_infra::log::LogRecord;
+use titok_ports::log::LogRecord;
 use titok_views::fold::Touched;
 use titok_views::{Dialect, Tables, ViewTable};
 

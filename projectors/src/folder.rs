@@ -6,7 +6,7 @@ use std::collections::HashSet;
 
 use sqlx::AnyConnection;
 use titok_events::{Envelope, Topic};
-use titok_infra::log::LogRecord;
+use titok_ports::log::LogRecord;
 use titok_views::fold::{fold_batch, FoldSql, Touched};
 use titok_views::Tables;
 
@@ -130,7 +130,7 @@ async fn park(
     .bind(&rec.key)
     .bind(reason)
     .bind(&rec.payload)
-    .bind(titok_infra::now_ms())
+    .bind(titok_ports::now_ms())
     .execute(conn)
     .await?;
     Ok(())

@@ -4,8 +4,8 @@
 
 use std::time::Duration;
 
-use titok_infra::counters::Counters;
-use titok_infra::store::ViewStore;
+use titok_adapters::store::ViewStore;
+use titok_ports::counters::Counters;
 use titok_views::stats::{latest_messages_page, user_stats_page, video_stats_page};
 use tokio::sync::watch;
 

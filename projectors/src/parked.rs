@@ -18,9 +18,9 @@
 
 use serde::Serialize;
 use sqlx::AnyConnection;
+use titok_adapters::store::ViewStore;
 use titok_events::Topic;
-use titok_infra::log::LogRecord;
-use titok_infra::store::ViewStore;
+use titok_ports::log::LogRecord;
 use titok_views::Tables;
 
 use crate::folder::{decode_checked, parked_keys, projection_name};

@@ -27,8 +27,8 @@ use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressStyle};
 use sqlx::AnyConnection;
-use titok_infra::log::LogConsumer;
-use titok_infra::store::{Dialect, ViewStore};
+use titok_adapters::store::{Dialect, ViewStore};
+use titok_ports::log::LogConsumer;
 use titok_views::fold::Touched;
 use titok_views::{Tables, ViewTable};
 
@@ -216,7 +216,7 @@ struct Stream {
     /// Next offset to fold, per partition.
     next: Vec<i64>,
     /// The next batch, fetched while the previous one was folded.
-    ahead: Option<Vec<titok_infra::log::LogRecord>>,
+    ahead: Option<Vec<titok_ports::log::LogRecord>>,
 }
 
 impl Stream {
@@ -296,7 +296,7 @@ pub async fn rebuild(
     progress: &mut Progress,
 ) -> anyhow::Result<Report> {
     let store = &deps.store;
-    let prefix = format!("r{}_", titok_infra::now_ms());
+    let prefix = format!("r{}_", titok_ports::now_ms());
     let shadow = Tables::shadow(store.dialect, &prefix);
     let bases = catalog::tables_of(group);
     let started = Instant::now();
@@ -406,7 +406,7 @@ async fn pause_and_catch_up(
     streams: &mut [Stream],
 ) -> anyhow::Result<u64> {
     let store = &deps.store;
-    let until = titok_infra::now_ms() + LEASE.as_millis() as i64;
+    let until = titok_ports::now_ms() + LEASE.as_millis() as i64;
     let sql = format!(
         "UPDATE projection_meta SET paused_until_ms = ? WHERE projection IN ({})",
         in_list(group)

@@ -22,8 +22,8 @@ use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
 
 use titok_events::Topic;
-use titok_infra::counters::{CountersError, UserCounts, Versioned, VideoCounts};
-use titok_infra::log::{LogConsumer, LogRecord};
+use titok_ports::counters::{CountersError, UserCounts, Versioned, VideoCounts};
+use titok_ports::log::{LogConsumer, LogRecord};
 use titok_views::fold::Touched;
 use titok_views::stats::{user_stats, video_stats};
 use titok_views::Tables;
@@ -247,7 +247,7 @@ impl Projection {
         .bind(self.name)
         .fetch_optional(&mut *tx)
         .await?;
-        if paused.is_some_and(|(until,)| until > titok_infra::now_ms()) {
+        if paused.is_some_and(|(until,)| until > titok_ports::now_ms()) {
             tx.rollback().await?;
             return Ok(None);
         }
@@ -330,7 +330,7 @@ impl Projection {
         metrics::histogram!("titok_projector_batch_size", "projection" => self.name)
             .record(batch as f64);
         if let Some(ms) = newest_event_ms {
-            let age = (titok_infra::now_ms() - ms).max(0) as f64 / 1000.0;
+            let age = (titok_ports::now_ms() - ms).max(0) as f64 / 1000.0;
             metrics::gauge!("titok_projector_lag_seconds", "projection" => self.name).set(age);
         }
         if let Ok(ends) = self.deps.positions.acked_ends(&[self.topic]).await {

@@ -7,7 +7,7 @@
 
 use axum::extract::State;
 use titok_events::Topic;
-use titok_infra::http::{ApiError, Params, Reply};
+use titok_web::http::{ApiError, Params, Reply};
 
 use crate::lists::ensure_user;
 use crate::{answer, normalize_ms, QueryState};

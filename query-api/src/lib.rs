@@ -14,13 +14,13 @@ use axum::routing::{get, MethodRouter};
 use axum::Router;
 use futures::Future;
 use titok_events::Topic;
-use titok_infra::http::{ApiError, Authenticator, Reply};
-use titok_infra::openapi::{opt, reply, req, Endpoint, TOKEN};
-use titok_infra::progress::{Consistency, Freshness};
+use titok_ports::progress::{Consistency, Freshness};
 use titok_views::model::{
     ChatBody, CommentListBody, FeedBody, FriendListBody, UserBody, UserListBody, VideoListBody,
 };
 use titok_views::reads::Reader;
+use titok_web::http::{ApiError, Authenticator, Reply};
+use titok_web::openapi::{opt, reply, req, Endpoint, TOKEN};
 
 /// Everything the read handlers need; cheap to clone.
 #[derive(Clone)]
@@ -62,7 +62,7 @@ where
 
 /// Every read route with its documentation (the router and `/openapi.json` both come from here).
 pub fn routes() -> Vec<(Endpoint, MethodRouter<QueryState>)> {
-    use titok_infra::openapi::Kind::{Integer, Text};
+    use titok_web::openapi::Kind::{Integer, Text};
     let user_id = opt("user_id", Integer, "whose list (default: the token's user)");
     let list = |path, summary, reply, handler| {
         let params = vec![TOKEN, user_id];
@@ -121,7 +121,7 @@ pub fn endpoints() -> Vec<Endpoint> {
 
 /// The read side's router.
 pub fn router(state: QueryState) -> Router {
-    titok_infra::openapi::router(routes(), state)
+    titok_web::openapi::router(routes(), state)
 }
 
 /// Feed and chat clients send seconds or milliseconds: anything below 10^11 is seconds.

@@ -2,7 +2,7 @@
 
 use axum::extract::State;
 use titok_events::Topic;
-use titok_infra::http::{ApiError, Params, Reply};
+use titok_web::http::{ApiError, Params, Reply};
 
 use titok_views::model::*;
 use titok_views::reads::VideoRow;
@@ -17,7 +17,7 @@ pub const FEED_PAGE: i64 = 30;
 pub async fn feed(State(state): State<QueryState>, params: Params) -> Reply<FeedBody> {
     answer(&state, CONTENT_TOPICS, async {
         let viewer = state.auth.optional(&params).await?;
-        let now = titok_infra::now_ms();
+        let now = titok_ports::now_ms();
         let latest = match normalize_ms(params.int_or_zero("latest_time")?) {
             0 => now + 1,
             t => t,

@@ -158,9 +158,11 @@ impl TestApp {
     /// tests that inspect or damage the views directly.
     pub async fn view_db(&self) -> sqlx::AnyPool {
         match self.arg("--mysql-url") {
-            Some(url) => titok_infra::store::mysql_any(url, 2).await.expect("mysql"),
+            Some(url) => titok_adapters::store::mysql_any(url, 2)
+                .await
+                .expect("mysql"),
             None => {
-                titok_infra::store::ViewStore::open_sqlite(&self.data_dir.join("views.db"))
+                titok_adapters::store::ViewStore::open_sqlite(&self.data_dir.join("views.db"))
                     .await
                     .expect("views.db")
                     .write
@@ -931,8 +933,8 @@ macro_rules! needs_real_services {
 
 /// A handle on this run's Kafka-API broker (`TITOK_TEST_KAFKA_BROKERS`) for the topics of
 /// `namespace`, so a test can append to or read the log directly.
-pub async fn kafka_log(namespace: &str) -> titok_infra::kafka_log::KafkaLog {
-    titok_infra::kafka_log::KafkaLog::connect(titok_infra::kafka_log::KafkaSettings {
+pub async fn kafka_log(namespace: &str) -> titok_adapters::kafka_log::KafkaLog {
+    titok_adapters::kafka_log::KafkaLog::connect(titok_adapters::kafka_log::KafkaSettings {
         brokers: std::env::var("TITOK_TEST_KAFKA_BROKERS").expect("TITOK_TEST_KAFKA_BROKERS"),
         namespace: namespace.to_owned(),
         partitions: 4,

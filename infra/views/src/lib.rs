@@ -19,7 +19,7 @@ pub mod model;
 pub mod reads;
 pub mod stats;
 
-pub use titok_infra::store::Dialect;
+pub use titok_adapters::store::Dialect;
 pub use titok_schemas::views::ViewTable;
 
 /// Where statements go: the live view tables, or a rebuild's shadow copies named

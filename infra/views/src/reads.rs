@@ -4,7 +4,7 @@
 //! fetched **concurrently** (`tokio::try_join!`), each as **one batched** query over all ids, and
 //! reassembled in the page's order — never one round trip per video. Counters come from the
 //! counter cache; misses fall back to SQL and refill the cache (version-guarded, see
-//! `titok_infra::counters`).
+//! `titok_ports::counters`).
 //!
 //! The command API uses the narrow part: [`Reader::video_author`], [`Reader::comment_owner`] and
 //! [`Reader::user_object`]. None of these wait for the projections; callers wait first (the
@@ -14,7 +14,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use sqlx::AnyPool;
-use titok_infra::counters::{Counters, CountersError, UserCounts, VideoCounts};
+use titok_ports::counters::{Counters, CountersError, UserCounts, VideoCounts};
 
 use crate::model::{Message, User, Video};
 use crate::stats::{select_in, user_stats, video_stats};

@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 
 use sqlx::{Any, QueryBuilder};
-use titok_infra::counters::{UserCounts, Versioned, VideoCounts};
+use titok_ports::counters::{UserCounts, Versioned, VideoCounts};
 
 use crate::ViewTable;
 

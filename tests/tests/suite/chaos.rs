@@ -549,14 +549,15 @@ async fn projectors_killed_20_times_under_mixed_load_leave_views_and_counters_eq
                 report += &format!("\n--- projector {}: {lag:?}\n{}", p.base, tail.join("\n"));
             }
             let namespace = cluster.arg("--namespace").expect("namespace").to_owned();
-            let ends = titok_infra::log::EventLog::end_offsets(
+            let ends = titok_ports::log::EventLog::end_offsets(
                 &kafka_log(&namespace).await,
                 &titok_events::Topic::ALL,
             )
             .await;
-            let pool = titok_infra::store::mysql_any(cluster.arg("--mysql-url").expect("mysql"), 1)
-                .await
-                .expect("mysql");
+            let pool =
+                titok_adapters::store::mysql_any(cluster.arg("--mysql-url").expect("mysql"), 1)
+                    .await
+                    .expect("mysql");
             let applied: Vec<(String, i64, i64)> = sqlx::query_as(
                 "SELECT projection, part, next_offset FROM projection_offsets ORDER BY projection, part",
             )

@@ -300,7 +300,7 @@ async fn projectors_pause_while_mysql_is_down_and_resume_without_skipping_an_eve
             author_id: author.id,
         };
         let event = titok_events::Envelope::new(fan.id, titok_events::EventBody::VideoLiked(like));
-        titok_infra::log::EventLog::append(&log, &[event.clone(), event])
+        titok_ports::log::EventLog::append(&log, &[event.clone(), event])
             .await
             .expect("append");
     }

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use futures::future::join_all;
 use serde_json::Value;
-use titok_infra::counters::{Counters, Versioned};
-use titok_infra::redis_store::{self, RedisCounters};
+use titok_adapters::redis_store::{self, RedisCounters};
+use titok_ports::counters::{Counters, Versioned};
 use titok_tests::*;
 
 /// Everything the read endpoints answer for these viewers about these users and videos, keyed

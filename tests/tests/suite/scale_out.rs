@@ -6,10 +6,10 @@ use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use futures::stream::{self, StreamExt};
+use titok_adapters::redis_store::{self, RedisCounters};
 use titok_events::{Envelope, EventBody, Topic};
-use titok_infra::counters::Counters;
-use titok_infra::log::EventLog;
-use titok_infra::redis_store::{self, RedisCounters};
+use titok_ports::counters::Counters;
+use titok_ports::log::EventLog;
 use titok_tests::*;
 
 const USERS: usize = 6;
@@ -211,7 +211,7 @@ async fn two_projector_instances_killed_repeatedly_leave_mysql_redis_and_the_log
         set.iter().filter(|p| pred(p)).count() as i64
     };
 
-    let pool = titok_infra::store::mysql_any(cluster.arg("--mysql-url").expect("mysql"), 2)
+    let pool = titok_adapters::store::mysql_any(cluster.arg("--mysql-url").expect("mysql"), 2)
         .await
         .expect("mysql");
     let db_likes: HashSet<(i64, i64)> = sqlx::query_as("SELECT user_id, video_id FROM favorites")

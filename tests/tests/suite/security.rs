@@ -43,7 +43,9 @@ async fn passwords_are_stored_as_argon2id_with_the_documented_parameters() {
     let user = app.register("hashed", "correct horse battery").await;
     let hash: String = match app.arg("--mysql-url") {
         Some(url) => {
-            let pool = titok_infra::store::mysql_any(url, 1).await.expect("mysql");
+            let pool = titok_adapters::store::mysql_any(url, 1)
+                .await
+                .expect("mysql");
             sqlx::query_scalar("SELECT password_hash FROM accounts WHERE user_id = ?")
                 .bind(user.id)
                 .fetch_one(&pool)

@@ -29,7 +29,7 @@ use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use titok_events::{partition_for, Envelope, Topic};
 
-use crate::log::{EventLog, LogConsumer, LogError, LogRecord, Position};
+use titok_ports::log::{EventLog, LogConsumer, LogError, LogRecord, Position};
 
 /// How to reach and use the brokers.
 #[derive(Debug, Clone)]
@@ -55,8 +55,8 @@ pub struct KafkaLog {
     partitions: HashMap<Topic, u32>,
 }
 
-fn unavailable(e: impl std::fmt::Display) -> LogError {
-    LogError::Unavailable(e.to_string())
+fn unavailable(e: impl Into<titok_ports::BoxError>) -> LogError {
+    LogError::Unavailable(e.into())
 }
 
 impl KafkaLog {

@@ -219,3 +219,9 @@ pub async fn migrate_mysql(pool: &AnyPool) -> Result<(), sqlx::Error> {
     titok_schemas::MYSQL.run(pool).await?;
     Ok(())
 }
+
+/// Report a SQL pool's size and idle connections (sampled when `/metrics` is scraped).
+pub fn record_pool(name: &'static str, pool: &sqlx::AnyPool) {
+    metrics::gauge!("titok_db_pool_connections", "pool" => name).set(f64::from(pool.size()));
+    metrics::gauge!("titok_db_pool_idle", "pool" => name).set(pool.num_idle() as f64);
+}

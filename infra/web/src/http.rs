@@ -13,11 +13,11 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Serialize;
 
-use crate::accounts::{AccountError, AccountStore};
 use crate::auth::TokenKeys;
-use crate::counters::CountersError;
-use crate::known::KnownIds;
-use crate::log::LogError;
+use titok_ports::accounts::{AccountError, AccountStore};
+use titok_ports::counters::CountersError;
+use titok_ports::known::KnownIds;
+use titok_ports::log::LogError;
 
 /// `status_code` values (documented in the README).
 pub mod code {
@@ -369,7 +369,7 @@ pub fn parse_integer(raw: &str) -> Option<i64> {
 #[derive(Clone)]
 pub struct Authenticator {
     pub keys: TokenKeys,
-    pub accounts: AccountStore,
+    pub accounts: std::sync::Arc<dyn AccountStore>,
     /// Users seen to exist (accounts are never deleted), so most requests skip the lookup.
     pub known: KnownIds,
 }

@@ -107,9 +107,3 @@ pub async fn observe(req: Request, next: Next) -> Response {
         .record(elapsed.as_secs_f64());
     response
 }
-
-/// Report a SQL pool's size and idle connections (sampled when `/metrics` is scraped).
-pub fn record_pool(name: &'static str, pool: &sqlx::AnyPool) {
-    metrics::gauge!("titok_db_pool_connections", "pool" => name).set(f64::from(pool.size()));
-    metrics::gauge!("titok_db_pool_idle", "pool" => name).set(pool.num_idle() as f64);
-}

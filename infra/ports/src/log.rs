@@ -32,9 +32,10 @@ pub struct LogRecord {
 
 #[derive(Debug, thiserror::Error)]
 pub enum LogError {
-    /// The log cannot accept or serve events right now: the client gets a 503.
+    /// The log cannot accept or serve events right now: the client gets a 503. The source is the
+    /// adapter's own error (an rdkafka or sqlx error, or a message where there is none).
     #[error("event log unavailable: {0}")]
-    Unavailable(String),
+    Unavailable(#[source] crate::BoxError),
 }
 
 #[async_trait]

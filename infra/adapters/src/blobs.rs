@@ -1,17 +1,10 @@
-//! The `BlobStore` port: uploaded videos and covers. The embedded adapter is a local directory that
-//! the HTTP server exposes under `/static/`.
+//! [`LocalBlobs`]: the [`BlobStore`] port as files under a directory (a shared volume when the
+//! roles run apart).
 
 use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
-
-#[async_trait]
-pub trait BlobStore: Send + Sync + 'static {
-    /// Store `bytes` at the relative `path` (e.g. `videos/123.mp4`), durably.
-    async fn put(&self, path: &str, bytes: &[u8]) -> std::io::Result<()>;
-    /// A local file path for `path`, for tools (ffmpeg) that need one.
-    fn local_path(&self, path: &str) -> PathBuf;
-}
+use titok_ports::blobs::BlobStore;
 
 /// Blobs as files under a root directory.
 #[derive(Clone, Debug)]

@@ -17,8 +17,8 @@ use sqlx::{Connection, SqliteConnection, SqlitePool};
 use titok_events::{partition_for, Envelope, Topic};
 use tokio::sync::{mpsc, oneshot, watch};
 
-use crate::log::{EventLog, LogConsumer, LogError, LogRecord, Position};
 use crate::store::{open_sqlite, sqlite_options, Durability};
+use titok_ports::log::{EventLog, LogConsumer, LogError, LogRecord, Position};
 
 /// Most events written in one group-commit transaction.
 pub const MAX_GROUP: usize = 2048;
@@ -152,8 +152,12 @@ async fn writer_task(
             }
             Err(err) => {
                 tracing::error!(error = %err, events = count, "event log group commit failed");
+                // Every request of the group fails with the same cause.
+                let err = Arc::new(err);
                 for req in group {
-                    let _ = req.reply.send(Err(LogError::Unavailable(err.to_string())));
+                    let _ = req
+                        .reply
+                        .send(Err(LogError::Unavailable(Box::new(err.clone()))));
                 }
             }
         }
@@ -166,7 +170,7 @@ async fn write_group(
     next: &mut Offsets,
     partitions: u32,
 ) -> Result<Vec<Vec<Position>>, sqlx::Error> {
-    let now = crate::now_ms();
+    let now = titok_ports::now_ms();
     let mut all = Vec::with_capacity(group.len());
     let mut rows = Vec::new();
     for req in group {
@@ -280,7 +284,7 @@ impl EmbeddedLog {
         .bind(i64::try_from(max).unwrap_or(i64::MAX))
         .fetch_all(&self.reads)
         .await
-        .map_err(|e| LogError::Unavailable(e.to_string()))?;
+        .map_err(|e| LogError::Unavailable(Box::new(e)))?;
         Ok(rows
             .into_iter()
             .map(|(offset, key, payload)| LogRecord {

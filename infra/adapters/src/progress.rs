@@ -1,53 +1,15 @@
-//! Log positions for the read-after-write wait: a read waits, per partition it reads, until the
-//! projections applied everything acknowledged before it began.
-//!
-//! The command side records, after each append, the acknowledged end of the partition it wrote
-//! (`offset + 1`). Projections record, per (topic, partition), the next offset they have applied —
-//! *after* their transaction committed and the counter cache was refreshed. A read snapshots the
-//! acknowledged ends of the topics its answer depends on and waits until the projections have
-//! applied up to them: everything whose reply was sent before the read arrived is below those ends,
-//! so the read sees it, for every user the write touches. The wait is bounded; past it the reply is
-//! served and marked stale.
-//!
-//! [`InProcessPositions`] serves one process (the embedded default and `titok serve`); the Redis
-//! adapter shares positions between split command, query and projector processes.
+//! [`InProcessPositions`]: the one-process adapter of the [`Positions`] port (the embedded default
+//! and the all-in-one server), with a notifier so waits wake the moment a projection advances.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use titok_events::Topic;
+use titok_ports::log::Position;
+use titok_ports::progress::{Positions, PositionsError};
 use tokio::sync::Notify;
-
-use crate::log::Position;
-
-#[derive(Debug, thiserror::Error)]
-#[error("positions unavailable: {0}")]
-pub struct PositionsError(pub String);
-
-#[async_trait]
-pub trait Positions: Send + Sync + 'static {
-    /// Record acknowledged ends (`offset` = the next offset after an acknowledged event).
-    async fn record_acked(&self, ends: &[Position]) -> Result<(), PositionsError>;
-    /// The acknowledged ends of every known partition of `topics`.
-    async fn acked_ends(&self, topics: &[Topic]) -> Result<Vec<Position>, PositionsError>;
-    /// Record that a projection applied `topic/partition` up to (not including) `next`.
-    async fn record_applied(
-        &self,
-        topic: Topic,
-        partition: u32,
-        next: i64,
-    ) -> Result<(), PositionsError>;
-    /// The applied next offset of each target's partition (0 where nothing is applied).
-    async fn applied_of(&self, targets: &[Position]) -> Result<Vec<i64>, PositionsError>;
-    /// Wait until every target end is applied; `Ok(false)` if `timeout` passed first.
-    async fn wait_applied(
-        &self,
-        targets: &[Position],
-        timeout: Duration,
-    ) -> Result<bool, PositionsError>;
-}
 
 type Map = HashMap<(Topic, u32), i64>;
 
@@ -146,52 +108,10 @@ impl Positions for InProcessPositions {
     }
 }
 
-/// Whether an answer reflects every write acknowledged before the read began.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Freshness {
-    Fresh,
-    /// The wait timed out (or positions could not be read): served anyway, marked with a header.
-    Stale,
-}
-
-/// The wait both APIs use before reading views.
-#[derive(Clone)]
-pub struct Consistency {
-    pub positions: Arc<dyn Positions>,
-    pub timeout: Duration,
-}
-
-impl Consistency {
-    /// Wait until the views fed by `topics` reflect everything acknowledged so far.
-    pub async fn wait(&self, topics: &[Topic]) -> Freshness {
-        let start = std::time::Instant::now();
-        let waited = async {
-            let targets = self.positions.acked_ends(topics).await?;
-            self.positions.wait_applied(&targets, self.timeout).await
-        };
-        let freshness = match waited.await {
-            Ok(true) => Freshness::Fresh,
-            Ok(false) => {
-                tracing::warn!(?topics, "consistency wait timed out; answering stale");
-                Freshness::Stale
-            }
-            Err(err) => {
-                tracing::warn!(error = %err, "cannot read positions; answering possibly stale");
-                Freshness::Stale
-            }
-        };
-        metrics::counter!("titok_consistency_waits_total").increment(1);
-        metrics::histogram!("titok_consistency_wait_seconds").record(start.elapsed().as_secs_f64());
-        if freshness == Freshness::Stale {
-            metrics::counter!("titok_consistency_stale_total").increment(1);
-        }
-        freshness
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Arc;
 
     #[tokio::test(start_paused = true)]
     async fn wait_returns_when_the_projection_catches_up_or_times_out() {

@@ -1,7 +1,7 @@
 //! The Redis adapters: [`RedisCounters`] (the counter cache and the chat-poll shortcut) and
 //! [`RedisPositions`] (acknowledged and applied log positions shared by split processes).
 //!
-//! Exactness rests on the same rule as the in-process cache (see [`crate::counters`]): entries are
+//! Exactness rests on the same rule as the in-process cache (see `titok_ports::counters`): entries are
 //! absolute values with the SQL row version they were read at, written by a Lua script that
 //! replaces an entry only with a newer version; positions and chat times only ever rise (`max`).
 //! So redelivery, crashes and several projector instances cannot make Redis drift from SQL.
@@ -16,11 +16,11 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::Script;
 use titok_events::Topic;
 
-use crate::counters::{
+use titok_ports::counters::{
     Counters, CountersError, UserCounts, Versioned, VideoCounts, CHAT_IDLE_EXPIRY,
 };
-use crate::log::Position;
-use crate::progress::{Positions, PositionsError};
+use titok_ports::log::Position;
+use titok_ports::progress::{Positions, PositionsError};
 
 /// Longest any single Redis round trip may take before it counts as unavailable.
 const CALL_TIMEOUT: Duration = Duration::from_millis(500);
@@ -83,10 +83,10 @@ pub async fn connect(url: &str) -> redis::RedisResult<ConnectionManager> {
 
 async fn bounded<T>(
     call: impl std::future::Future<Output = redis::RedisResult<T>>,
-) -> Result<T, String> {
+) -> Result<T, titok_ports::BoxError> {
     match tokio::time::timeout(CALL_TIMEOUT * 2, call).await {
         Ok(Ok(v)) => Ok(v),
-        Ok(Err(e)) => Err(e.to_string()),
+        Ok(Err(e)) => Err(Box::new(e)),
         Err(_) => Err("redis call timed out".into()),
     }
 }

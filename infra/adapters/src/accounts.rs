@@ -1,0 +1,137 @@
+//! [`SqlAccounts`]: the [`AccountStore`] port on SQLite (embedded) or MySQL, through sqlx `Any`.
+
+use std::path::Path;
+
+use async_trait::async_trait;
+use sqlx::AnyPool;
+use titok_ports::accounts::{Account, AccountError, AccountStore};
+
+fn unavailable(e: sqlx::Error) -> AccountError {
+    AccountError::Unavailable(Box::new(e))
+}
+
+#[derive(Clone, Debug)]
+pub struct SqlAccounts {
+    pool: AnyPool,
+}
+
+type AccountRow = (i64, String, String, i64);
+
+fn account((user_id, username, password_hash, appended): AccountRow) -> Account {
+    Account {
+        user_id,
+        username,
+        password_hash,
+        appended: appended != 0,
+    }
+}
+
+impl SqlAccounts {
+    /// The embedded accounts database.
+    pub async fn open_sqlite(path: &Path) -> Result<SqlAccounts, sqlx::Error> {
+        let pool = crate::store::sqlite_accounts(path).await?;
+        Ok(SqlAccounts { pool })
+    }
+
+    /// Accounts in an already-migrated MySQL database.
+    pub fn mysql(pool: AnyPool) -> SqlAccounts {
+        SqlAccounts { pool }
+    }
+}
+
+#[async_trait]
+impl AccountStore for SqlAccounts {
+    /// Insert a pending account; fails with [`AccountError::UsernameTaken`] on a duplicate name.
+    async fn create(&self, user_id: i64, username: &str, hash: &str) -> Result<(), AccountError> {
+        let res = sqlx::query(
+            "INSERT INTO accounts (user_id, username, password_hash, created_ms, appended) VALUES (?, ?, ?, ?, 0)",
+        )
+        .bind(user_id)
+        .bind(username)
+        .bind(hash)
+        .bind(titok_ports::now_ms())
+        .execute(&self.pool)
+        .await;
+        match res {
+            Ok(_) => Ok(()),
+            Err(sqlx::Error::Database(db)) if db.is_unique_violation() => {
+                Err(AccountError::UsernameTaken)
+            }
+            Err(e) => Err(unavailable(e)),
+        }
+    }
+
+    async fn by_username(&self, username: &str) -> Result<Option<Account>, AccountError> {
+        let row: Option<AccountRow> = sqlx::query_as(
+            "SELECT user_id, username, password_hash, appended FROM accounts WHERE username = ?",
+        )
+        .bind(username)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(unavailable)?;
+        Ok(row.map(account))
+    }
+
+    async fn exists(&self, user_id: i64) -> Result<bool, AccountError> {
+        let row: Option<(i64,)> = sqlx::query_as("SELECT 1 FROM accounts WHERE user_id = ?")
+            .bind(user_id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(unavailable)?;
+        Ok(row.is_some())
+    }
+
+    async fn mark_appended(&self, user_id: i64) -> Result<(), AccountError> {
+        sqlx::query("UPDATE accounts SET appended = 1 WHERE user_id = ?")
+            .bind(user_id)
+            .execute(&self.pool)
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
+    /// Accounts whose `UserRegistered` append is not confirmed.
+    async fn pending(&self) -> Result<Vec<Account>, AccountError> {
+        let rows: Vec<AccountRow> = sqlx::query_as(
+            "SELECT user_id, username, password_hash, appended FROM accounts WHERE appended = 0",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(unavailable)?;
+        Ok(rows.into_iter().map(account).collect())
+    }
+
+    async fn count(&self) -> Result<i64, AccountError> {
+        let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM accounts")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(unavailable)?;
+        Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A port error keeps the adapter's error as its source (logs show the sqlx cause).
+    #[tokio::test]
+    async fn an_unavailable_store_reports_the_sqlx_error_as_the_source() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let accounts = SqlAccounts::open_sqlite(&dir.path().join("accounts.db"))
+            .await
+            .expect("open");
+        accounts.create(1, "ann", "hash").await.expect("create");
+        assert!(accounts.exists(1).await.expect("exists"));
+        accounts.pool.close().await;
+        let err = accounts.exists(1).await.expect_err("closed pool");
+        let AccountError::Unavailable(source) = &err else {
+            panic!("expected Unavailable, got {err:?}");
+        };
+        assert!(
+            source.downcast_ref::<sqlx::Error>().is_some(),
+            "source is the sqlx error: {source:?}"
+        );
+        assert!(std::error::Error::source(&err).is_some());
+    }
+}
