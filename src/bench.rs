@@ -314,7 +314,7 @@ pub async fn run(args: BenchArgs, config: Config) -> anyhow::Result<()> {
     let mut replayed = 0;
     let mut replay_s = 0.0;
     for group in titok_projectors::catalog::groups() {
-        let mut progress = titok_projectors::rebuild::Progress::new("bench");
+        let mut progress = titok_projectors::rebuild::LogProgress::new("bench");
         let report = titok_projectors::rebuild::rebuild(
             &deps,
             &group,

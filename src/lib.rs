@@ -33,6 +33,7 @@ pub mod bench;
 mod bench_fold;
 pub mod parked;
 pub use backends::Backends;
+mod progress;
 mod readiness;
 pub mod rebuild;
 pub mod tap;
@@ -225,10 +226,29 @@ pub struct Config {
         default_value = "rebuild",
         global = true
     )]
-    pub stale_views: titok_projectors::rebuild::StaleViews,
+    pub stale_views: StaleViewsArg,
     /// Log as JSON lines instead of text.
     #[arg(long, env = "TITOK_LOG_JSON", global = true)]
     pub log_json: bool,
+}
+
+/// `--stale-views`: what to do at start-up when a stored view is older than this binary's
+/// projection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum StaleViewsArg {
+    /// Rebuild the view from the log before serving.
+    Rebuild,
+    /// Refuse to start; the operator runs `titok rebuild`.
+    Refuse,
+}
+
+impl From<StaleViewsArg> for titok_projectors::rebuild::StaleViews {
+    fn from(arg: StaleViewsArg) -> Self {
+        match arg {
+            StaleViewsArg::Rebuild => titok_projectors::rebuild::StaleViews::Rebuild,
+            StaleViewsArg::Refuse => titok_projectors::rebuild::StaleViews::Refuse,
+        }
+    }
 }
 
 impl Config {
@@ -308,8 +328,9 @@ pub async fn start(role: Role, config: Config) -> anyhow::Result<Running> {
     let backends = Backends::open(&config, role).await?;
     titok_projectors::rebuild::prepare(
         &backends.projector_deps(&config),
-        config.stale_views,
+        config.stale_views.into(),
         role.runs_projectors(),
+        &progress::for_rebuild,
     )
     .await?;
     let (shutdown, shutdown_rx) = watch::channel(false);

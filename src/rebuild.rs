@@ -9,7 +9,7 @@ use titok_adapters::progress::InProcessPositions;
 use titok_adapters::redis_store::{self, RedisCounters};
 use titok_ports::counters::Counters;
 use titok_projectors::catalog::{self, View};
-use titok_projectors::rebuild::{self, Progress};
+use titok_projectors::rebuild;
 use titok_projectors::ProjectorDeps;
 
 use crate::Config;
@@ -83,8 +83,8 @@ pub async fn run(args: RebuildArgs, config: Config) -> anyhow::Result<()> {
     };
     for group in groups {
         let label: Vec<_> = group.iter().map(|v| v.projection).collect();
-        let mut progress = Progress::new(&label.join(", "));
-        let report = rebuild::rebuild(&deps, &group, args.pause_within, &mut progress).await?;
+        let mut progress = crate::progress::for_rebuild(&label.join(", "));
+        let report = rebuild::rebuild(&deps, &group, args.pause_within, progress.as_mut()).await?;
         println!("{}", serde_json::to_string(&report)?);
     }
     Ok(())

@@ -8,7 +8,7 @@ use sqlx::AnyConnection;
 use titok_events::{Envelope, Topic};
 use titok_ports::log::LogRecord;
 use titok_views::fold::{fold_batch, FoldSql, Touched};
-use titok_views::Tables;
+use titok_views::{ledger, Tables};
 
 /// Most records per round. A projection that is caught up polls what arrived since its last round
 /// (a few records); one that is behind folds this many at once, in one transaction.
@@ -67,7 +67,7 @@ impl Folder {
                     events.push(event);
                 }
                 Err(reason) => {
-                    park(conn, self.sql.tables(), self.name, rec, &reason).await?;
+                    ledger::park(conn, self.sql.tables(), self.name, rec, &reason).await?;
                     if self.sql.tables().is_live() {
                         tracing::warn!(projection = self.name, topic = %rec.topic, partition = rec.partition,
                             offset = rec.offset, key = rec.key, reason, "event parked");
@@ -93,45 +93,4 @@ pub(crate) fn decode_checked(rec: &LogRecord) -> Result<Envelope, String> {
         ));
     }
     Ok(event)
-}
-
-/// The keys with parked records of a projection's topic.
-pub(crate) async fn parked_keys(
-    conn: &mut AnyConnection,
-    projection: &str,
-    topic: Topic,
-) -> Result<HashSet<String>, sqlx::Error> {
-    let keys: Vec<(String,)> = sqlx::query_as(
-        "SELECT DISTINCT event_key FROM parked_events WHERE projection = ? AND topic = ?",
-    )
-    .bind(projection)
-    .bind(topic.name())
-    .fetch_all(conn)
-    .await?;
-    Ok(keys.into_iter().map(|(k,)| k).collect())
-}
-
-async fn park(
-    conn: &mut AnyConnection,
-    tables: &Tables,
-    projection: &str,
-    rec: &LogRecord,
-    reason: &str,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(&format!(
-        "INSERT INTO {} (projection, topic, part, log_offset, event_key, reason, payload, parked_ms) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        tables.parked_events()
-    ))
-    .bind(projection)
-    .bind(rec.topic.name())
-    .bind(i64::from(rec.partition))
-    .bind(rec.offset)
-    .bind(&rec.key)
-    .bind(reason)
-    .bind(&rec.payload)
-    .bind(titok_ports::now_ms())
-    .execute(conn)
-    .await?;
-    Ok(())
 }

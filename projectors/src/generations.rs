@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use titok_adapters::store::ViewStore;
 use titok_ports::counters::Counters;
+use titok_views::ledger;
 use titok_views::stats::{latest_messages_page, user_stats_page, video_stats_page};
 use tokio::sync::watch;
 
@@ -48,14 +49,8 @@ pub async fn refill_counters(store: &ViewStore, counters: &dyn Counters) -> anyh
 pub(crate) async fn watch_generations(deps: ProjectorDeps, mut shutdown: watch::Receiver<bool>) {
     let mut seen: Option<i64> = None;
     while !*shutdown.borrow() {
-        // Summed here: MySQL's SUM() is a DECIMAL, which sqlx's Any driver cannot decode.
-        let current: Result<Vec<(i64,)>, _> =
-            sqlx::query_as("SELECT generation FROM projection_meta")
-                .fetch_all(&deps.store.read)
-                .await;
-        match current {
-            Ok(rows) => {
-                let generation: i64 = rows.iter().map(|(g,)| g).sum();
+        match ledger::generation_sum(&deps.store).await {
+            Ok(generation) => {
                 if seen.is_some_and(|s| s != generation) {
                     match refill_counters(&deps.store, deps.counters.as_ref()).await {
                         Ok(()) => {

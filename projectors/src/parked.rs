@@ -17,14 +17,14 @@
 //! garbage from a foreign producer), so that a retry can release the records behind it.
 
 use serde::Serialize;
-use sqlx::AnyConnection;
 use titok_adapters::store::ViewStore;
 use titok_events::Topic;
 use titok_ports::log::LogRecord;
+use titok_views::fold::{fold_batch, FoldSql, Touched};
+use titok_views::ledger::{self, ParkedRow};
 use titok_views::Tables;
 
-use crate::folder::{decode_checked, parked_keys, projection_name};
-use titok_views::fold::{fold_batch, FoldSql, Touched};
+use crate::folder::{decode_checked, projection_name};
 
 /// One parked record, as `titok parked list` shows it.
 #[derive(Debug, Clone, Serialize)]
@@ -54,12 +54,17 @@ pub struct RetryReport {
     pub keys_released: usize,
 }
 
-type Row = (String, String, i64, i64, String, String, Vec<u8>, i64);
-
-const COLUMNS: &str = "projection, topic, part, log_offset, event_key, reason, payload, parked_ms";
-
-fn to_event(row: Row) -> ParkedEvent {
-    let (projection, topic, partition, offset, key, reason, payload, parked_ms) = row;
+fn to_event(row: ParkedRow) -> ParkedEvent {
+    let ParkedRow {
+        projection,
+        topic,
+        partition,
+        offset,
+        key,
+        reason,
+        payload,
+        parked_ms,
+    } = row;
     let event_type = serde_json::from_slice::<serde_json::Value>(&payload)
         .ok()
         .and_then(|v| {
@@ -84,14 +89,7 @@ fn to_event(row: Row) -> ParkedEvent {
 
 /// Parked records, of one projection or all, oldest first per key.
 pub async fn list(store: &ViewStore, projection: Option<&str>) -> anyhow::Result<Vec<ParkedEvent>> {
-    let rows: Vec<Row> = sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM parked_events WHERE ? IS NULL OR projection = ? \
-         ORDER BY projection, topic, part, log_offset"
-    ))
-    .bind(projection)
-    .bind(projection)
-    .fetch_all(&store.read)
-    .await?;
+    let rows = ledger::parked(store, projection).await?;
     Ok(rows.into_iter().map(to_event).collect())
 }
 
@@ -103,7 +101,7 @@ pub async fn drop_event(
     offset: i64,
 ) -> anyhow::Result<bool> {
     let mut conn = store.write.acquire().await?;
-    Ok(unpark(&mut conn, projection, partition, offset, None).await? > 0)
+    Ok(ledger::unpark(&mut conn, projection, partition, offset, None).await? > 0)
 }
 
 /// Apply parked records again (of one projection or all; of one key or all), oldest first per key.
@@ -118,7 +116,7 @@ pub async fn retry(
         if projection.is_some_and(|p| p != name) {
             continue;
         }
-        let keys = parked_keys(&mut *store.read.acquire().await?, name, topic).await?;
+        let keys = ledger::parked_keys(&mut *store.read.acquire().await?, name, topic).await?;
         for k in keys {
             if key.is_some_and(|wanted| wanted != k) {
                 continue;
@@ -137,45 +135,31 @@ async fn retry_key(
 ) -> anyhow::Result<()> {
     let name = projection_name(topic);
     let mut tx = store.begin_write().await?;
-    // Hold the checkpoints (a write on both dialects: SQLite takes its write lock, MySQL the rows'
-    // locks), so no live batch of this projection runs meanwhile.
-    sqlx::query(
-        "UPDATE projection_offsets SET next_offset = next_offset WHERE projection = ? AND topic = ?",
-    )
-    .bind(name)
-    .bind(topic.name())
-    .execute(&mut *tx)
-    .await?;
-    let rows: Vec<Row> = sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM parked_events WHERE projection = ? AND topic = ? AND event_key = ? \
-         ORDER BY part, log_offset"
-    ))
-    .bind(name)
-    .bind(topic.name())
-    .bind(key)
-    .fetch_all(&mut *tx)
-    .await?;
+    // Hold the checkpoints, so no live batch of this projection runs meanwhile.
+    ledger::hold_checkpoints(&mut tx, name, topic).await?;
+    let rows = ledger::parked_of_key(&mut tx, name, topic, key).await?;
     let sql = FoldSql::new(Tables::live(store.dialect));
     let mut touched = Touched::default();
     let mut events = Vec::new();
     let mut remaining = rows.len();
-    for (_, _, partition, offset, event_key, _, payload, _) in rows {
+    for row in rows {
+        let (partition, offset) = (row.partition, row.offset);
         let rec = LogRecord {
             topic,
             partition: partition as u32,
             offset,
-            key: event_key,
-            payload,
+            key: row.key,
+            payload: row.payload,
         };
         match decode_checked(&rec) {
             Ok(event) => {
                 events.push(event);
-                unpark(&mut tx, name, partition, offset, None).await?;
+                ledger::unpark(&mut tx, name, partition, offset, None).await?;
                 report.applied += 1;
                 remaining -= 1;
             }
             Err(reason) => {
-                unpark(&mut tx, name, partition, offset, Some(&reason)).await?;
+                ledger::unpark(&mut tx, name, partition, offset, Some(&reason)).await?;
                 break;
             }
         }
@@ -188,38 +172,8 @@ async fn retry_key(
     }
     // Only a key that applied something changes the views (`report.applied` counts every key).
     if !events.is_empty() {
-        sqlx::query("UPDATE projection_meta SET generation = generation + 1 WHERE projection = ?")
-            .bind(name)
-            .execute(&mut *tx)
-            .await?;
+        ledger::bump_generation(&mut tx, name).await?;
     }
     tx.commit().await?;
     Ok(())
-}
-
-/// Remove a record from the parked set, or (with a reason) record why it still fails; the number
-/// of rows changed.
-async fn unpark(
-    conn: &mut AnyConnection,
-    projection: &str,
-    partition: i64,
-    offset: i64,
-    still_failing: Option<&str>,
-) -> Result<u64, sqlx::Error> {
-    let query = match still_failing {
-        None => sqlx::query(
-            "DELETE FROM parked_events WHERE projection = ? AND part = ? AND log_offset = ?",
-        ),
-        Some(reason) => sqlx::query(
-            "UPDATE parked_events SET reason = ? WHERE projection = ? AND part = ? AND log_offset = ?",
-        )
-        .bind(reason),
-    };
-    let done = query
-        .bind(projection)
-        .bind(partition)
-        .bind(offset)
-        .execute(conn)
-        .await?;
-    Ok(done.rows_affected())
 }

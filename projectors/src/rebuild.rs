@@ -21,16 +21,14 @@
 //! Nothing the fold does has side effects beyond the view tables, so replay suppresses nothing
 //! today; the cache refresh and position publishing of live batches are skipped during replay.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
-use std::io::IsTerminal;
+use std::collections::{BTreeSet, HashSet};
 use std::time::{Duration, Instant};
 
-use indicatif::{ProgressBar, ProgressStyle};
-use sqlx::AnyConnection;
-use titok_adapters::store::{Dialect, ViewStore};
+use titok_adapters::store::ViewStore;
 use titok_ports::log::LogConsumer;
 use titok_views::fold::Touched;
-use titok_views::{Tables, ViewTable};
+use titok_views::ledger::{self, Checkpoint, Parts, SwapRecord};
+use titok_views::Tables;
 
 use crate::catalog::{self, View};
 use crate::deps::ProjectorDeps;
@@ -43,7 +41,7 @@ pub const SWAP_WITHIN: i64 = 2000;
 const LEASE: Duration = Duration::from_secs(60);
 
 /// What to do at start-up when a stored view is older than this binary's projection.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StaleViews {
     /// Rebuild the view from the log before serving.
     Rebuild,
@@ -60,38 +58,23 @@ pub struct Report {
     pub events_per_s: f64,
 }
 
-/// Stored `(version, generation)` per projection.
-async fn stored(store: &ViewStore) -> Result<HashMap<String, (i64, i64)>, sqlx::Error> {
-    let rows: Vec<(String, i64, i64)> =
-        sqlx::query_as("SELECT projection, version, generation FROM projection_meta")
-            .fetch_all(&store.write)
-            .await?;
-    Ok(rows.into_iter().map(|(p, v, g)| (p, (v, g))).collect())
-}
-
 /// Groups whose stored views are not at this binary's versions, and an error for views built by
 /// a newer binary. Creates the tables of groups that have never been built (nothing to rebuild:
 /// the live projections fold the log into them from the start).
 async fn stale_groups(store: &ViewStore) -> anyhow::Result<Vec<Vec<&'static View>>> {
-    let have = stored(store).await?;
+    let have = ledger::versions(store).await?;
     let mut stale = Vec::new();
     for group in catalog::groups() {
         if group.iter().all(|v| !have.contains_key(v.projection)) {
-            create_tables(
+            ledger::create_tables(
                 store,
                 &Tables::live(store.dialect),
                 &catalog::tables_of(&group),
+                Parts::All,
             )
             .await?;
             for view in &group {
-                sqlx::query(&format!(
-                    "{} INTO projection_meta (projection, version, generation, paused_until_ms) VALUES (?, ?, 0, 0)",
-                    store.dialect.insert_ignore()
-                ))
-                .bind(view.projection)
-                .bind(view.version)
-                .execute(&store.write)
-                .await?;
+                ledger::register(store, view.projection, view.version).await?;
             }
             continue;
         }
@@ -131,6 +114,7 @@ pub async fn prepare(
     deps: &ProjectorDeps,
     policy: StaleViews,
     runs_projectors: bool,
+    progress: &dyn Fn(&str) -> Box<dyn Progress>,
 ) -> anyhow::Result<()> {
     let mut waited = None::<Instant>;
     loop {
@@ -161,51 +145,11 @@ pub async fn prepare(
                     views = names(group),
                     "views are of an older version: rebuilding them from the log"
                 );
-                let mut progress = Progress::new(&names(group));
-                rebuild(deps, group, SWAP_WITHIN, &mut progress).await?;
+                let mut progress = progress(&names(group));
+                rebuild(deps, group, SWAP_WITHIN, progress.as_mut()).await?;
             }
         }
     }
-}
-
-async fn create_tables(
-    store: &ViewStore,
-    tables: &Tables,
-    bases: &BTreeSet<ViewTable>,
-) -> anyhow::Result<()> {
-    create_parts(store, tables, bases, Parts::All).await
-}
-
-/// Which of a table's DDL statements to run: on SQLite the secondary indexes are statements of
-/// their own, and a rebuild creates them after the replay (one sorted build instead of an index
-/// insert per row); MySQL declares them inside `CREATE TABLE`.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Parts {
-    All,
-    Tables,
-    Indexes,
-}
-
-async fn create_parts(
-    store: &ViewStore,
-    tables: &Tables,
-    bases: &BTreeSet<ViewTable>,
-    parts: Parts,
-) -> anyhow::Result<()> {
-    for &base in bases {
-        let statements = base.create(tables.dialect == Dialect::MySql, &tables.name(base));
-        for (i, statement) in statements.iter().enumerate() {
-            let wanted = match parts {
-                Parts::All => true,
-                Parts::Tables => i == 0,
-                Parts::Indexes => i > 0,
-            };
-            if wanted {
-                sqlx::query(statement).execute(&store.write).await?;
-            }
-        }
-    }
-    Ok(())
 }
 
 /// One topic being replayed into shadow tables.
@@ -269,22 +213,8 @@ impl Stream {
     }
 }
 
-async fn table_exists(store: &ViewStore, name: &str) -> Result<bool, sqlx::Error> {
-    let sql = match store.dialect {
-        Dialect::Sqlite => "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = ?",
-        Dialect::MySql => {
-            "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = DATABASE() AND table_name = ?"
-        }
-    };
-    let (n,): (i64,) = sqlx::query_as(sql)
-        .bind(name)
-        .fetch_one(&store.write)
-        .await?;
-    Ok(n > 0)
-}
-
-fn in_list(group: &[&View]) -> String {
-    vec!["?"; group.len()].join(", ")
+fn projections(group: &[&View]) -> Vec<&'static str> {
+    group.iter().map(|v| v.projection).collect()
 }
 
 /// Rebuild one group of projections (see the module docs). Concurrent rebuilds of the same group
@@ -293,7 +223,7 @@ pub async fn rebuild(
     deps: &ProjectorDeps,
     group: &[&'static View],
     pause_within: i64,
-    progress: &mut Progress,
+    progress: &mut dyn Progress,
 ) -> anyhow::Result<Report> {
     let store = &deps.store;
     let prefix = format!("r{}_", titok_ports::now_ms());
@@ -301,12 +231,8 @@ pub async fn rebuild(
     let bases = catalog::tables_of(group);
     let started = Instant::now();
     let outcome = async {
-        create_parts(store, &shadow, &bases, Parts::Tables).await?;
-        sqlx::query(&format!(
-            "CREATE TABLE {prefix}parked_events AS SELECT * FROM parked_events WHERE 1 = 0"
-        ))
-        .execute(&store.write)
-        .await?;
+        ledger::create_tables(store, &shadow, &bases, Parts::Tables).await?;
+        ledger::create_parked(store, &shadow).await?;
         let mut streams = Vec::new();
         for view in group {
             let partitions = deps.log.partitions(view.topic) as usize;
@@ -324,9 +250,26 @@ pub async fn rebuild(
             });
         }
         let events = replay(deps, &mut streams, pause_within, progress).await?;
-        create_parts(store, &shadow, &bases, Parts::Indexes).await?;
+        ledger::create_tables(store, &shadow, &bases, Parts::Indexes).await?;
         let events = events + pause_and_catch_up(deps, group, &mut streams).await?;
-        swap(store, group, &prefix, &bases, &streams).await?;
+        let record = SwapRecord {
+            checkpoints: streams
+                .iter()
+                .flat_map(|s| {
+                    s.next
+                        .iter()
+                        .enumerate()
+                        .map(|(partition, &next)| Checkpoint {
+                            projection: s.view.projection,
+                            topic: s.view.topic,
+                            partition: partition as u32,
+                            next,
+                        })
+                })
+                .collect(),
+            views: group.iter().map(|v| (v.projection, v.version)).collect(),
+        };
+        ledger::swap(store, &shadow, &bases, &record).await?;
         anyhow::Ok(events)
     }
     .await;
@@ -334,19 +277,14 @@ pub async fn rebuild(
         Ok(events) => events,
         Err(err) => {
             // Leave the live views as they were: release the lease, drop the shadow.
-            let _ = release(store, group).await;
-            for base in &bases {
-                let _ = drop_table(store, &shadow.name(*base)).await;
-            }
-            let _ = drop_table(store, &format!("{prefix}parked_events")).await;
+            let _ = ledger::set_pause(store, &projections(group), 0).await;
+            let _ = ledger::drop_tables(store, &shadow, &bases).await;
             progress.abandon();
             return Err(err.context("rebuild failed; the live views are unchanged"));
         }
     };
-    for base in &bases {
-        drop_table(store, &format!("{prefix}old_{base}")).await?;
-    }
-    drop_table(store, &format!("{prefix}parked_events")).await?;
+    ledger::drop_tables(store, &ledger::replaced(&shadow), &bases).await?;
+    ledger::drop_tables(store, &shadow, &BTreeSet::new()).await?;
     crate::generations::refill_counters(store, deps.counters.as_ref()).await?;
     let seconds = started.elapsed().as_secs_f64();
     let report = Report {
@@ -359,19 +297,12 @@ pub async fn rebuild(
     Ok(report)
 }
 
-async fn drop_table(store: &ViewStore, name: &str) -> Result<(), sqlx::Error> {
-    sqlx::query(&format!("DROP TABLE IF EXISTS {name}"))
-        .execute(&store.write)
-        .await?;
-    Ok(())
-}
-
 /// Fold from offset 0 until within `pause_within` events of the log's end.
 async fn replay(
     deps: &ProjectorDeps,
     streams: &mut [Stream],
     pause_within: i64,
-    progress: &mut Progress,
+    progress: &mut dyn Progress,
 ) -> anyhow::Result<u64> {
     let topics: Vec<_> = streams.iter().map(|s| s.view.topic).collect();
     let mut events = 0;
@@ -407,40 +338,18 @@ async fn pause_and_catch_up(
 ) -> anyhow::Result<u64> {
     let store = &deps.store;
     let until = titok_ports::now_ms() + LEASE.as_millis() as i64;
-    let sql = format!(
-        "UPDATE projection_meta SET paused_until_ms = ? WHERE projection IN ({})",
-        in_list(group)
-    );
-    let mut pause = sqlx::query(&sql).bind(until);
-    for view in group {
-        pause = pause.bind(view.projection);
-    }
-    pause.execute(&store.write).await?;
+    ledger::set_pause(store, &projections(group), until).await?;
     // Live batches lock their checkpoint rows: once we hold them, none is in flight, and every
     // later one sees the lease.
     let mut tx = store.begin_write().await?;
-    let sql = format!(
-        "SELECT projection, part, next_offset FROM projection_offsets WHERE projection IN ({}){}",
-        in_list(group),
-        store.dialect.for_update()
-    );
-    let mut select = sqlx::query_as::<_, (String, i64, i64)>(&sql);
-    for view in group {
-        select = select.bind(view.projection);
-    }
-    let live: HashMap<(String, i64), i64> = select
-        .fetch_all(&mut *tx)
-        .await?
-        .into_iter()
-        .map(|(p, part, next)| ((p, part), next))
-        .collect();
+    let live = ledger::lock_group_checkpoints(&mut tx, store.dialect, &projections(group)).await?;
     tx.commit().await?;
     let deadline = Instant::now() + LEASE / 2;
     let mut events = 0;
     for s in streams.iter_mut() {
         let limit: Vec<i64> = (0..s.next.len())
             .map(|p| {
-                live.get(&(s.view.projection.to_owned(), p as i64))
+                live.get(&(s.view.projection.to_owned(), p as u32))
                     .copied()
                     .unwrap_or(0)
             })
@@ -460,186 +369,54 @@ async fn pause_and_catch_up(
     Ok(events)
 }
 
-/// Version bump, atomic swap, checkpoints, parked events, meta — see the module docs.
-async fn swap(
-    store: &ViewStore,
-    group: &[&'static View],
-    prefix: &str,
-    bases: &BTreeSet<ViewTable>,
-    streams: &[Stream],
-) -> anyhow::Result<()> {
-    for counters in [ViewTable::UserStats, ViewTable::VideoStats] {
-        if bases.contains(&counters) && table_exists(store, counters.name()).await? {
-            let (max,): (i64,) =
-                sqlx::query_as(&format!("SELECT COALESCE(MAX(version), 0) FROM {counters}"))
-                    .fetch_one(&store.write)
-                    .await?;
-            sqlx::query(&format!(
-                "UPDATE {prefix}{counters} SET version = version + ?"
-            ))
-            .bind(max + 1)
-            .execute(&store.write)
-            .await?;
-        }
-    }
-    let mut present = Vec::new();
-    for base in bases {
-        present.push((*base, table_exists(store, base.name()).await?));
-    }
-    match store.dialect {
-        Dialect::Sqlite => {
-            let mut tx = store.begin_write().await?;
-            for (base, exists) in &present {
-                if *exists {
-                    sqlx::query(&format!("ALTER TABLE {base} RENAME TO {prefix}old_{base}"))
-                        .execute(&mut *tx)
-                        .await?;
-                }
-                sqlx::query(&format!("ALTER TABLE {prefix}{base} RENAME TO {base}"))
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            record_swap(&mut tx, store.dialect, group, prefix, streams).await?;
-            tx.commit().await?;
-        }
-        Dialect::MySql => {
-            // DDL commits implicitly in MySQL, so the swap is its own atomic statement; the live
-            // projections stay paused by the lease until the bookkeeping below commits. Should
-            // this process die in between, the lease expires and the live projections re-fold
-            // from their older checkpoints, which the idempotent folds absorb.
-            let renames: Vec<String> = present
-                .iter()
-                .flat_map(|(base, exists)| {
-                    let old = exists.then(|| format!("{base} TO {prefix}old_{base}"));
-                    old.into_iter()
-                        .chain(std::iter::once(format!("{prefix}{base} TO {base}")))
-                })
-                .collect();
-            sqlx::query(&format!("RENAME TABLE {}", renames.join(", ")))
-                .execute(&store.write)
-                .await?;
-            let mut tx = store.begin_write().await?;
-            record_swap(&mut tx, store.dialect, group, prefix, streams).await?;
-            tx.commit().await?;
-        }
-    }
-    Ok(())
+/// Where a rebuild reports how far it got (the launcher draws a progress bar on a terminal).
+pub trait Progress: Send {
+    /// `done` of `total` events replayed so far.
+    fn update(&mut self, done: u64, total: u64);
+    fn finish(&mut self, report: &Report);
+    fn abandon(&mut self);
 }
 
-async fn record_swap(
-    conn: &mut AnyConnection,
-    dialect: Dialect,
-    group: &[&'static View],
-    prefix: &str,
-    streams: &[Stream],
-) -> Result<(), sqlx::Error> {
-    for s in streams {
-        for (part, next) in s.next.iter().enumerate() {
-            sqlx::query(&format!(
-                "INSERT INTO projection_offsets (projection, topic, part, next_offset) VALUES (?, ?, ?, ?) {} next_offset = {}",
-                dialect.on_conflict_update("projection, topic, part"),
-                dialect.new_value("next_offset")
-            ))
-            .bind(s.view.projection)
-            .bind(s.view.topic.name())
-            .bind(part as i64)
-            .bind(*next)
-            .execute(&mut *conn)
-            .await?;
-        }
-    }
-    for view in group {
-        sqlx::query("DELETE FROM parked_events WHERE projection = ?")
-            .bind(view.projection)
-            .execute(&mut *conn)
-            .await?;
-        sqlx::query(&format!(
-            "INSERT INTO projection_meta (projection, version, generation, paused_until_ms) VALUES (?, ?, 1, 0) \
-             {} version = {}, generation = generation + 1, paused_until_ms = 0",
-            dialect.on_conflict_update("projection"),
-            dialect.new_value("version")
-        ))
-        .bind(view.projection)
-        .bind(view.version)
-        .execute(&mut *conn)
-        .await?;
-    }
-    sqlx::query(&format!(
-        "INSERT INTO parked_events SELECT * FROM {prefix}parked_events"
-    ))
-    .execute(&mut *conn)
-    .await?;
-    Ok(())
-}
-
-async fn release(store: &ViewStore, group: &[&View]) -> Result<(), sqlx::Error> {
-    let sql = format!(
-        "UPDATE projection_meta SET paused_until_ms = 0 WHERE projection IN ({})",
-        in_list(group)
-    );
-    let mut q = sqlx::query(&sql);
-    for view in group {
-        q = q.bind(view.projection);
-    }
-    q.execute(&store.write).await?;
-    Ok(())
-}
-
-/// Rebuild progress: a bar on a terminal, a log line every two seconds otherwise.
-pub struct Progress {
+/// Progress as a log line every two seconds (servers, and wherever stderr is no terminal).
+pub struct LogProgress {
     label: String,
-    bar: Option<ProgressBar>,
     started: Instant,
     last_line: Instant,
 }
 
-impl Progress {
-    pub fn new(label: &str) -> Progress {
-        let bar = std::io::stderr().is_terminal().then(|| {
-            let bar = ProgressBar::new(0);
-            if let Ok(style) = ProgressStyle::with_template(
-                "{msg} [{bar:40.cyan/blue}] {pos}/{len} events {per_sec} ETA {eta}",
-            ) {
-                bar.set_style(style.progress_chars("=> "));
-            }
-            bar.set_message(format!("rebuild {label}"));
-            bar
-        });
-        Progress {
+impl LogProgress {
+    pub fn new(label: &str) -> LogProgress {
+        LogProgress {
             label: label.to_owned(),
-            bar,
             started: Instant::now(),
             last_line: Instant::now(),
         }
     }
+}
 
+impl Progress for LogProgress {
     fn update(&mut self, done: u64, total: u64) {
-        if let Some(bar) = &self.bar {
-            bar.set_length(total);
-            bar.set_position(done);
-        } else if self.last_line.elapsed() >= Duration::from_secs(2) {
-            self.last_line = Instant::now();
-            let rate = done as f64 / self.started.elapsed().as_secs_f64().max(1e-9);
-            let eta = if rate > 0.0 {
-                format!("{:.0}s", total.saturating_sub(done) as f64 / rate)
-            } else {
-                "?".into()
-            };
-            tracing::info!(
-                views = self.label,
-                done,
-                total,
-                events_per_s = rate.round(),
-                eta,
-                "rebuilding"
-            );
+        if self.last_line.elapsed() < Duration::from_secs(2) {
+            return;
         }
+        self.last_line = Instant::now();
+        let rate = done as f64 / self.started.elapsed().as_secs_f64().max(1e-9);
+        let eta = if rate > 0.0 {
+            format!("{:.0}s", total.saturating_sub(done) as f64 / rate)
+        } else {
+            "?".into()
+        };
+        tracing::info!(
+            views = self.label,
+            done,
+            total,
+            events_per_s = rate.round(),
+            eta,
+            "rebuilding"
+        );
     }
 
     fn finish(&mut self, report: &Report) {
-        if let Some(bar) = self.bar.take() {
-            bar.finish_and_clear();
-        }
         tracing::info!(
             views = self.label,
             events = report.events,
@@ -649,9 +426,5 @@ impl Progress {
         );
     }
 
-    fn abandon(&mut self) {
-        if let Some(bar) = self.bar.take() {
-            bar.abandon();
-        }
-    }
+    fn abandon(&mut self) {}
 }

@@ -26,12 +26,12 @@ use titok_ports::counters::{CountersError, UserCounts, Versioned, VideoCounts};
 use titok_ports::log::{LogConsumer, LogRecord};
 use titok_views::fold::Touched;
 use titok_views::stats::{user_stats, video_stats};
-use titok_views::Tables;
+use titok_views::{ledger, Tables};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::deps::ProjectorDeps;
-use crate::folder::{parked_keys, projection_name, Folder, BATCH};
+use crate::folder::{projection_name, Folder, BATCH};
 
 /// Counter rows read back per query after a batch.
 const READ_BACK: usize = 5_000;
@@ -85,20 +85,10 @@ impl Projection {
     ) -> Result<Projection, sqlx::Error> {
         let name = projection_name(topic);
         // Checkpoint rows exist for every partition, so the apply transaction can lock them.
-        let ignore = deps.store.dialect.insert_ignore();
-        for partition in 0..deps.log.partitions(topic) {
-            sqlx::query(&format!(
-                "{ignore} INTO projection_offsets (projection, topic, part, next_offset) VALUES (?, ?, ?, 0)"
-            ))
-            .bind(name)
-            .bind(topic.name())
-            .bind(i64::from(partition))
-            .execute(&deps.store.write)
-            .await?;
-        }
+        ledger::ensure_checkpoints(&deps.store, name, topic, deps.log.partitions(topic)).await?;
         let mut folder = Folder::new(topic, Tables::live(deps.store.dialect));
         folder.parked_keys =
-            parked_keys(&mut *deps.store.write.acquire().await?, name, topic).await?;
+            ledger::parked_keys(&mut *deps.store.write.acquire().await?, name, topic).await?;
         Ok(Projection {
             name,
             topic,
@@ -111,22 +101,13 @@ impl Projection {
     /// The stored checkpoints, one per partition (published as applied positions too).
     async fn checkpoints(&self) -> anyhow::Result<Vec<i64>> {
         let mut next = vec![0_i64; self.deps.log.partitions(self.topic) as usize];
-        let rows: Vec<(i64, i64)> = sqlx::query_as(
-            "SELECT part, next_offset FROM projection_offsets WHERE projection = ? AND topic = ?",
-        )
-        .bind(self.name)
-        .bind(self.topic.name())
-        .fetch_all(&self.deps.store.write)
-        .await?;
+        let rows = ledger::checkpoints(&self.deps.store, self.name, self.topic).await?;
         for (partition, offset) in rows {
-            if let Some(slot) = usize::try_from(partition)
-                .ok()
-                .and_then(|p| next.get_mut(p))
-            {
+            if let Some(slot) = next.get_mut(partition as usize) {
                 *slot = offset;
                 self.deps
                     .positions
-                    .record_applied(self.topic, partition as u32, offset)
+                    .record_applied(self.topic, partition, offset)
                     .await?;
             }
         }
@@ -232,31 +213,18 @@ impl Projection {
     async fn apply(&mut self, batch: &[LogRecord]) -> anyhow::Result<Option<Vec<(u32, i64)>>> {
         let dialect = self.deps.store.dialect;
         let mut tx = self.deps.store.begin_write().await?;
-        let stored: Vec<(i64, i64)> = sqlx::query_as(&format!(
-            "SELECT part, next_offset FROM projection_offsets WHERE projection = ? AND topic = ?{}",
-            dialect.for_update()
-        ))
-        .bind(self.name)
-        .bind(self.topic.name())
-        .fetch_all(&mut *tx)
-        .await?;
-        let paused: Option<(i64,)> = sqlx::query_as(&format!(
-            "SELECT paused_until_ms FROM projection_meta WHERE projection = ?{}",
-            dialect.for_update()
-        ))
-        .bind(self.name)
-        .fetch_optional(&mut *tx)
-        .await?;
-        if paused.is_some_and(|(until,)| until > titok_ports::now_ms()) {
+        let stored = ledger::lock_checkpoints(&mut tx, dialect, self.name, self.topic).await?;
+        let paused = ledger::paused_until(&mut tx, dialect, self.name).await?;
+        if paused.is_some_and(|until| until > titok_ports::now_ms()) {
             tx.rollback().await?;
             return Ok(None);
         }
         if !self.folder.parked_keys.is_empty() {
             // `titok parked retry|drop` may have released keys (it holds the checkpoint rows
             // while it works, so this read sees its result).
-            self.folder.parked_keys = parked_keys(&mut tx, self.name, self.topic).await?;
+            self.folder.parked_keys = ledger::parked_keys(&mut tx, self.name, self.topic).await?;
         }
-        let mut next: BTreeMap<u32, i64> = stored.into_iter().map(|(p, o)| (p as u32, o)).collect();
+        let mut next: BTreeMap<u32, i64> = stored.into_iter().collect();
         let mut touched = Touched::default();
         let mut advanced = BTreeMap::new();
         let mut parked = HashSet::new();
@@ -273,14 +241,8 @@ impl Projection {
         self.folder
             .fold_records(&mut tx, &fresh, &mut touched, &mut parked)
             .await?;
-        for (partition, offset) in &advanced {
-            sqlx::query("UPDATE projection_offsets SET next_offset = ? WHERE projection = ? AND topic = ? AND part = ?")
-                .bind(offset)
-                .bind(self.name)
-                .bind(self.topic.name())
-                .bind(i64::from(*partition))
-                .execute(&mut *tx)
-                .await?;
+        for (&partition, &offset) in &advanced {
+            ledger::set_checkpoint(&mut tx, self.name, self.topic, partition, offset).await?;
         }
         let users: Vec<i64> = touched.users.iter().copied().collect();
         let videos: Vec<i64> = touched.videos.iter().copied().collect();
@@ -370,11 +332,10 @@ impl Projection {
             if *stop.borrow() {
                 tracing::warn!(projection = self.name, error = %err,
                     "shutting down with the counter cache not refreshed; bumping the generation so other processes refill it");
-                let bump = sqlx::query(
-                    "UPDATE projection_meta SET generation = generation + 1 WHERE projection = ?",
-                )
-                .bind(self.name)
-                .execute(&self.deps.store.write)
+                let bump = async {
+                    let mut conn = self.deps.store.write.acquire().await?;
+                    ledger::bump_generation(&mut conn, self.name).await
+                }
                 .await;
                 if let Err(e) = bump {
                     tracing::warn!(projection = self.name, error = %e, "cannot bump the generation");

@@ -8,6 +8,8 @@
 //!   counter cache and by the query API when the cache misses.
 //! - [`reads`]: every query of the views the two APIs make, and the concurrent join that turns
 //!   rows into the Douyin objects of [`model`] (shared by both APIs).
+//! - [`ledger`]: the projections' bookkeeping — checkpoints, projection meta (version,
+//!   generation, pause lease), parked events — and a rebuild's shadow tables and swap.
 //! - [`Tables`]: which set of tables a statement addresses — the live views or a rebuild's shadow
 //!   copies — with names from [`ViewTable`] only.
 //!
@@ -15,6 +17,7 @@
 //! statements; where they differ, [`Dialect`] supplies the words side by side.
 
 pub mod fold;
+pub mod ledger;
 pub mod model;
 pub mod reads;
 pub mod stats;
