@@ -540,6 +540,19 @@ pub async fn run_titok(args: &[&str], timeout: Duration) -> (bool, String, Strin
     output_of(command, timeout).await
 }
 
+/// Run `titok-bench <args>` (the benchmark's own binary) with this pass's service arguments and a
+/// scratch data dir; `(succeeded, stdout, stderr)`.
+pub async fn run_bench(args: &[&str], timeout: Duration) -> (bool, String, String) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut command = command_without_settings(built_binary("titok-bench-under-test"));
+    command
+        .args(args)
+        .arg("--data-dir")
+        .arg(dir.path())
+        .args(service_args(dir.path()));
+    output_of(command, timeout).await
+}
+
 /// Run `titok <args>` exactly as given (no service arguments of this pass) in a scratch data dir:
 /// `(succeeded, stdout, stderr)`; for start-up refusals.
 pub async fn run_titok_bare(args: &[&str], timeout: Duration) -> (bool, String, String) {
@@ -572,17 +585,23 @@ pub fn on_real_services() -> bool {
 }
 
 /// The server binary: `TITOK_TEST_BIN` if set, else `titok-under-test` built next to the test
-/// executable (`target/<profile>/`, the parent of the test's `deps/` directory).
+/// executable.
 fn server_binary() -> PathBuf {
     if let Ok(path) = std::env::var("TITOK_TEST_BIN") {
         return PathBuf::from(path);
     }
+    built_binary("titok-under-test")
+}
+
+/// A binary of this crate, built next to the test executable (`target/<profile>/`, the parent of
+/// the test's `deps/` directory).
+fn built_binary(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("current exe");
     let profile_dir = exe
         .parent()
         .and_then(|deps| deps.parent())
         .expect("target/<profile>");
-    let bin = profile_dir.join(format!("titok-under-test{}", std::env::consts::EXE_SUFFIX));
+    let bin = profile_dir.join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
     assert!(
         bin.exists(),
         "{} is missing: build it with `cargo build -p titok-tests --bins`",
@@ -594,7 +613,11 @@ fn server_binary() -> PathBuf {
 /// The binary under test, without the TITOK_* settings of this environment: the server reads them,
 /// and only the arguments a test gives must count.
 fn titok_command() -> Command {
-    let mut command = Command::new(server_binary());
+    command_without_settings(server_binary())
+}
+
+fn command_without_settings(binary: PathBuf) -> Command {
+    let mut command = Command::new(binary);
     for (key, _) in std::env::vars() {
         if key.starts_with("TITOK_") {
             command.env_remove(key);

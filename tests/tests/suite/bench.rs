@@ -1,4 +1,4 @@
-//! `titok bench --quick` runs in the test suite so the benchmark cannot rot. It asserts that the
+//! `titok-bench --quick` runs in the test suite so the benchmark cannot rot. It asserts that the
 //! bench completes and reports every number, not how fast anything is (performance claims live in
 //! the bench's own output, README "Performance").
 
@@ -13,13 +13,8 @@ async fn the_quick_bench_runs_and_reports_every_number() {
     let json_path = out.path().join("bench.json");
 
     // Act
-    let (ok, stdout, stderr) = run_titok(
-        &[
-            "bench",
-            "--quick",
-            "--json",
-            json_path.to_str().expect("utf8"),
-        ],
+    let (ok, stdout, stderr) = run_bench(
+        &["--quick", "--json", json_path.to_str().expect("utf8")],
         Duration::from_secs(300),
     )
     .await;

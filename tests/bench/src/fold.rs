@@ -1,4 +1,4 @@
-//! The projection scenarios of `titok bench`: the raw-insert baseline of the very rows the views
+//! The projection scenarios of `titok-bench`: the raw-insert baseline of the very rows the views
 //! end with, the hot-key storm beside a uniform load, and the log's own append → consume latency
 //! (the floor under ack → visible).
 

@@ -1,4 +1,6 @@
-//! `titok bench`: what the architecture buys, measured against its alternatives in the same run.
+//! # titok-bench
+//!
+//! `titok-bench` (`cargo run --release -p titok-bench -- [--quick]`): what the architecture buys, measured against its alternatives in the same run.
 //!
 //! The bench starts the whole system in this process on the configured backend (embedded by
 //! default; `--kafka-brokers`/`--mysql-url`/`--redis-url` for the real one) in a scratch data dir,
@@ -34,7 +36,9 @@ use sqlx::AnyPool;
 use titok_adapters::store::{Dialect, ViewStore};
 use titok_events::{Envelope, EventBody, Favorite, Follow, UserRegistered, VideoPublished};
 
-use crate::{Config, Role};
+use titok::{Config, Role};
+
+pub mod fold;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct BenchArgs {
@@ -229,7 +233,7 @@ pub async fn run(args: BenchArgs, config: Config) -> anyhow::Result<()> {
     } else {
         "embedded (SQLite log and views, in-process counters)"
     };
-    let running = crate::start(Role::All, config.clone()).await?;
+    let running = titok::start(Role::All, config.clone()).await?;
     let base = format!("http://{}", running.addr);
     let deps = running.deps.clone();
     let client = reqwest::Client::builder()
@@ -296,10 +300,10 @@ pub async fn run(args: BenchArgs, config: Config) -> anyhow::Result<()> {
         return verdict;
     }
     eprintln!("bench: raw inserts of the views' rows");
-    let raw = crate::bench_fold::raw_same_rows(&deps.store).await?;
+    let raw = crate::fold::raw_same_rows(&deps.store).await?;
     let narrow_rate = raw_insert_rate(&deps.store, (total_events as usize).min(200_000)).await?;
     eprintln!("bench: sqlx Any vs the typed driver on the fold's statement shapes");
-    let (any_rate, typed_rate) = crate::bench_fold::any_vs_typed(
+    let (any_rate, typed_rate) = crate::fold::any_vs_typed(
         &deps.store,
         config.mysql_url.as_deref(),
         &config.data_dir.join("views.db"),
@@ -307,7 +311,7 @@ pub async fn run(args: BenchArgs, config: Config) -> anyhow::Result<()> {
     )
     .await?;
     eprintln!("bench: raw read of the log");
-    let log_rate = crate::bench_fold::log_read_rate(deps.log.as_ref()).await?;
+    let log_rate = crate::fold::log_read_rate(deps.log.as_ref()).await?;
 
     // Replay: rebuild every view from the log.
     eprintln!("bench: replay (rebuild all)");
@@ -387,7 +391,7 @@ pub async fn run(args: BenchArgs, config: Config) -> anyhow::Result<()> {
     let vids = size.videos as i64;
     let mut storm_rates = Vec::new();
     for (hot, seed) in [(false, 1), (true, 2)] {
-        let likes = crate::bench_fold::like_storm(storm, vids, VIDEO_BASE, hot, seed);
+        let likes = crate::fold::like_storm(storm, vids, VIDEO_BASE, hot, seed);
         storm_rates.push(timed_projection(&deps, &client, &base, likes).await?);
     }
     let (uniform_rate, hot_rate) = (storm_rates[0], storm_rates[1]);
@@ -631,7 +635,7 @@ pub async fn run(args: BenchArgs, config: Config) -> anyhow::Result<()> {
     // and (full runs) a sweep for the highest rate at which p99 stays within 50 ms. The load
     // generator runs in this process, on the same cores as the server.
     eprintln!("bench: log floor (append → consume)");
-    let floor = crate::bench_fold::log_floor(deps.log.as_ref(), 200).await?;
+    let floor = crate::fold::log_floor(deps.log.as_ref(), 200).await?;
     let mut floor_h = histogram();
     for ms in &floor {
         let _ = floor_h.record((ms * 1000.0).max(1.0) as u64);
@@ -875,7 +879,7 @@ async fn scale_out(config: &Config, size: &Size) -> anyhow::Result<Option<(f64, 
 /// direct-write baseline): video id and action type, each as a form value.
 fn ingest_like(worker: usize, i: u64) -> (String, String) {
     let video = VIDEO_BASE + ((worker as u64 * 7919 + i) % videos()) as i64;
-    let action = if (i / 64) % 2 == 0 { "1" } else { "2" };
+    let action = if (i / 64) & 1 == 0 { "1" } else { "2" };
     (video.to_string(), action.to_owned())
 }
 
@@ -895,7 +899,7 @@ fn row(name: &str, ours: f64, theirs: f64, target: &str) -> [String; 5] {
 
 fn print_table(rows: &[[String; 5]], backend: &str, machine: &str, size: &Size, events: u64) {
     println!(
-        "titok bench — {} — {backend}",
+        "titok-bench — {} — {backend}",
         chrono::Utc::now().format("%Y-%m-%d")
     );
     println!("machine: {machine}");
@@ -1137,7 +1141,7 @@ async fn lag_phase(
                         ("video_id", (VIDEO_BASE + (n % videos()) as i64).to_string()),
                         (
                             "action_type",
-                            if (n / 997) % 2 == 0 { "1" } else { "2" }.into(),
+                            if (n / 997) & 1 == 0 { "1" } else { "2" }.into(),
                         ),
                     ];
                     let req = client
@@ -1526,4 +1530,27 @@ async fn sql_chat(State(s): State<BaselineState>, Query(q): Query<ChatQuery>) ->
         }
         .await,
     )
+}
+
+/// `titok-bench`'s command line: the server's configuration flags (backends, namespace, …) and
+/// the bench's own.
+#[derive(Debug, clap::Parser)]
+#[command(
+    name = "titok-bench",
+    version,
+    about = "Measure titok-plus against its baselines (starts its own system in a scratch dir)"
+)]
+pub struct BenchCli {
+    #[command(flatten)]
+    pub config: Config,
+    #[command(flatten)]
+    pub args: BenchArgs,
+}
+
+/// Parse the command line, set up logging and run the bench (or the soak).
+pub async fn main_entry() -> anyhow::Result<()> {
+    let cli = <BenchCli as clap::Parser>::parse();
+    // The bench measures the request path: one log line per request would be part of it.
+    titok::init_tracing(cli.config.log_json, "warn,titok_projectors::rebuild=info");
+    run(cli.args, cli.config).await
 }

@@ -1,0 +1,52 @@
+//! Sample content for a first start: the placeholder images under `/static/` and a demo account
+//! with one video (skipped with `--no-sample`, or when any account exists).
+
+use titok_adapters::blobs::LocalBlobs;
+use titok_command_api::CommandState;
+use titok_ports::blobs::BlobStore;
+
+use crate::{DEMO_USERNAME, SAMPLE_VIDEO};
+
+/// Default avatar and background images, served at `/static/avatar.png` and `/static/background.png`.
+pub(crate) async fn write_static_images(blobs: &LocalBlobs) -> anyhow::Result<()> {
+    for (name, w, h, seed) in [("avatar.png", 96, 96, 11), ("background.png", 480, 270, 5)] {
+        if !blobs.local_path(name).exists() {
+            blobs
+                .put(name, &titok_command_api::media::placeholder_png(w, h, seed))
+                .await?;
+        }
+    }
+    Ok(())
+}
+
+/// Load a demo account with one sample video when the store has no accounts at all.
+pub(crate) async fn seed_sample(
+    command: &CommandState,
+    data_dir: &std::path::Path,
+) -> anyhow::Result<()> {
+    if command.accounts.count().await? > 0 {
+        return Ok(());
+    }
+    let password: String = {
+        use rand::Rng;
+        rand::thread_rng()
+            .sample_iter(&rand::distributions::Alphanumeric)
+            .take(16)
+            .map(char::from)
+            .collect()
+    };
+    let (user_id, _) = titok_command_api::register_user(command, DEMO_USERNAME, &password)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot register the demo account: {e}"))?;
+    titok_command_api::publish_video(command, user_id, "Welcome to titok-plus", SAMPLE_VIDEO)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot publish the sample video: {e}"))?;
+    // The password goes to a file readable by the operator, never into the logs.
+    let file = data_dir.join("demo-credentials.txt");
+    std::fs::write(
+        &file,
+        format!("username: {DEMO_USERNAME}\npassword: {password}\n"),
+    )?;
+    tracing::info!(username = DEMO_USERNAME, credentials = %file.display(), "sample content loaded (disable with --no-sample)");
+    Ok(())
+}

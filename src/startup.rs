@@ -1,0 +1,177 @@
+//! Start-up: open the adapters from the configuration, check the projection versions, spawn the
+//! projections, serve what the role runs, and stop gracefully.
+
+use std::net::SocketAddr;
+
+use anyhow::Context;
+use axum::Router;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::sample::{seed_sample, write_static_images};
+use crate::{progress, readiness, Backends, Config, Role, DEMO_PAGE};
+
+/// A started server.
+pub struct Running {
+    pub addr: SocketAddr,
+    /// The ports the projections use (the bench loads and rebuilds through them).
+    pub deps: titok_projectors::ProjectorDeps,
+    shutdown: watch::Sender<bool>,
+    server: JoinHandle<std::io::Result<()>>,
+    projectors: Vec<JoinHandle<()>>,
+}
+
+impl Running {
+    /// Stop accepting, finish in-flight requests, let projections finish their batch.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        let _ = self.shutdown.send(true);
+        self.server.await??;
+        for p in self.projectors {
+            p.await?;
+        }
+        Ok(())
+    }
+
+    /// Run until SIGINT/SIGTERM, then stop gracefully.
+    pub async fn until_signalled(self) -> anyhow::Result<()> {
+        shutdown_signal().await;
+        tracing::info!("shutting down");
+        self.stop().await
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
+/// Open the adapters, start what `role` runs (projections, command and/or query endpoints) and
+/// the HTTP server.
+pub async fn start(role: Role, config: Config) -> anyhow::Result<Running> {
+    let data = &config.data_dir;
+    std::fs::create_dir_all(data)
+        .with_context(|| format!("cannot create data dir {}", data.display()))?;
+    titok_web::telemetry::prometheus();
+    let backends = Backends::open(&config, role).await?;
+    titok_projectors::rebuild::prepare(
+        &backends.projector_deps(&config),
+        config.stale_views.into(),
+        role.runs_projectors(),
+        &progress::for_rebuild,
+    )
+    .await?;
+    let (shutdown, shutdown_rx) = watch::channel(false);
+    let projectors = if role.runs_projectors() {
+        titok_projectors::spawn_all(backends.projector_deps(&config), shutdown_rx.clone()).await?
+    } else {
+        Vec::new()
+    };
+
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let addr = listener.local_addr()?;
+    let public_url = config
+        .public_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{addr}"));
+    let query = backends.query_state(&config, &public_url);
+    let mut app = Router::new()
+        .route("/healthz", axum::routing::get(|| async { "ok" }))
+        .route(
+            "/readyz",
+            axum::routing::get(readiness::readyz).with_state(readiness::Readiness {
+                log: backends.log.clone(),
+                store: backends.store.clone(),
+                positions: backends.positions.clone(),
+                max_lag: config.ready_max_lag,
+            }),
+        );
+    if role.runs_commands() {
+        let command = backends.command_state(&config, query.clone());
+        titok_command_api::recover_pending_registrations(&command).await?;
+        if !config.no_sample {
+            seed_sample(&command, data).await?;
+        }
+        app = app.merge(titok_command_api::router(command));
+    }
+    if role.runs_queries() {
+        write_static_images(&backends.blobs).await?;
+        app = app.route(
+            "/",
+            axum::routing::get(|| async { axum::response::Html(DEMO_PAGE) }),
+        );
+        app = app.merge(titok_query_api::router(query));
+    }
+    let mut documented = Vec::new();
+    if role.runs_commands() {
+        documented.extend(titok_command_api::endpoints());
+    }
+    if role.runs_queries() {
+        documented.extend(titok_query_api::endpoints());
+    }
+    let openapi = std::sync::Arc::new(titok_web::openapi::document(&documented));
+    app = app.route(
+        "/openapi.json",
+        axum::routing::get(move || async move { axum::Json((*openapi).clone()) }),
+    );
+    if role.runs_commands() || role.runs_queries() {
+        app = app.nest_service(
+            "/static",
+            tower_http::services::ServeDir::new(backends.blobs.root()),
+        );
+    }
+    let pools = [
+        ("read", backends.store.read.clone()),
+        ("write", backends.store.write.clone()),
+    ];
+    let metrics = move || {
+        let pools = pools.clone();
+        async move {
+            for (name, pool) in &pools {
+                titok_adapters::store::record_pool(name, pool);
+            }
+            titok_web::telemetry::prometheus().render()
+        }
+    };
+    let app = app
+        .route("/metrics", axum::routing::get(metrics))
+        .fallback(titok_web::http::unknown_path)
+        .method_not_allowed_fallback(titok_web::http::unsupported_method)
+        .layer(axum::middleware::from_fn(titok_web::telemetry::observe));
+    let mut stop = shutdown_rx;
+    let server = tokio::spawn(async move {
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move {
+            let _ = stop.wait_for(|s| *s).await;
+        })
+        .await
+    });
+    tracing::info!(?role, %addr, public_url, data_dir = %data.display(), "titok-plus running");
+    Ok(Running {
+        addr,
+        deps: backends.projector_deps(&config),
+        shutdown,
+        server,
+        projectors,
+    })
+}
