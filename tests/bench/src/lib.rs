@@ -203,6 +203,32 @@ struct Viewer {
 const USER_BASE: i64 = 7_000_000_000_000_000;
 const VIDEO_BASE: i64 = 8_000_000_000_000_000;
 
+/// What every scenario needs: the running system's ports, an HTTP client, the data set's viewers.
+struct Ctx {
+    args: BenchArgs,
+    size: Size,
+    config: Config,
+    deps: titok_projectors::ProjectorDeps,
+    client: reqwest::Client,
+    base: String,
+    viewers: Arc<Vec<Viewer>>,
+}
+
+/// The results so far: the JSON keys and the table's rows.
+#[derive(Default)]
+struct Report {
+    results: BTreeMap<&'static str, Value>,
+    rows: Vec<[String; 5]>,
+}
+
+/// The data set as loaded through the log, and how long the projections took to fold it.
+struct Loaded {
+    events: u64,
+    appended: f64,
+    seconds: f64,
+}
+
+/// Run the bench (or, with `--soak`, the soak): one function per scenario, in this order.
 pub async fn run(args: BenchArgs, config: Config) -> anyhow::Result<()> {
     let size = Size::of(&args);
     VIDEOS.store(size.videos as u64, Ordering::Relaxed);
@@ -240,8 +266,7 @@ pub async fn run(args: BenchArgs, config: Config) -> anyhow::Result<()> {
         .pool_max_idle_per_host(256)
         .timeout(Duration::from_secs(30))
         .build()?;
-    let mut results = BTreeMap::<&str, Value>::new();
-    let mut rows: Vec<[String; 5]> = Vec::new();
+    let mut report = Report::default();
 
     // Viewers: real accounts with tokens.
     let mut viewers = Vec::new();
@@ -261,8 +286,57 @@ pub async fn run(args: BenchArgs, config: Config) -> anyhow::Result<()> {
             token: body["token"].as_str().unwrap_or_default().to_owned(),
         });
     }
-    let viewers = Arc::new(viewers);
+    let ctx = Ctx {
+        args,
+        size,
+        config,
+        deps,
+        client,
+        base,
+        viewers: Arc::new(viewers),
+    };
+    let loaded = load(&ctx).await?;
+    if let Some(minutes) = ctx.args.soak {
+        let verdict = soak(&ctx.client, &ctx.base, &ctx.viewers, &ctx.size, minutes, &ctx.args).await;
+        running.stop().await?;
+        return verdict;
+    }
+    projection(&ctx, &mut report, &loaded).await?;
+    hot_key(&ctx, &mut report).await?;
+    let baseline = Baseline::start(&ctx.deps.store, &ctx.config).await?;
+    ingest(&ctx, &mut report, &baseline).await?;
+    feed(&ctx, &mut report, &baseline).await?;
+    chat(&ctx, &mut report, &baseline).await?;
+    lag(&ctx, &mut report).await?;
+    scale_out_row(&ctx, &mut report).await?;
 
+    let machine = machine();
+    report.results.insert("machine", json!(machine));
+    report.results.insert("backend", json!(backend));
+    report.results.insert(
+        "date",
+        json!(chrono::Utc::now().format("%Y-%m-%d %H:%M UTC").to_string()),
+    );
+    report.results.insert(
+        "dataset",
+        json!({"users": ctx.size.users, "videos": ctx.size.videos, "likes": ctx.size.likes,
+        "follows": ctx.size.follows, "events": loaded.events, "phase_seconds": ctx.size.seconds,
+        "concurrency": ctx.args.concurrency}),
+    );
+    print_table(&report.rows, backend, &machine, &ctx.size, loaded.events);
+    if let Some(path) = &ctx.args.json {
+        std::fs::write(path, serde_json::to_string_pretty(&report.results)?)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    baseline.stop().await;
+    running.stop().await?;
+    Ok(())
+}
+
+
+/// Load the data set through the log with the projections held, then time the fold from a full log.
+async fn load(ctx: &Ctx) -> anyhow::Result<Loaded> {
+    let Ctx { size, deps, client, base, viewers, .. } = ctx;
     // 2. Projection: load the data set through the log, time until the views caught up.
     eprintln!(
         "bench: loading {} users, {} videos, {} likes, {} follows",
@@ -294,20 +368,27 @@ pub async fn run(args: BenchArgs, config: Config) -> anyhow::Result<()> {
     let projection_s = load_started.elapsed().as_secs_f64();
     let projection_rate = total_events as f64 / projection_s;
     eprintln!("bench: appended in {appended:.1} s, projected in {projection_s:.1} s");
-    if let Some(minutes) = args.soak {
-        let verdict = soak(&client, &base, &viewers, &size, minutes, &args).await;
-        running.stop().await?;
-        return verdict;
-    }
+    Ok(Loaded {
+        events: total_events,
+        appended,
+        seconds: projection_s,
+    })
+}
+
+/// Projection and replay against the raw inserts of the same rows, the bare log read, and sqlx
+/// `Any` against the typed driver.
+async fn projection(ctx: &Ctx, report: &mut Report, loaded: &Loaded) -> anyhow::Result<()> {
+    let Ctx { config, deps, .. } = ctx;
+    let projection_rate = loaded.events as f64 / loaded.seconds;
     eprintln!("bench: raw inserts of the views' rows");
     let raw = crate::fold::raw_same_rows(&deps.store).await?;
-    let narrow_rate = raw_insert_rate(&deps.store, (total_events as usize).min(200_000)).await?;
+    let narrow_rate = raw_insert_rate(&deps.store, (loaded.events as usize).min(200_000)).await?;
     eprintln!("bench: sqlx Any vs the typed driver on the fold's statement shapes");
     let (any_rate, typed_rate) = crate::fold::any_vs_typed(
         &deps.store,
         config.mysql_url.as_deref(),
         &config.data_dir.join("views.db"),
-        (total_events as usize).min(200_000),
+        (loaded.events as usize).min(200_000),
     )
     .await?;
     eprintln!("bench: raw read of the log");
@@ -331,60 +412,65 @@ pub async fn run(args: BenchArgs, config: Config) -> anyhow::Result<()> {
     }
     let replay_rate = replayed as f64 / replay_s.max(1e-9);
     // Both against the time the database takes for the rows the views end with.
-    let projection_vs_raw = raw.seconds / projection_s.max(1e-9);
-    let replay_vs_raw = raw.seconds * (replayed as f64 / total_events as f64) / replay_s.max(1e-9);
-    results.insert("projection_events_per_s", json!(projection_rate.round()));
-    results.insert("projection_seconds", json!(round3(projection_s)));
-    results.insert("load_append_seconds", json!(round3(appended)));
-    results.insert("raw_insert_rows", json!(raw.rows));
-    results.insert("raw_insert_seconds", json!(round3(raw.seconds)));
-    results.insert("raw_insert_rows_per_s", json!(raw.rows_per_s().round()));
-    results.insert("raw_insert_rows_per_s_narrow", json!(narrow_rate.round()));
-    results.insert("projection_vs_raw", json!(round3(projection_vs_raw)));
-    results.insert("log_read_events_per_s", json!(log_rate.round()));
-    results.insert(
+    let projection_vs_raw = raw.seconds / loaded.seconds.max(1e-9);
+    let replay_vs_raw = raw.seconds * (replayed as f64 / loaded.events as f64) / replay_s.max(1e-9);
+    report.results.insert("projection_events_per_s", json!(projection_rate.round()));
+    report.results.insert("loaded.secondseconds", json!(round3(loaded.seconds)));
+    report.results.insert("load_append_seconds", json!(round3(loaded.appended)));
+    report.results.insert("raw_insert_rows", json!(raw.rows));
+    report.results.insert("raw_insert_seconds", json!(round3(raw.seconds)));
+    report.results.insert("raw_insert_rows_per_s", json!(raw.rows_per_s().round()));
+    report.results.insert("raw_insert_rows_per_s_narrow", json!(narrow_rate.round()));
+    report.results.insert("projection_vs_raw", json!(round3(projection_vs_raw)));
+    report.results.insert("log_read_events_per_s", json!(log_rate.round()));
+    report.results.insert(
         "projection_vs_log_read",
         json!(round3(projection_rate / log_rate)),
     );
-    results.insert("replay_events_per_s", json!(replay_rate.round()));
-    results.insert("replay_seconds", json!(round3(replay_s)));
-    results.insert("replay_vs_raw", json!(round3(replay_vs_raw)));
-    rows.push([
+    report.results.insert("replay_events_per_s", json!(replay_rate.round()));
+    report.results.insert("replay_seconds", json!(round3(replay_s)));
+    report.results.insert("replay_vs_raw", json!(round3(replay_vs_raw)));
+    report.rows.push([
         "projection: events/s; time vs raw inserts of the views' rows".into(),
-        format!("{projection_rate:.0} ev/s in {projection_s:.1} s"),
+        format!("{projection_rate:.0} ev/s in {loaded.seconds:.1} s"),
         format!("{} rows in {:.1} s", raw.rows, raw.seconds),
         format!("{projection_vs_raw:.2}×"),
         "≥ 0.5× raw".into(),
     ]);
-    rows.push([
+    report.rows.push([
         "replay / rebuild: events/s; time vs raw inserts".into(),
         format!("{replay_rate:.0} ev/s in {replay_s:.1} s"),
         format!("{:.1} s", raw.seconds),
         format!("{replay_vs_raw:.2}×"),
         "≥ 0.5× raw".into(),
     ]);
-    rows.push(row(
+    report.rows.push(row(
         "projection vs a bare read of the whole log (events/s)",
         projection_rate,
         log_rate,
         "reported (the log's own limit)",
     ));
-    results.insert("fold_shapes_any_rows_per_s", json!(any_rate.round()));
-    results.insert("fold_shapes_typed_rows_per_s", json!(typed_rate.round()));
-    results.insert("any_vs_typed", json!(round3(any_rate / typed_rate)));
-    rows.push(row(
+    report.results.insert("fold_shapes_any_rows_per_s", json!(any_rate.round()));
+    report.results.insert("fold_shapes_typed_rows_per_s", json!(typed_rate.round()));
+    report.results.insert("any_vs_typed", json!(round3(any_rate / typed_rate)));
+    report.rows.push(row(
         "fold's statement shapes: sqlx Any vs the typed driver (rows/s)",
         any_rate,
         typed_rate,
         "use typed if clearly faster",
     ));
-    rows.push(row(
+    report.rows.push(row(
         "projection vs the old narrow baseline (3-column table, rows/s)",
         projection_rate,
         narrow_rate,
         "reported",
     ));
+    Ok(())
+}
 
+/// Hot key: 90 % of the likes on one video, beside the same number spread uniformly.
+async fn hot_key(ctx: &Ctx, report: &mut Report) -> anyhow::Result<()> {
+    let Ctx { size, deps, client, base, .. } = ctx;
     // Hot key: 90 % of the likes on one video, beside the same number spread uniformly.
     eprintln!("bench: hot-key storm");
     let storm = (size.likes / 5).max(2_000);
@@ -395,18 +481,21 @@ pub async fn run(args: BenchArgs, config: Config) -> anyhow::Result<()> {
         storm_rates.push(timed_projection(&deps, &client, &base, likes).await?);
     }
     let (uniform_rate, hot_rate) = (storm_rates[0], storm_rates[1]);
-    results.insert("hot_key_events_per_s", json!(hot_rate.round()));
-    results.insert("uniform_likes_events_per_s", json!(uniform_rate.round()));
-    results.insert("hot_key_vs_uniform", json!(round3(hot_rate / uniform_rate)));
-    rows.push(row(
+    report.results.insert("hot_key_events_per_s", json!(hot_rate.round()));
+    report.results.insert("uniform_likes_events_per_s", json!(uniform_rate.round()));
+    report.results.insert("hot_key_vs_uniform", json!(round3(hot_rate / uniform_rate)));
+    report.rows.push(row(
         &format!("hot key: {storm} likes, 90 % on one video vs uniform (events/s)"),
         hot_rate,
         uniform_rate,
         "≥ 0.8× uniform",
     ));
+    Ok(())
+}
 
-    let baseline = Baseline::start(&deps.store, &config).await?;
-
+/// Ingest of likes through the API against one transaction per like.
+async fn ingest(ctx: &Ctx, report: &mut Report, baseline: &Baseline) -> anyhow::Result<()> {
+    let Ctx { args, size, client, base, viewers, .. } = ctx;
     // 1. Ingest.
     eprintln!("bench: ingest vs direct write");
     let ingest = {
@@ -447,19 +536,24 @@ pub async fn run(args: BenchArgs, config: Config) -> anyhow::Result<()> {
     };
     eprintln!("bench: waiting for the projections");
     wait_caught_up(&client, &base).await?;
-    results.insert("ingest", ingest.json());
-    results.insert("ingest_direct_write", direct.json());
-    results.insert(
+    report.results.insert("ingest", ingest.json());
+    report.results.insert("ingest_direct_write", direct.json());
+    report.results.insert(
         "ingest_ratio",
         json!(round3(ingest.rate() / direct.rate().max(1e-9))),
     );
-    rows.push(row(
+    report.rows.push(row(
         "ingest like/unlike (requests/s, durable)",
         ingest.rate(),
         direct.rate(),
         "≥ 10× direct write",
     ));
+    Ok(())
+}
 
+/// The feed: one client against the sequential baseline, then under concurrency.
+async fn feed(ctx: &Ctx, report: &mut Report, baseline: &Baseline) -> anyhow::Result<()> {
+    let Ctx { args, size, client, base, viewers, .. } = ctx;
     eprintln!("bench: feed");
     // 3. Feed: latency of one client (the join's speed-up), then throughput under concurrency.
     let feed_request = |client: reqwest::Client, url: String, viewers: Arc<Vec<Viewer>>| {
@@ -506,19 +600,19 @@ pub async fn run(args: BenchArgs, config: Config) -> anyhow::Result<()> {
     )
     .await;
     let speedup = ms(&seq_one.latency, 0.5) / ms(&feed_one.latency, 0.5).max(1e-9);
-    results.insert("feed_single_client", feed_one.json());
-    results.insert("feed_sequential_single_client", seq_one.json());
-    results.insert("feed_concurrent", feed_many.json());
-    results.insert("feed_p99_ms", json!(ms(&feed_many.latency, 0.99)));
-    results.insert("feed_join_speedup", json!(round3(speedup)));
-    rows.push([
+    report.results.insert("feed_single_client", feed_one.json());
+    report.results.insert("feed_sequential_single_client", seq_one.json());
+    report.results.insert("feed_concurrent", feed_many.json());
+    report.results.insert("feed_p99_ms", json!(ms(&feed_many.latency, 0.99)));
+    report.results.insert("feed_join_speedup", json!(round3(speedup)));
+    report.rows.push([
         "feed p50 latency, 30 videos, 1 client (ms)".into(),
         format!("{:.2}", ms(&feed_one.latency, 0.5)),
         format!("{:.2}", ms(&seq_one.latency, 0.5)),
         format!("{speedup:.2}× faster"),
         "≥ 5× faster".into(),
     ]);
-    rows.push([
+    report.rows.push([
         format!(
             "feed under {} clients: requests/s, p99 ms",
             args.concurrency
@@ -532,7 +626,12 @@ pub async fn run(args: BenchArgs, config: Config) -> anyhow::Result<()> {
         "—".into(),
         "p99 ≤ 10 ms at 2,000 rps".into(),
     ]);
+    Ok(())
+}
 
+/// Idle chat polls with the shortcut against SQL on every poll.
+async fn chat(ctx: &Ctx, report: &mut Report, baseline: &Baseline) -> anyhow::Result<()> {
+    let Ctx { args, size, client, base, viewers, .. } = ctx;
     // 4. Chat polling: idle polls, shortcut vs SQL every time.
     eprintln!("bench: chat");
     for pair in viewers.chunks(2) {
@@ -614,23 +713,28 @@ pub async fn run(args: BenchArgs, config: Config) -> anyhow::Result<()> {
     )
     .await;
     let per_poll = queries / (chat.ok.max(1) as f64);
-    results.insert("chat", chat.json());
-    results.insert("chat_sql_every_poll", chat_sql.json());
-    results.insert("chat_db_queries_per_idle_poll", json!(per_poll));
-    rows.push(row(
+    report.results.insert("chat", chat.json());
+    report.results.insert("chat_sql_every_poll", chat_sql.json());
+    report.results.insert("chat_db_queries_per_idle_poll", json!(per_poll));
+    report.rows.push(row(
         "chat idle polls (polls/s)",
         chat.rate(),
         chat_sql.rate(),
         "0 DB queries per idle poll",
     ));
-    rows.push([
+    report.rows.push([
         "chat DB queries per idle poll".into(),
         format!("{per_poll}"),
         "1".into(),
         "—".into(),
         "0".into(),
     ]);
+    Ok(())
+}
 
+/// Ack → visible under steady write loads, against the log's own floor.
+async fn lag(ctx: &Ctx, report: &mut Report) -> anyhow::Result<()> {
+    let Ctx { args, size, deps, client, base, viewers, .. } = ctx;
     // 5. End-to-end lag under a steady write load: the configured rate, a light load (200/s),
     // and (full runs) a sweep for the highest rate at which p99 stays within 50 ms. The load
     // generator runs in this process, on the same cores as the server.
@@ -641,8 +745,8 @@ pub async fn run(args: BenchArgs, config: Config) -> anyhow::Result<()> {
         let _ = floor_h.record((ms * 1000.0).max(1.0) as u64);
     }
     let floor_p50 = ms(&floor_h, 0.5);
-    results.insert("broker_floor_p50_ms", json!(floor_p50));
-    results.insert("broker_floor_p99_ms", json!(ms(&floor_h, 0.99)));
+    report.results.insert("broker_floor_p50_ms", json!(floor_p50));
+    report.results.insert("broker_floor_p99_ms", json!(ms(&floor_h, 0.99)));
     // The probes of the lag phases are new users with nothing in their lists, so a probe's read
     // costs the same in every phase (a data-set viewer's list holds thousands of likes).
     let mut probes = Vec::new();
@@ -693,9 +797,9 @@ pub async fn run(args: BenchArgs, config: Config) -> anyhow::Result<()> {
             "skipped": outcome.skipped.load(Ordering::Relaxed)}),
         );
         if rate == 200 {
-            results.insert("light_lag_p50_ms", json!(ms(&lag, 0.5)));
-            results.insert("light_plain_read_p50_ms", json!(ms(&plain, 0.5)));
-            rows.push([
+            report.results.insert("light_lag_p50_ms", json!(ms(&lag, 0.5)));
+            report.results.insert("light_plain_read_p50_ms", json!(ms(&plain, 0.5)));
+            report.rows.push([
                 "ack → visible at 200 writes/s: p50 ms; plain read p50".into(),
                 format!("{:.2}; plain {:.2}", ms(&lag, 0.5), ms(&plain, 0.5)),
                 format!("log floor p50 {floor_p50:.2}"),
@@ -704,15 +808,15 @@ pub async fn run(args: BenchArgs, config: Config) -> anyhow::Result<()> {
             ]);
         }
         if rate == size.rate {
-            results.insert("lag_p50_ms", json!(ms(&lag, 0.5)));
-            results.insert("lag_p99_ms", json!(ms(&lag, 0.99)));
-            results.insert("plain_read_p50_ms", json!(ms(&plain, 0.5)));
-            results.insert(
+            report.results.insert("lag_p50_ms", json!(ms(&lag, 0.5)));
+            report.results.insert("lag_p99_ms", json!(ms(&lag, 0.99)));
+            report.results.insert("plain_read_p50_ms", json!(ms(&plain, 0.5)));
+            report.results.insert(
                 "consistency_wait_extra_p50_ms",
                 json!(ms(&lag, 0.5) - ms(&plain, 0.5)),
             );
-            results.insert("lag_write_rate", json!(size.rate));
-            rows.push([
+            report.results.insert("lag_write_rate", json!(size.rate));
+            report.rows.push([
                 format!("ack → visible at {} writes/s: p50 / p99 ms", size.rate),
                 format!("{:.1} / {:.1}", ms(&lag, 0.5), ms(&lag, 0.99)),
                 format!("plain read p50 {:.2}", ms(&plain, 0.5)),
@@ -727,28 +831,34 @@ pub async fn run(args: BenchArgs, config: Config) -> anyhow::Result<()> {
         .filter_map(|p| p["rate"].as_u64())
         .max()
         .unwrap_or(0);
-    results.insert("max_rate_lag_p99_50ms", json!(max_ok));
-    results.insert("lag_sweep", json!(sweep));
-    rows.push([
+    report.results.insert("max_rate_lag_p99_50ms", json!(max_ok));
+    report.results.insert("lag_sweep", json!(sweep));
+    report.rows.push([
         "highest write rate with ack → visible p99 ≤ 50 ms (of those run)".into(),
         format!("{max_ok}/s"),
         "—".into(),
         "—".into(),
         "reported".into(),
     ]);
+    Ok(())
+}
+
+/// The scale-out row (real services only).
+async fn scale_out_row(ctx: &Ctx, report: &mut Report) -> anyhow::Result<()> {
+    let Ctx { size, config, .. } = ctx;
     eprintln!("bench: scale-out");
     match scale_out(&config, &size).await? {
         Some((one, two)) => {
-            results.insert("scale_out_1_instance_events_per_s", json!(one.round()));
-            results.insert("scale_out_2_instances_events_per_s", json!(two.round()));
-            rows.push(row(
+            report.results.insert("scale_out_1_instance_events_per_s", json!(one.round()));
+            report.results.insert("scale_out_2_instances_events_per_s", json!(two.round()));
+            report.rows.push(row(
                 "projector instances (events/s, 4 partitions): 2 vs 1",
                 two,
                 one,
                 "reported",
             ));
         }
-        None => rows.push([
+        None => report.rows.push([
             "scale-out (1 vs 2 projector instances)".into(),
             "not run".into(),
             "—".into(),
@@ -756,27 +866,6 @@ pub async fn run(args: BenchArgs, config: Config) -> anyhow::Result<()> {
             "needs --kafka-brokers, --mysql-url, --redis-url".into(),
         ]),
     }
-
-    let machine = machine();
-    results.insert("machine", json!(machine));
-    results.insert("backend", json!(backend));
-    results.insert(
-        "date",
-        json!(chrono::Utc::now().format("%Y-%m-%d %H:%M UTC").to_string()),
-    );
-    results.insert(
-        "dataset",
-        json!({"users": size.users, "videos": size.videos, "likes": size.likes,
-        "follows": size.follows, "events": total_events, "phase_seconds": size.seconds,
-        "concurrency": args.concurrency}),
-    );
-    print_table(&rows, backend, &machine, &size, total_events);
-    if let Some(path) = &args.json {
-        std::fs::write(path, serde_json::to_string_pretty(&results)?)
-            .with_context(|| format!("cannot write {}", path.display()))?;
-    }
-    baseline.stop().await;
-    running.stop().await?;
     Ok(())
 }
 
