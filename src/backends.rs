@@ -21,7 +21,7 @@ use titok_ports::log::EventLog;
 use titok_ports::progress::{Consistency, Positions};
 use titok_projectors::ProjectorDeps;
 use titok_query_api::QueryState;
-use titok_views::reads::Reader;
+use titok_views::reads::{Immutable, Reader};
 use titok_web::auth::{load_or_create_secret, TokenKeys};
 use titok_web::http::Authenticator;
 
@@ -152,6 +152,7 @@ impl Backends {
                 pool: self.store.read.clone(),
                 counters: self.counters.clone(),
                 public_url: public_url.trim_end_matches('/').into(),
+                immutable: Immutable::default(),
             },
             auth: Authenticator {
                 keys: self.keys.clone(),
@@ -181,6 +182,9 @@ impl Backends {
                 config.login_attempts_per_user,
                 config.login_attempts_per_address,
             ),
+            hashing: Arc::new(tokio::sync::Semaphore::new(
+                titok_command_api::default_hashing_permits(),
+            )),
         }
     }
 }

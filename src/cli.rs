@@ -87,6 +87,10 @@ pub struct Config {
     /// Do not load the sample account and video into an empty store.
     #[arg(long, env = "TITOK_NO_SAMPLE", global = true)]
     pub no_sample: bool,
+    /// Serve `/bench/noop` (token check, empty reply) through the same router, middleware and
+    /// parameter parsing as the API: the benchmark's ceiling. Off unless the bench sets it.
+    #[arg(long, hide = true, global = true)]
+    pub bench_ceiling: bool,
     /// Largest accepted video upload, MiB.
     #[arg(long, env = "TITOK_MAX_UPLOAD_MB", default_value_t = 64, global = true)]
     pub max_upload_mb: usize,

@@ -111,6 +111,14 @@ pub async fn start(role: Role, config: Config) -> anyhow::Result<Running> {
         }
         app = app.merge(titok_command_api::router(command));
     }
+    if config.bench_ceiling {
+        app = app.route(
+            "/bench/noop",
+            axum::routing::get(noop)
+                .post(noop)
+                .with_state(query.auth.clone()),
+        );
+    }
     if role.runs_queries() {
         write_static_images(&backends.blobs).await?;
         app = app.route(
@@ -174,4 +182,19 @@ pub async fn start(role: Role, config: Config) -> anyhow::Result<Running> {
         server,
         projectors,
     })
+}
+
+/// The bench's ceiling: everything a request costs before a handler does its work (routing,
+/// request id, span, metrics, parameter parsing, token check), and nothing else.
+async fn noop(
+    axum::extract::State(auth): axum::extract::State<titok_web::http::Authenticator>,
+    params: titok_web::http::Params,
+) -> titok_web::http::Reply<titok_web::http::Empty> {
+    titok_web::http::Reply::from(
+        async {
+            auth.require(&params).await?;
+            Ok(titok_web::http::Empty {})
+        }
+        .await,
+    )
 }

@@ -21,6 +21,10 @@ pub const MAX_MESSAGE_CHARS: usize = 1000;
 /// The author of a video, after waiting until the videos view reflects every acknowledged publish.
 /// A video missing from a view that is still behind is not known to be missing: 503.
 async fn video_author(state: &CommandState, video_id: i64) -> Result<i64, ApiError> {
+    // A video once seen keeps its author: no wait and no query.
+    if let Some(author) = state.reader.known_author(video_id) {
+        return Ok(author);
+    }
     let freshness = state.consistency.wait(&[Topic::Videos]).await;
     match state.reader.video_author(video_id).await? {
         Some(author) => Ok(author),

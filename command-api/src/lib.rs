@@ -50,9 +50,33 @@ pub struct CommandState {
     pub max_upload_bytes: usize,
     /// Login attempt quotas.
     pub login_limits: limits::LoginLimits,
+    /// Password hashing (argon2id, ~19 MiB and tens of ms of one core each) runs on the blocking
+    /// pool with at most this many at once, so that a login storm cannot take every core from
+    /// the requests the runtime serves.
+    pub hashing: Arc<tokio::sync::Semaphore>,
+}
+
+/// How many password hashes may run at once by default: half the cores, at least one.
+pub fn default_hashing_permits() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).max(1))
 }
 
 impl CommandState {
+    /// Run password work (`f`) on the blocking pool, at most [`CommandState::hashing`] at once.
+    pub async fn hash_work<T: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, ApiError> {
+        let _permit = self
+            .hashing
+            .acquire()
+            .await
+            .map_err(|e| ApiError::Internal(e.into()))?;
+        tokio::task::spawn_blocking(f)
+            .await
+            .map_err(|e| ApiError::Internal(e.into()))
+    }
+
     /// Append one event and wait for the log's acknowledgement.
     /// Records the acknowledged end for the consistency wait; if that fails the write still
     /// stands (it is durable) and reads may at worst answer stale, marked as such.

@@ -72,9 +72,9 @@ pub async fn register_user(
 ) -> Result<(i64, Position), ApiError> {
     let password = password.to_owned();
     let password_check = password.clone();
-    let hash = tokio::task::spawn_blocking(move || hash_password(&password))
-        .await
-        .map_err(|e| ApiError::Internal(e.into()))?
+    let hash = state
+        .hash_work(move || hash_password(&password))
+        .await?
         .map_err(|e| ApiError::Internal(anyhow::anyhow!("cannot hash password: {e}")))?;
     let user_id = state.ids.next_id();
     match state.accounts.create(user_id, username, &hash).await {
@@ -107,9 +107,9 @@ async fn retried_registration(
         return Err(taken());
     }
     let hash = account.password_hash.clone();
-    let same = tokio::task::spawn_blocking(move || verify_password(&password, &hash))
-        .await
-        .map_err(|e| ApiError::Internal(e.into()))?;
+    let same = state
+        .hash_work(move || verify_password(&password, &hash))
+        .await?;
     if !same {
         return Err(taken());
     }
@@ -137,9 +137,9 @@ pub async fn login(
                 .await?
                 .ok_or_else(wrong)?;
             let hash = account.password_hash.clone();
-            let ok = tokio::task::spawn_blocking(move || verify_password(&password, &hash))
-                .await
-                .map_err(|e| ApiError::Internal(e.into()))?;
+            let ok = state
+                .hash_work(move || verify_password(&password, &hash))
+                .await?;
             if !ok {
                 return Err(wrong());
             }

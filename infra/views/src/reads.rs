@@ -6,9 +6,14 @@
 //! counter cache; misses fall back to SQL and refill the cache (version-guarded, see
 //! `titok_ports::counters`).
 //!
-//! The command API uses the narrow part: [`Reader::video_author`], [`Reader::comment_owner`] and
-//! [`Reader::user_object`]. None of these wait for the projections; callers wait first (the
-//! consistency wait) and decide what a stale answer means for them.
+//! Facts that never change once a view holds them — a video's author, a user's name (there is no
+//! rename and no delete of either) — are kept in a bounded in-process cache ([`Immutable`], moka):
+//! a page of videos then skips the names query, and a like whose video was seen before skips both
+//! the consistency wait and the author query.
+//!
+//! The command API uses the narrow part: [`Reader::video_author`] (and [`Reader::known_author`]),
+//! [`Reader::comment_owner`] and [`Reader::user_object`]. None of these wait for the projections;
+//! callers wait first (the consistency wait) and decide what a stale answer means for them.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -34,14 +39,40 @@ pub struct VideoRow {
 /// The columns of [`VideoRow`], in order.
 pub const VIDEO_COLUMNS: &str = "id, author_id, title, play_path, cover_path, published_ms";
 
-/// The read side of the views: the read pool, the counter cache and the public URL the object
-/// URLs are built on.
+/// The read side of the views: the read pool, the counter cache, the cache of immutable facts and
+/// the public URL the object URLs are built on.
 #[derive(Clone)]
 pub struct Reader {
     pub pool: AnyPool,
     pub counters: Arc<dyn Counters>,
     /// Base of absolute play/cover/avatar URLs, without a trailing slash.
     pub public_url: Arc<str>,
+    pub immutable: Immutable,
+}
+
+/// Video authors and user names, which never change once written: a bounded cache (moka, TinyLFU
+/// admission, least-recently-used eviction), filled from the rows every read fetches anyway.
+#[derive(Clone)]
+pub struct Immutable {
+    authors: moka::sync::Cache<i64, i64>,
+    names: moka::sync::Cache<i64, Arc<str>>,
+}
+
+impl Immutable {
+    /// At most `entries` authors and `entries` names.
+    pub fn with_capacity(entries: u64) -> Immutable {
+        Immutable {
+            authors: moka::sync::Cache::new(entries),
+            names: moka::sync::Cache::new(entries),
+        }
+    }
+}
+
+impl Default for Immutable {
+    /// A million of each (tens of MiB at most).
+    fn default() -> Self {
+        Immutable::with_capacity(1 << 20)
+    }
 }
 
 fn dedup(ids: impl IntoIterator<Item = i64>) -> Vec<i64> {
@@ -59,8 +90,17 @@ impl Reader {
         )
     }
 
+    /// The author of a video, if this process has seen the video (no query, no wait needed: a
+    /// video's author never changes).
+    pub fn known_author(&self, video_id: i64) -> Option<i64> {
+        self.immutable.authors.get(&video_id)
+    }
+
     /// The author of a video, if the video exists in the view.
     pub async fn video_author(&self, video_id: i64) -> Result<Option<i64>, sqlx::Error> {
+        if let Some(author) = self.known_author(video_id) {
+            return Ok(Some(author));
+        }
         let row: Option<(i64,)> = sqlx::query_as(&format!(
             "SELECT author_id FROM {} WHERE id = ?",
             ViewTable::Videos
@@ -68,6 +108,9 @@ impl Reader {
         .bind(video_id)
         .fetch_optional(&self.pool)
         .await?;
+        if let Some((author,)) = row {
+            self.immutable.authors.insert(video_id, author);
+        }
         Ok(row.map(|(author,)| author))
     }
 
@@ -247,7 +290,7 @@ impl Reader {
                 let c = counts.get(id).copied().unwrap_or_default();
                 User {
                     id: *id,
-                    name: names.get(id).cloned().unwrap_or_default(),
+                    name: names.get(id).map(|n| n.to_string()).unwrap_or_default(),
                     follow_count: c.follow_count,
                     follower_count: c.follower_count,
                     is_follow: follows.contains(id),
@@ -269,6 +312,9 @@ impl Reader {
         rows: Vec<VideoRow>,
     ) -> Result<Vec<Video>, sqlx::Error> {
         let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
+        for r in &rows {
+            self.immutable.authors.insert(r.id, r.author_id);
+        }
         let authors = dedup(rows.iter().map(|r| r.author_id));
         let (authors, counts, liked) = tokio::try_join!(
             self.users(viewer, &authors),
@@ -294,16 +340,32 @@ impl Reader {
             .collect())
     }
 
-    async fn user_names(&self, ids: &[i64]) -> Result<HashMap<i64, String>, sqlx::Error> {
-        if ids.is_empty() {
-            return Ok(HashMap::new());
+    /// Names from the cache; the misses in one query (and into the cache).
+    async fn user_names(&self, ids: &[i64]) -> Result<HashMap<i64, Arc<str>>, sqlx::Error> {
+        let mut names = HashMap::with_capacity(ids.len());
+        let mut missing = Vec::new();
+        for id in ids {
+            match self.immutable.names.get(id) {
+                Some(name) => {
+                    names.insert(*id, name);
+                }
+                None => missing.push(*id),
+            }
+        }
+        if missing.is_empty() {
+            return Ok(names);
         }
         let prefix = format!("SELECT id, name FROM {} WHERE id", ViewTable::Users);
-        let rows: Vec<(i64, String)> = select_in(&prefix, ids)
+        let rows: Vec<(i64, String)> = select_in(&prefix, &missing)
             .build_query_as()
             .fetch_all(&self.pool)
             .await?;
-        Ok(rows.into_iter().collect())
+        for (id, name) in rows {
+            let name: Arc<str> = name.into();
+            self.immutable.names.insert(id, name.clone());
+            names.insert(id, name);
+        }
+        Ok(names)
     }
 
     async fn user_counts(&self, ids: &[i64]) -> Result<HashMap<i64, UserCounts>, sqlx::Error> {

@@ -219,6 +219,8 @@ struct Ctx {
 struct Report {
     results: BTreeMap<&'static str, Value>,
     rows: Vec<[String; 5]>,
+    /// Requests/s of the no-op endpoint (the HTTP stack's own ceiling), once measured.
+    ceiling_rps: f64,
 }
 
 /// The data set as loaded through the log, and how long the projections took to fold it.
@@ -237,6 +239,10 @@ pub async fn run(args: BenchArgs, config: Config) -> anyhow::Result<()> {
     config.data_dir = dir.path().to_path_buf();
     config.listen = "127.0.0.1:0".parse()?;
     config.no_sample = true;
+    // The no-op endpoint of the ceiling scenario, and no login quota in the way of the storm.
+    config.bench_ceiling = true;
+    config.login_attempts_per_user = u32::MAX;
+    config.login_attempts_per_address = u32::MAX;
     config.namespace = format!("bench{}", titok_ports::now_ms());
     if let Some(url) = &config.mysql_url {
         let (base, _) = url
@@ -304,6 +310,7 @@ pub async fn run(args: BenchArgs, config: Config) -> anyhow::Result<()> {
     projection(&ctx, &mut report, &loaded).await?;
     hot_key(&ctx, &mut report).await?;
     let baseline = Baseline::start(&ctx.deps.store, &ctx.config).await?;
+    ceiling(&ctx, &mut report).await?;
     ingest(&ctx, &mut report, &baseline).await?;
     feed(&ctx, &mut report, &baseline).await?;
     chat(&ctx, &mut report, &baseline).await?;
@@ -548,6 +555,93 @@ async fn ingest(ctx: &Ctx, report: &mut Report, baseline: &Baseline) -> anyhow::
         direct.rate(),
         "≥ 10× direct write",
     ));
+    let ingest_vs_ceiling = ingest.rate() / report.ceiling_rps.max(1e-9);
+    report
+        .results
+        .insert("ingest_vs_ceiling", json!(round3(ingest_vs_ceiling)));
+    report.rows.push(row(
+        "ingest vs the no-op ceiling (requests/s)",
+        ingest.rate(),
+        report.ceiling_rps,
+        "≥ 0.5× ceiling",
+    ));
+    // The same events appended straight to the log adapter (no HTTP), as many at once.
+    eprintln!("bench: raw log appends of the same events");
+    let append = {
+        let log = deps.log.clone();
+        let users = size.users;
+        closed_loop(args.concurrency, size.seconds, move |worker, i| {
+            let log = log.clone();
+            let (video, action) = ingest_like(worker, i);
+            let video: i64 = video.parse().unwrap_or(VIDEO_BASE);
+            let user = USER_BASE + (worker % users) as i64;
+            let fav = Favorite {
+                user_id: user,
+                video_id: video,
+                author_id: USER_BASE + ((video - VIDEO_BASE) as usize % users) as i64,
+            };
+            let body = if action == "1" {
+                EventBody::VideoLiked(fav)
+            } else {
+                EventBody::VideoUnliked(fav)
+            };
+            async move { log.append(&[Envelope::new(user, body)]).await.is_ok() }
+        })
+        .await
+    };
+    wait_caught_up(&client, &base).await?;
+    let vs_append = ingest.rate() / append.rate().max(1e-9);
+    report.results.insert("log_append", append.json());
+    report.results.insert("ingest_vs_log_append", json!(round3(vs_append)));
+    if ctx.config.kafka_brokers.is_some() {
+        report
+            .results
+            .insert("kafka_ingest_vs_produce", json!(round3(vs_append)));
+    }
+    report.rows.push(row(
+        "ingest vs raw appends of the same events to the log (no HTTP)",
+        ingest.rate(),
+        append.rate(),
+        "≥ 0.5× raw produce (Kafka)",
+    ));
+    Ok(())
+}
+
+/// The HTTP stack's ceiling: `/bench/noop` (routing, request id, span, metrics, parameters, token
+/// check; no work) driven by the same client at the same concurrency.
+async fn ceiling(ctx: &Ctx, report: &mut Report) -> anyhow::Result<()> {
+    let Ctx {
+        args,
+        size,
+        client,
+        base,
+        viewers,
+        ..
+    } = ctx;
+    eprintln!("bench: ceiling (no-op endpoint)");
+    let noop = {
+        let (client, base, viewers) = (client.clone(), base.clone(), viewers.clone());
+        closed_loop(args.concurrency, size.seconds, move |worker, _i| {
+            let viewer = &viewers[worker % viewers.len()];
+            let req = client
+                .get(format!("{base}/bench/noop"))
+                .query(&[("token", viewer.token.clone())])
+                .send();
+            async move { ok_envelope(req.await).await }
+        })
+        .await
+    };
+    anyhow::ensure!(noop.ok > 0, "the no-op endpoint answered nothing");
+    report.ceiling_rps = noop.rate();
+    report.results.insert("ceiling", noop.json());
+    report.results.insert("ceiling_rps", json!(noop.rate().round()));
+    report.rows.push([
+        format!("ceiling: no-op endpoint, {} clients (requests/s, p99 ms)", args.concurrency),
+        format!("{:.0} rps, p99 {:.1}", noop.rate(), ms(&noop.latency, 0.99)),
+        "—".into(),
+        "—".into(),
+        "reported".into(),
+    ]);
     Ok(())
 }
 
@@ -625,6 +719,75 @@ async fn feed(ctx: &Ctx, report: &mut Report, baseline: &Baseline) -> anyhow::Re
         "—".into(),
         "—".into(),
         "p99 ≤ 10 ms at 2,000 rps".into(),
+    ]);
+    let feed_vs_ceiling = feed_many.rate() / report.ceiling_rps.max(1e-9);
+    report
+        .results
+        .insert("feed_vs_ceiling", json!(round3(feed_vs_ceiling)));
+    report.rows.push(row(
+        "feed vs the no-op ceiling (requests/s)",
+        feed_many.rate(),
+        report.ceiling_rps,
+        "≥ 0.3× ceiling",
+    ));
+
+    // The same feed load while 16 clients log in continuously (argon2id on the bounded blocking
+    // pool): the feed's p99 must not suffer much.
+    eprintln!("bench: feed during a login storm");
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let logins = Arc::new(AtomicU64::new(0));
+    let mut stormers = Vec::new();
+    for i in 0..16 {
+        let (client, base) = (client.clone(), base.clone());
+        let (stop, logins) = (stop.clone(), logins.clone());
+        stormers.push(tokio::spawn(async move {
+            while !stop.load(Ordering::Relaxed) {
+                let req = client
+                    .post(format!("{base}/douyin/user/login/"))
+                    .form(&[
+                        ("username", format!("viewer{i}")),
+                        ("password", "bench-password".to_owned()),
+                    ])
+                    .send();
+                if ok_envelope(req.await).await {
+                    logins.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }));
+    }
+    let storm_started = Instant::now();
+    let feed_storm = closed_loop(
+        args.concurrency,
+        size.seconds,
+        feed_request(
+            client.clone(),
+            format!("{base}/douyin/feed/"),
+            viewers.clone(),
+        ),
+    )
+    .await;
+    stop.store(true, Ordering::Relaxed);
+    for stormer in stormers {
+        let _ = stormer.await;
+    }
+    let logins_per_s = logins.load(Ordering::Relaxed) as f64 / storm_started.elapsed().as_secs_f64();
+    anyhow::ensure!(logins_per_s > 0.0, "no login succeeded during the storm");
+    let (alone, stormed) = (ms(&feed_many.latency, 0.99), ms(&feed_storm.latency, 0.99));
+    report.results.insert("feed_login_storm", feed_storm.json());
+    report.results.insert("login_storm_logins_per_s", json!(logins_per_s.round()));
+    report
+        .results
+        .insert("feed_p99_login_storm_ms", json!(stormed));
+    report.results.insert(
+        "feed_p99_login_storm_ratio",
+        json!(round3(stormed / alone.max(1e-9))),
+    );
+    report.rows.push([
+        format!("feed p99 during a login storm (16 clients, {logins_per_s:.0} logins/s) vs alone (ms)"),
+        format!("{stormed:.1}"),
+        format!("{alone:.1}"),
+        format!("{:.2}×", stormed / alone.max(1e-9)),
+        "≤ 2× alone".into(),
     ]);
     Ok(())
 }

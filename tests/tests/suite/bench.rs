@@ -41,6 +41,12 @@ async fn the_quick_bench_runs_and_reports_every_number() {
         "light_lag_p50_ms",
         "light_plain_read_p50_ms",
         "broker_floor_p50_ms",
+        "ceiling_rps",
+        "ingest_vs_ceiling",
+        "feed_vs_ceiling",
+        "ingest_vs_log_append",
+        "feed_p99_login_storm_ratio",
+        "any_vs_typed",
     ] {
         let value = results[key].as_f64().unwrap_or(f64::NAN);
         assert!(
@@ -56,6 +62,9 @@ async fn the_quick_bench_runs_and_reports_every_number() {
         "feed_sequential_single_client",
         "chat",
         "chat_sql_every_poll",
+        "ceiling",
+        "log_append",
+        "feed_login_storm",
     ] {
         assert!(
             results[phase]["ok"].as_u64().unwrap_or(0) > 0,
@@ -67,6 +76,10 @@ async fn the_quick_bench_runs_and_reports_every_number() {
             "{phase} had failed requests: {}",
             results[phase]
         );
+    }
+    if on_real_services() {
+        let value = results["kafka_ingest_vs_produce"].as_f64().unwrap_or(f64::NAN);
+        assert!(value.is_finite() && value > 0.0, "kafka_ingest_vs_produce = {value}");
     }
     // Not a timing: idle polls must not touch the database at all.
     assert_eq!(results["chat_db_queries_per_idle_poll"], 0.0);
