@@ -547,6 +547,8 @@ pub async fn run_bench(args: &[&str], timeout: Duration) -> (bool, String, Strin
     let mut command = command_without_settings(built_binary("titok-bench-under-test"));
     command
         .args(args)
+        .arg("--server-bin")
+        .arg(server_binary())
         .arg("--data-dir")
         .arg(dir.path())
         .args(service_args(dir.path()));

@@ -237,15 +237,16 @@ pub async fn log_read_rate(log: &dyn EventLog) -> anyhow::Result<f64> {
 /// sqlx's `Any` driver against the typed driver of the same database, on the batch fold's
 /// statement shapes: multi-row upserts of `(a, b, t)` rows (4,000 per statement, 20,000 per
 /// transaction), the same rows again (the update path), and `(a = ? AND b = ?) OR …` lookups of
-/// every key (500 per query). Rows/s of `(any, typed)`, each the best of three alternating runs.
+/// every key (500 per query). Rows/s of `(any, typed)`, each the best of `rounds` alternating runs.
 pub async fn any_vs_typed(
     store: &ViewStore,
     mysql_url: Option<&str>,
     sqlite_path: &std::path::Path,
     rows: usize,
+    rounds: usize,
 ) -> anyhow::Result<(f64, f64)> {
     let dialect = store.dialect;
-    // Alternate the drivers and keep each one's best of three, so that neither gains from
+    // Alternate the drivers and keep each one's best run, so that neither gains from
     // running second (warm page cache, a checkpoint of the other's WAL).
     let (mut any, mut typed) = (0.0_f64, 0.0_f64);
     match mysql_url {
@@ -254,7 +255,7 @@ pub async fn any_vs_typed(
                 .max_connections(1)
                 .connect(url)
                 .await?;
-            for _ in 0..3 {
+            for _ in 0..rounds {
                 any = any.max(shape_rate_any(&store.write, dialect, rows).await?);
                 typed = typed.max(shape_rate_mysql(&pool, dialect, rows).await?);
             }
@@ -269,7 +270,7 @@ pub async fn any_vs_typed(
                 .max_connections(1)
                 .connect_with(options)
                 .await?;
-            for _ in 0..3 {
+            for _ in 0..rounds {
                 any = any.max(shape_rate_any(&store.write, dialect, rows).await?);
                 typed = typed.max(shape_rate_sqlite(&pool, dialect, rows).await?);
             }

@@ -65,6 +65,25 @@ pub struct BenchArgs {
     /// Largest acceptable per-minute p99 of ack → visible during a soak.
     #[arg(long, default_value_t = 250.0)]
     pub soak_max_lag_ms: f64,
+    /// The `titok` binary the scale-out scenario starts as separate projector processes
+    /// (default: `titok` next to this binary, as `cargo build --release` leaves it).
+    #[arg(long, env = "TITOK_BENCH_SERVER_BIN")]
+    pub server_bin: Option<std::path::PathBuf>,
+}
+
+/// The `titok` binary: `--server-bin`, else `titok` beside this executable.
+fn server_binary(given: &Option<std::path::PathBuf>) -> anyhow::Result<std::path::PathBuf> {
+    if let Some(path) = given {
+        return Ok(path.clone());
+    }
+    let exe = std::env::current_exe()?;
+    let sibling = exe.with_file_name(format!("titok{}", std::env::consts::EXE_SUFFIX));
+    anyhow::ensure!(
+        sibling.exists(),
+        "{} is missing: build it (`cargo build --release`) or pass --server-bin",
+        sibling.display()
+    );
+    Ok(sibling)
 }
 
 #[derive(Clone)]
@@ -303,7 +322,15 @@ pub async fn run(args: BenchArgs, config: Config) -> anyhow::Result<()> {
     };
     let loaded = load(&ctx).await?;
     if let Some(minutes) = ctx.args.soak {
-        let verdict = soak(&ctx.client, &ctx.base, &ctx.viewers, &ctx.size, minutes, &ctx.args).await;
+        let verdict = soak(
+            &ctx.client,
+            &ctx.base,
+            &ctx.viewers,
+            &ctx.size,
+            minutes,
+            &ctx.args,
+        )
+        .await;
         running.stop().await?;
         return verdict;
     }
@@ -340,16 +367,22 @@ pub async fn run(args: BenchArgs, config: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-
 /// Load the data set through the log with the projections held, then time the fold from a full log.
 async fn load(ctx: &Ctx) -> anyhow::Result<Loaded> {
-    let Ctx { size, deps, client, base, viewers, .. } = ctx;
+    let Ctx {
+        size,
+        deps,
+        client,
+        base,
+        viewers,
+        ..
+    } = ctx;
     // 2. Projection: load the data set through the log, time until the views caught up.
     eprintln!(
         "bench: loading {} users, {} videos, {} likes, {} follows",
         size.users, size.videos, size.likes, size.follows
     );
-    let events = dataset(&size, &viewers);
+    let events = dataset(size, viewers);
     let total_events = events.len() as u64;
     // The projections hold (their pause lease, as during a rebuild's swap) while the data set is
     // appended, so that the fold is timed on its own, from a full log.
@@ -371,9 +404,8 @@ async fn load(ctx: &Ctx) -> anyhow::Result<Loaded> {
     deps.positions.record_acked(&ends).await?;
     let load_started = Instant::now();
     hold_projections(&deps.store, 0).await?;
-    wait_caught_up(&client, &base).await?;
+    wait_caught_up(client, base).await?;
     let projection_s = load_started.elapsed().as_secs_f64();
-    let projection_rate = total_events as f64 / projection_s;
     eprintln!("bench: appended in {appended:.1} s, projected in {projection_s:.1} s");
     Ok(Loaded {
         events: total_events,
@@ -385,7 +417,9 @@ async fn load(ctx: &Ctx) -> anyhow::Result<Loaded> {
 /// Projection and replay against the raw inserts of the same rows, the bare log read, and sqlx
 /// `Any` against the typed driver.
 async fn projection(ctx: &Ctx, report: &mut Report, loaded: &Loaded) -> anyhow::Result<()> {
-    let Ctx { config, deps, .. } = ctx;
+    let Ctx {
+        args, config, deps, ..
+    } = ctx;
     let projection_rate = loaded.events as f64 / loaded.seconds;
     eprintln!("bench: raw inserts of the views' rows");
     let raw = crate::fold::raw_same_rows(&deps.store).await?;
@@ -396,6 +430,7 @@ async fn projection(ctx: &Ctx, report: &mut Report, loaded: &Loaded) -> anyhow::
         config.mysql_url.as_deref(),
         &config.data_dir.join("views.db"),
         (loaded.events as usize).min(200_000),
+        if args.quick { 1 } else { 3 },
     )
     .await?;
     eprintln!("bench: raw read of the log");
@@ -408,7 +443,7 @@ async fn projection(ctx: &Ctx, report: &mut Report, loaded: &Loaded) -> anyhow::
     for group in titok_projectors::catalog::groups() {
         let mut progress = titok_projectors::rebuild::LogProgress::new("bench");
         let report = titok_projectors::rebuild::rebuild(
-            &deps,
+            deps,
             &group,
             titok_projectors::rebuild::SWAP_WITHIN,
             &mut progress,
@@ -421,25 +456,47 @@ async fn projection(ctx: &Ctx, report: &mut Report, loaded: &Loaded) -> anyhow::
     // Both against the time the database takes for the rows the views end with.
     let projection_vs_raw = raw.seconds / loaded.seconds.max(1e-9);
     let replay_vs_raw = raw.seconds * (replayed as f64 / loaded.events as f64) / replay_s.max(1e-9);
-    report.results.insert("projection_events_per_s", json!(projection_rate.round()));
-    report.results.insert("loaded.secondseconds", json!(round3(loaded.seconds)));
-    report.results.insert("load_append_seconds", json!(round3(loaded.appended)));
+    report
+        .results
+        .insert("projection_events_per_s", json!(projection_rate.round()));
+    report
+        .results
+        .insert("loaded.secondseconds", json!(round3(loaded.seconds)));
+    report
+        .results
+        .insert("load_append_seconds", json!(round3(loaded.appended)));
     report.results.insert("raw_insert_rows", json!(raw.rows));
-    report.results.insert("raw_insert_seconds", json!(round3(raw.seconds)));
-    report.results.insert("raw_insert_rows_per_s", json!(raw.rows_per_s().round()));
-    report.results.insert("raw_insert_rows_per_s_narrow", json!(narrow_rate.round()));
-    report.results.insert("projection_vs_raw", json!(round3(projection_vs_raw)));
-    report.results.insert("log_read_events_per_s", json!(log_rate.round()));
+    report
+        .results
+        .insert("raw_insert_seconds", json!(round3(raw.seconds)));
+    report
+        .results
+        .insert("raw_insert_rows_per_s", json!(raw.rows_per_s().round()));
+    report
+        .results
+        .insert("raw_insert_rows_per_s_narrow", json!(narrow_rate.round()));
+    report
+        .results
+        .insert("projection_vs_raw", json!(round3(projection_vs_raw)));
+    report
+        .results
+        .insert("log_read_events_per_s", json!(log_rate.round()));
     report.results.insert(
         "projection_vs_log_read",
         json!(round3(projection_rate / log_rate)),
     );
-    report.results.insert("replay_events_per_s", json!(replay_rate.round()));
-    report.results.insert("replay_seconds", json!(round3(replay_s)));
-    report.results.insert("replay_vs_raw", json!(round3(replay_vs_raw)));
+    report
+        .results
+        .insert("replay_events_per_s", json!(replay_rate.round()));
+    report
+        .results
+        .insert("replay_seconds", json!(round3(replay_s)));
+    report
+        .results
+        .insert("replay_vs_raw", json!(round3(replay_vs_raw)));
     report.rows.push([
         "projection: events/s; time vs raw inserts of the views' rows".into(),
-        format!("{projection_rate:.0} ev/s in {loaded.seconds:.1} s"),
+        format!("{projection_rate:.0} ev/s in {:.1} s", loaded.seconds),
         format!("{} rows in {:.1} s", raw.rows, raw.seconds),
         format!("{projection_vs_raw:.2}×"),
         "≥ 0.5× raw".into(),
@@ -457,9 +514,15 @@ async fn projection(ctx: &Ctx, report: &mut Report, loaded: &Loaded) -> anyhow::
         log_rate,
         "reported (the log's own limit)",
     ));
-    report.results.insert("fold_shapes_any_rows_per_s", json!(any_rate.round()));
-    report.results.insert("fold_shapes_typed_rows_per_s", json!(typed_rate.round()));
-    report.results.insert("any_vs_typed", json!(round3(any_rate / typed_rate)));
+    report
+        .results
+        .insert("fold_shapes_any_rows_per_s", json!(any_rate.round()));
+    report
+        .results
+        .insert("fold_shapes_typed_rows_per_s", json!(typed_rate.round()));
+    report
+        .results
+        .insert("any_vs_typed", json!(round3(any_rate / typed_rate)));
     report.rows.push(row(
         "fold's statement shapes: sqlx Any vs the typed driver (rows/s)",
         any_rate,
@@ -477,7 +540,13 @@ async fn projection(ctx: &Ctx, report: &mut Report, loaded: &Loaded) -> anyhow::
 
 /// Hot key: 90 % of the likes on one video, beside the same number spread uniformly.
 async fn hot_key(ctx: &Ctx, report: &mut Report) -> anyhow::Result<()> {
-    let Ctx { size, deps, client, base, .. } = ctx;
+    let Ctx {
+        size,
+        deps,
+        client,
+        base,
+        ..
+    } = ctx;
     // Hot key: 90 % of the likes on one video, beside the same number spread uniformly.
     eprintln!("bench: hot-key storm");
     let storm = (size.likes / 5).max(2_000);
@@ -485,12 +554,18 @@ async fn hot_key(ctx: &Ctx, report: &mut Report) -> anyhow::Result<()> {
     let mut storm_rates = Vec::new();
     for (hot, seed) in [(false, 1), (true, 2)] {
         let likes = crate::fold::like_storm(storm, vids, VIDEO_BASE, hot, seed);
-        storm_rates.push(timed_projection(&deps, &client, &base, likes).await?);
+        storm_rates.push(timed_projection(deps, client, base, likes).await?);
     }
     let (uniform_rate, hot_rate) = (storm_rates[0], storm_rates[1]);
-    report.results.insert("hot_key_events_per_s", json!(hot_rate.round()));
-    report.results.insert("uniform_likes_events_per_s", json!(uniform_rate.round()));
-    report.results.insert("hot_key_vs_uniform", json!(round3(hot_rate / uniform_rate)));
+    report
+        .results
+        .insert("hot_key_events_per_s", json!(hot_rate.round()));
+    report
+        .results
+        .insert("uniform_likes_events_per_s", json!(uniform_rate.round()));
+    report
+        .results
+        .insert("hot_key_vs_uniform", json!(round3(hot_rate / uniform_rate)));
     report.rows.push(row(
         &format!("hot key: {storm} likes, 90 % on one video vs uniform (events/s)"),
         hot_rate,
@@ -502,7 +577,15 @@ async fn hot_key(ctx: &Ctx, report: &mut Report) -> anyhow::Result<()> {
 
 /// Ingest of likes through the API against one transaction per like.
 async fn ingest(ctx: &Ctx, report: &mut Report, baseline: &Baseline) -> anyhow::Result<()> {
-    let Ctx { args, size, client, base, viewers, .. } = ctx;
+    let Ctx {
+        args,
+        size,
+        deps,
+        client,
+        base,
+        viewers,
+        ..
+    } = ctx;
     // 1. Ingest.
     eprintln!("bench: ingest vs direct write");
     let ingest = {
@@ -542,7 +625,7 @@ async fn ingest(ctx: &Ctx, report: &mut Report, baseline: &Baseline) -> anyhow::
         .await
     };
     eprintln!("bench: waiting for the projections");
-    wait_caught_up(&client, &base).await?;
+    wait_caught_up(client, base).await?;
     report.results.insert("ingest", ingest.json());
     report.results.insert("ingest_direct_write", direct.json());
     report.results.insert(
@@ -589,10 +672,12 @@ async fn ingest(ctx: &Ctx, report: &mut Report, baseline: &Baseline) -> anyhow::
         })
         .await
     };
-    wait_caught_up(&client, &base).await?;
+    wait_caught_up(client, base).await?;
     let vs_append = ingest.rate() / append.rate().max(1e-9);
     report.results.insert("log_append", append.json());
-    report.results.insert("ingest_vs_log_append", json!(round3(vs_append)));
+    report
+        .results
+        .insert("ingest_vs_log_append", json!(round3(vs_append)));
     if ctx.config.kafka_brokers.is_some() {
         report
             .results
@@ -634,9 +719,14 @@ async fn ceiling(ctx: &Ctx, report: &mut Report) -> anyhow::Result<()> {
     anyhow::ensure!(noop.ok > 0, "the no-op endpoint answered nothing");
     report.ceiling_rps = noop.rate();
     report.results.insert("ceiling", noop.json());
-    report.results.insert("ceiling_rps", json!(noop.rate().round()));
+    report
+        .results
+        .insert("ceiling_rps", json!(noop.rate().round()));
     report.rows.push([
-        format!("ceiling: no-op endpoint, {} clients (requests/s, p99 ms)", args.concurrency),
+        format!(
+            "ceiling: no-op endpoint, {} clients (requests/s, p99 ms)",
+            args.concurrency
+        ),
         format!("{:.0} rps, p99 {:.1}", noop.rate(), ms(&noop.latency, 0.99)),
         "—".into(),
         "—".into(),
@@ -647,7 +737,14 @@ async fn ceiling(ctx: &Ctx, report: &mut Report) -> anyhow::Result<()> {
 
 /// The feed: one client against the sequential baseline, then under concurrency.
 async fn feed(ctx: &Ctx, report: &mut Report, baseline: &Baseline) -> anyhow::Result<()> {
-    let Ctx { args, size, client, base, viewers, .. } = ctx;
+    let Ctx {
+        args,
+        size,
+        client,
+        base,
+        viewers,
+        ..
+    } = ctx;
     eprintln!("bench: feed");
     // 3. Feed: latency of one client (the join's speed-up), then throughput under concurrency.
     let feed_request = |client: reqwest::Client, url: String, viewers: Arc<Vec<Viewer>>| {
@@ -695,10 +792,16 @@ async fn feed(ctx: &Ctx, report: &mut Report, baseline: &Baseline) -> anyhow::Re
     .await;
     let speedup = ms(&seq_one.latency, 0.5) / ms(&feed_one.latency, 0.5).max(1e-9);
     report.results.insert("feed_single_client", feed_one.json());
-    report.results.insert("feed_sequential_single_client", seq_one.json());
+    report
+        .results
+        .insert("feed_sequential_single_client", seq_one.json());
     report.results.insert("feed_concurrent", feed_many.json());
-    report.results.insert("feed_p99_ms", json!(ms(&feed_many.latency, 0.99)));
-    report.results.insert("feed_join_speedup", json!(round3(speedup)));
+    report
+        .results
+        .insert("feed_p99_ms", json!(ms(&feed_many.latency, 0.99)));
+    report
+        .results
+        .insert("feed_join_speedup", json!(round3(speedup)));
     report.rows.push([
         "feed p50 latency, 30 videos, 1 client (ms)".into(),
         format!("{:.2}", ms(&feed_one.latency, 0.5)),
@@ -770,11 +873,14 @@ async fn feed(ctx: &Ctx, report: &mut Report, baseline: &Baseline) -> anyhow::Re
     for stormer in stormers {
         let _ = stormer.await;
     }
-    let logins_per_s = logins.load(Ordering::Relaxed) as f64 / storm_started.elapsed().as_secs_f64();
+    let logins_per_s =
+        logins.load(Ordering::Relaxed) as f64 / storm_started.elapsed().as_secs_f64();
     anyhow::ensure!(logins_per_s > 0.0, "no login succeeded during the storm");
     let (alone, stormed) = (ms(&feed_many.latency, 0.99), ms(&feed_storm.latency, 0.99));
     report.results.insert("feed_login_storm", feed_storm.json());
-    report.results.insert("login_storm_logins_per_s", json!(logins_per_s.round()));
+    report
+        .results
+        .insert("login_storm_logins_per_s", json!(logins_per_s.round()));
     report
         .results
         .insert("feed_p99_login_storm_ms", json!(stormed));
@@ -783,7 +889,9 @@ async fn feed(ctx: &Ctx, report: &mut Report, baseline: &Baseline) -> anyhow::Re
         json!(round3(stormed / alone.max(1e-9))),
     );
     report.rows.push([
-        format!("feed p99 during a login storm (16 clients, {logins_per_s:.0} logins/s) vs alone (ms)"),
+        format!(
+            "feed p99 during a login storm (16 clients, {logins_per_s:.0} logins/s) vs alone (ms)"
+        ),
         format!("{stormed:.1}"),
         format!("{alone:.1}"),
         format!("{:.2}×", stormed / alone.max(1e-9)),
@@ -794,7 +902,14 @@ async fn feed(ctx: &Ctx, report: &mut Report, baseline: &Baseline) -> anyhow::Re
 
 /// Idle chat polls with the shortcut against SQL on every poll.
 async fn chat(ctx: &Ctx, report: &mut Report, baseline: &Baseline) -> anyhow::Result<()> {
-    let Ctx { args, size, client, base, viewers, .. } = ctx;
+    let Ctx {
+        args,
+        size,
+        client,
+        base,
+        viewers,
+        ..
+    } = ctx;
     // 4. Chat polling: idle polls, shortcut vs SQL every time.
     eprintln!("bench: chat");
     for pair in viewers.chunks(2) {
@@ -810,7 +925,7 @@ async fn chat(ctx: &Ctx, report: &mut Report, baseline: &Baseline) -> anyhow::Re
             .send()
             .await?;
     }
-    wait_caught_up(&client, &base).await?;
+    wait_caught_up(client, base).await?;
     // Positive control: a poll with something to fetch queries SQL and is counted.
     let reply: Value = client
         .get(format!("{base}/douyin/message/chat/"))
@@ -830,7 +945,7 @@ async fn chat(ctx: &Ctx, report: &mut Report, baseline: &Baseline) -> anyhow::Re
         "the chat poll found no message: {reply}"
     );
     let far_future = (titok_ports::now_ms() + 86_400_000).to_string();
-    let queries_before = metric(&client, &base, "titok_chat_db_queries_total").await?;
+    let queries_before = metric(client, base, "titok_chat_db_queries_total").await?;
     anyhow::ensure!(
         queries_before >= 1.0,
         "a non-idle chat poll was not counted"
@@ -863,7 +978,7 @@ async fn chat(ctx: &Ctx, report: &mut Report, baseline: &Baseline) -> anyhow::Re
         ),
     )
     .await;
-    let queries = metric(&client, &base, "titok_chat_db_queries_total").await? - queries_before;
+    let queries = metric(client, base, "titok_chat_db_queries_total").await? - queries_before;
     let chat_sql = closed_loop(
         args.concurrency,
         size.seconds,
@@ -877,8 +992,12 @@ async fn chat(ctx: &Ctx, report: &mut Report, baseline: &Baseline) -> anyhow::Re
     .await;
     let per_poll = queries / (chat.ok.max(1) as f64);
     report.results.insert("chat", chat.json());
-    report.results.insert("chat_sql_every_poll", chat_sql.json());
-    report.results.insert("chat_db_queries_per_idle_poll", json!(per_poll));
+    report
+        .results
+        .insert("chat_sql_every_poll", chat_sql.json());
+    report
+        .results
+        .insert("chat_db_queries_per_idle_poll", json!(per_poll));
     report.rows.push(row(
         "chat idle polls (polls/s)",
         chat.rate(),
@@ -897,7 +1016,15 @@ async fn chat(ctx: &Ctx, report: &mut Report, baseline: &Baseline) -> anyhow::Re
 
 /// Ack → visible under steady write loads, against the log's own floor.
 async fn lag(ctx: &Ctx, report: &mut Report) -> anyhow::Result<()> {
-    let Ctx { args, size, deps, client, base, viewers, .. } = ctx;
+    let Ctx {
+        args,
+        size,
+        deps,
+        client,
+        base,
+        viewers,
+        ..
+    } = ctx;
     // 5. End-to-end lag under a steady write load: the configured rate, a light load (200/s),
     // and (full runs) a sweep for the highest rate at which p99 stays within 50 ms. The load
     // generator runs in this process, on the same cores as the server.
@@ -908,8 +1035,12 @@ async fn lag(ctx: &Ctx, report: &mut Report) -> anyhow::Result<()> {
         let _ = floor_h.record((ms * 1000.0).max(1.0) as u64);
     }
     let floor_p50 = ms(&floor_h, 0.5);
-    report.results.insert("broker_floor_p50_ms", json!(floor_p50));
-    report.results.insert("broker_floor_p99_ms", json!(ms(&floor_h, 0.99)));
+    report
+        .results
+        .insert("broker_floor_p50_ms", json!(floor_p50));
+    report
+        .results
+        .insert("broker_floor_p99_ms", json!(ms(&floor_h, 0.99)));
     // The probes of the lag phases are new users with nothing in their lists, so a probe's read
     // costs the same in every phase (a data-set viewer's list holds thousands of likes).
     let mut probes = Vec::new();
@@ -948,7 +1079,7 @@ async fn lag(ctx: &Ctx, report: &mut Report) -> anyhow::Result<()> {
             rate,
             ..size.clone()
         };
-        let (lag, plain, outcome) = lag_phase(&client, &base, &probes, &at).await;
+        let (lag, plain, outcome) = lag_phase(client, base, &probes, &at).await;
         let failed = outcome.failed.load(Ordering::Relaxed);
         anyhow::ensure!(
             failed == 0,
@@ -960,8 +1091,12 @@ async fn lag(ctx: &Ctx, report: &mut Report) -> anyhow::Result<()> {
             "skipped": outcome.skipped.load(Ordering::Relaxed)}),
         );
         if rate == 200 {
-            report.results.insert("light_lag_p50_ms", json!(ms(&lag, 0.5)));
-            report.results.insert("light_plain_read_p50_ms", json!(ms(&plain, 0.5)));
+            report
+                .results
+                .insert("light_lag_p50_ms", json!(ms(&lag, 0.5)));
+            report
+                .results
+                .insert("light_plain_read_p50_ms", json!(ms(&plain, 0.5)));
             report.rows.push([
                 "ack → visible at 200 writes/s: p50 ms; plain read p50".into(),
                 format!("{:.2}; plain {:.2}", ms(&lag, 0.5), ms(&plain, 0.5)),
@@ -973,7 +1108,9 @@ async fn lag(ctx: &Ctx, report: &mut Report) -> anyhow::Result<()> {
         if rate == size.rate {
             report.results.insert("lag_p50_ms", json!(ms(&lag, 0.5)));
             report.results.insert("lag_p99_ms", json!(ms(&lag, 0.99)));
-            report.results.insert("plain_read_p50_ms", json!(ms(&plain, 0.5)));
+            report
+                .results
+                .insert("plain_read_p50_ms", json!(ms(&plain, 0.5)));
             report.results.insert(
                 "consistency_wait_extra_p50_ms",
                 json!(ms(&lag, 0.5) - ms(&plain, 0.5)),
@@ -994,7 +1131,9 @@ async fn lag(ctx: &Ctx, report: &mut Report) -> anyhow::Result<()> {
         .filter_map(|p| p["rate"].as_u64())
         .max()
         .unwrap_or(0);
-    report.results.insert("max_rate_lag_p99_50ms", json!(max_ok));
+    report
+        .results
+        .insert("max_rate_lag_p99_50ms", json!(max_ok));
     report.results.insert("lag_sweep", json!(sweep));
     report.rows.push([
         "highest write rate with ack → visible p99 ≤ 50 ms (of those run)".into(),
@@ -1008,12 +1147,18 @@ async fn lag(ctx: &Ctx, report: &mut Report) -> anyhow::Result<()> {
 
 /// The scale-out row (real services only).
 async fn scale_out_row(ctx: &Ctx, report: &mut Report) -> anyhow::Result<()> {
-    let Ctx { size, config, .. } = ctx;
+    let Ctx {
+        args, size, config, ..
+    } = ctx;
     eprintln!("bench: scale-out");
-    match scale_out(&config, &size).await? {
+    match scale_out(config, size, args).await? {
         Some((one, two)) => {
-            report.results.insert("scale_out_1_instance_events_per_s", json!(one.round()));
-            report.results.insert("scale_out_2_instances_events_per_s", json!(two.round()));
+            report
+                .results
+                .insert("scale_out_1_instance_events_per_s", json!(one.round()));
+            report
+                .results
+                .insert("scale_out_2_instances_events_per_s", json!(two.round()));
             report.rows.push(row(
                 "projector instances (events/s, 4 partitions): 2 vs 1",
                 two,
@@ -1034,7 +1179,11 @@ async fn scale_out_row(ctx: &Ctx, report: &mut Report) -> anyhow::Result<()> {
 
 /// Scenario 6 (real backends only): the same events in Kafka (4 partitions) folded into a fresh
 /// MySQL database by one, then by two `titok projectors` processes; events/s of each.
-async fn scale_out(config: &Config, size: &Size) -> anyhow::Result<Option<(f64, f64)>> {
+async fn scale_out(
+    config: &Config,
+    size: &Size,
+    args: &BenchArgs,
+) -> anyhow::Result<Option<(f64, f64)>> {
     let (Some(url), Some(_), Some(_)) =
         (&config.mysql_url, &config.redis_url, &config.kafka_brokers)
     else {
@@ -1086,7 +1235,7 @@ async fn scale_out(config: &Config, size: &Size) -> anyhow::Result<Option<(f64, 
         let deadline = started + Duration::from_secs(1800);
         let mut children = Vec::new();
         for i in 0..instances {
-            let mut cmd = tokio::process::Command::new(std::env::current_exe()?);
+            let mut cmd = tokio::process::Command::new(server_binary(&args.server_bin)?);
             cmd.arg("projectors")
                 .args(["--listen", "127.0.0.1:0", "--partitions", "4"])
                 .args(["--namespace", &settings.namespace])

@@ -78,8 +78,13 @@ async fn the_quick_bench_runs_and_reports_every_number() {
         );
     }
     if on_real_services() {
-        let value = results["kafka_ingest_vs_produce"].as_f64().unwrap_or(f64::NAN);
-        assert!(value.is_finite() && value > 0.0, "kafka_ingest_vs_produce = {value}");
+        let value = results["kafka_ingest_vs_produce"]
+            .as_f64()
+            .unwrap_or(f64::NAN);
+        assert!(
+            value.is_finite() && value > 0.0,
+            "kafka_ingest_vs_produce = {value}"
+        );
     }
     // Not a timing: idle polls must not touch the database at all.
     assert_eq!(results["chat_db_queries_per_idle_poll"], 0.0);
