@@ -182,6 +182,15 @@ pub struct Config {
         global = true
     )]
     pub kafka_fetch_wait_ms: u32,
+    /// The producer's `linger.ms`: how long an append may wait for others to share its batch
+    /// (higher: fewer, larger produce requests; each acknowledgement later by up to this much).
+    #[arg(
+        long,
+        env = "TITOK_KAFKA_LINGER_MS",
+        default_value_t = 1,
+        global = true
+    )]
+    pub kafka_linger_ms: u32,
     /// Use Kafka's idempotent producer (default true). tansu 0.6 crashes on an idempotent
     /// producer that outlives a broker restart, so the broker-outage test turns it off.
     #[arg(long, env = "TITOK_KAFKA_IDEMPOTENCE", default_value_t = true, action = clap::ArgAction::Set, global = true)]
@@ -236,6 +245,7 @@ impl Config {
                 session_timeout_ms: self.kafka_session_timeout_ms,
                 fetch_wait_ms: self.kafka_fetch_wait_ms,
                 idempotence: self.kafka_idempotence,
+                linger_ms: self.kafka_linger_ms,
             })
     }
 }

@@ -37,10 +37,18 @@ use crate::folder::{projection_name, Folder, BATCH};
 const READ_BACK: usize = 5_000;
 
 /// Start one projection loop per topic; each stops after its current batch once `shutdown` is true.
+///
+/// A shared counter cache (Redis) is first refilled from the views: a process killed between a
+/// batch's commit and its cache refresh left those entries behind SQL, and the checkpoints say
+/// the batch is applied, so no later batch would correct them. The refill runs before any
+/// position is published, so no read can see the views ahead of the cache.
 pub async fn spawn_all(
     deps: ProjectorDeps,
     shutdown: watch::Receiver<bool>,
-) -> Result<Vec<JoinHandle<()>>, sqlx::Error> {
+) -> anyhow::Result<Vec<JoinHandle<()>>> {
+    if deps.counters.outlives_process() {
+        crate::generations::refill_counters(&deps.store, deps.counters.as_ref()).await?;
+    }
     let mut handles = Vec::new();
     for topic in Topic::ALL {
         let projection = Projection::load(deps.clone(), topic, shutdown.clone()).await?;

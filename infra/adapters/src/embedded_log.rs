@@ -140,6 +140,7 @@ async fn writer_task(
                 Err(_) => break,
             }
         }
+        metrics::histogram!("titok_log_group_commit_events").record(count as f64);
         let mut tentative = lock(&next).clone();
         let result = write_group(&mut conn, &group, &mut tentative, partitions).await;
         match result {

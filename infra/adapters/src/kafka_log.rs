@@ -45,6 +45,8 @@ pub struct KafkaSettings {
     pub fetch_wait_ms: u32,
     /// Idempotent producer (the default). Off only for brokers that mishandle it.
     pub idempotence: bool,
+    /// `linger.ms` of the producer: how long a send may wait for others to share its batch.
+    pub linger_ms: u32,
 }
 
 /// Cheap-clone handle to the Kafka log.
@@ -72,7 +74,7 @@ impl KafkaLog {
                 if settings.idempotence { "5" } else { "1" },
             )
             .set("acks", "all")
-            .set("linger.ms", "1")
+            .set("linger.ms", settings.linger_ms.to_string())
             .set("message.timeout.ms", "5000")
             .create()
             .map_err(unavailable)?;

@@ -261,6 +261,10 @@ impl Counters for RedisCounters {
             .map_err(CountersError)?;
         Ok(())
     }
+
+    fn outlives_process(&self) -> bool {
+        true
+    }
 }
 
 /// Acknowledged and applied positions in two Redis hashes (`<ns>:acked`, `<ns>:applied`), field

@@ -55,6 +55,12 @@ pub trait Counters: Send + Sync + 'static {
     /// Raise a conversation's newest-message time to at least `created_ms`.
     async fn put_chat_latest(&self, pair: (i64, i64), created_ms: i64)
         -> Result<(), CountersError>;
+    /// Whether the entries outlive this process (Redis). Then a crash between a batch's commit
+    /// and its cache refresh can leave entries behind SQL, and a projector refills the cache from
+    /// the views before it publishes any position.
+    fn outlives_process(&self) -> bool {
+        false
+    }
 }
 
 /// Idle conversations' shortcut entries are dropped after this long without a poll or message.

@@ -10,6 +10,7 @@
 //! | `titok_projector_lag_events` | gauge | `projection` |
 //! | `titok_projector_lag_seconds` | gauge | `projection` |
 //! | `titok_projector_batch_size` | histogram | `projection` |
+//! | `titok_log_group_commit_events` | histogram | — (embedded log: events per group commit) |
 //! | `titok_parked_events_total` | counter | `projection` |
 //! | `titok_consistency_waits_total` / `titok_consistency_stale_total` | counter | — |
 //! | `titok_consistency_wait_seconds` | histogram | — |
@@ -34,7 +35,8 @@ pub fn prometheus() -> &'static PrometheusHandle {
         let buckets = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5];
         let builder = PrometheusBuilder::new()
             .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), &buckets)
-            .and_then(|b| b.set_buckets_for_metric(Matcher::Full("titok_projector_batch_size".into()), &[1.0, 10.0, 100.0, 1000.0]));
+            .and_then(|b| b.set_buckets_for_metric(Matcher::Full("titok_projector_batch_size".into()), &[1.0, 10.0, 100.0, 1000.0]))
+            .and_then(|b| b.set_buckets_for_metric(Matcher::Full("titok_log_group_commit_events".into()), &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 256.0, 1024.0]));
         match builder.and_then(|b| b.install_recorder()) {
             Ok(handle) => handle,
             Err(err) => {

@@ -586,8 +586,9 @@ async fn ingest(ctx: &Ctx, report: &mut Report, baseline: &Baseline) -> anyhow::
         viewers,
         ..
     } = ctx;
-    // 1. Ingest.
+    // 1. Ingest. On the embedded log, how many events each group commit wrote meanwhile.
     eprintln!("bench: ingest vs direct write");
+    let groups_before = group_commits(client, base).await?;
     let ingest = {
         let (client, base, viewers) = (client.clone(), base.clone(), viewers.clone());
         closed_loop(args.concurrency, size.seconds, move |worker, i| {
@@ -606,6 +607,7 @@ async fn ingest(ctx: &Ctx, report: &mut Report, baseline: &Baseline) -> anyhow::
         })
         .await
     };
+    let groups = group_commits(client, base).await?.since(&groups_before);
     let direct = {
         let (client, base, viewers) = (client.clone(), baseline.base.clone(), viewers.clone());
         closed_loop(args.concurrency, size.seconds, move |worker, i| {
@@ -638,6 +640,27 @@ async fn ingest(ctx: &Ctx, report: &mut Report, baseline: &Baseline) -> anyhow::
         direct.rate(),
         "≥ 10× direct write",
     ));
+    if groups.commits > 0.0 {
+        let mean = groups.events / groups.commits;
+        report
+            .results
+            .insert("log_group_commit_mean_events", json!(round3(mean)));
+        report.results.insert(
+            "log_group_commit_buckets",
+            json!(groups
+                .buckets
+                .iter()
+                .map(|(le, n)| json!({"le": le, "commits": n}))
+                .collect::<Vec<_>>()),
+        );
+        report.rows.push([
+            "embedded log during ingest: events per group commit (mean; commits)".into(),
+            format!("{mean:.1}; {:.0}", groups.commits),
+            "—".into(),
+            "—".into(),
+            "groups under load".into(),
+        ]);
+    }
     let ingest_vs_ceiling = ingest.rate() / report.ceiling_rps.max(1e-9);
     report
         .results
@@ -1475,6 +1498,66 @@ async fn metric(client: &reqwest::Client, base: &str, name: &str) -> anyhow::Res
         .collect();
     anyhow::ensure!(!values.is_empty(), "no series {name} in /metrics");
     Ok(values.iter().sum())
+}
+
+/// The embedded log's group-commit histogram (`titok_log_group_commit_events`): commits, events
+/// and cumulative bucket counts; all zero on Kafka, which has no such series.
+#[derive(Default)]
+struct GroupCommits {
+    commits: f64,
+    events: f64,
+    buckets: Vec<(String, f64)>,
+}
+
+impl GroupCommits {
+    fn since(self, before: &GroupCommits) -> GroupCommits {
+        GroupCommits {
+            commits: self.commits - before.commits,
+            events: self.events - before.events,
+            buckets: self
+                .buckets
+                .into_iter()
+                .map(|(le, n)| {
+                    let was = before
+                        .buckets
+                        .iter()
+                        .find(|(l, _)| *l == le)
+                        .map_or(0.0, |(_, n)| *n);
+                    (le, n - was)
+                })
+                .collect(),
+        }
+    }
+}
+
+async fn group_commits(client: &reqwest::Client, base: &str) -> anyhow::Result<GroupCommits> {
+    let text = client
+        .get(format!("{base}/metrics"))
+        .send()
+        .await?
+        .error_for_status()?
+        .text()
+        .await?;
+    let mut out = GroupCommits::default();
+    for line in text.lines() {
+        let Some(rest) = line.strip_prefix("titok_log_group_commit_events") else {
+            continue;
+        };
+        let Some(value) = line.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()) else {
+            continue;
+        };
+        if rest.starts_with("_count") {
+            out.commits = value;
+        } else if rest.starts_with("_sum") {
+            out.events = value;
+        } else if let Some(le) = rest
+            .strip_prefix("_bucket{le=\"")
+            .and_then(|r| r.split('"').next())
+        {
+            out.buckets.push((le.to_owned(), value));
+        }
+    }
+    Ok(out)
 }
 
 /// Rows per second the view database takes as multi-row inserts (500 rows per statement, 1,000
