@@ -187,7 +187,7 @@ pub struct Config {
     #[arg(
         long,
         env = "TITOK_KAFKA_LINGER_MS",
-        default_value_t = 1,
+        default_value_t = 5,
         global = true
     )]
     pub kafka_linger_ms: u32,

@@ -967,7 +967,7 @@ pub async fn kafka_log(namespace: &str) -> titok_adapters::kafka_log::KafkaLog {
         session_timeout_ms: 6000,
         fetch_wait_ms: 10,
         idempotence: true,
-        linger_ms: 1,
+        linger_ms: 5,
     })
     .await
     .expect("connect to the test broker")
