@@ -55,17 +55,7 @@ pub struct RetryReport {
 }
 
 fn to_event(row: ParkedRow) -> ParkedEvent {
-    let ParkedRow {
-        projection,
-        topic,
-        partition,
-        offset,
-        key,
-        reason,
-        payload,
-        parked_ms,
-    } = row;
-    let event_type = serde_json::from_slice::<serde_json::Value>(&payload)
+    let event_type = serde_json::from_slice::<serde_json::Value>(&row.payload)
         .ok()
         .and_then(|v| {
             Some(format!(
@@ -75,15 +65,15 @@ fn to_event(row: ParkedRow) -> ParkedEvent {
             ))
         });
     ParkedEvent {
-        projection,
-        topic,
-        partition,
-        offset,
-        key,
-        reason,
-        parked_ms,
+        payload: String::from_utf8_lossy(&row.payload).into_owned(),
         event_type,
-        payload: String::from_utf8_lossy(&payload).into_owned(),
+        projection: row.projection,
+        topic: row.topic,
+        partition: row.partition,
+        offset: row.offset,
+        key: row.key,
+        reason: row.reason,
+        parked_ms: row.parked_ms,
     }
 }
 
@@ -100,8 +90,7 @@ pub async fn drop_event(
     partition: i64,
     offset: i64,
 ) -> anyhow::Result<bool> {
-    let mut conn = store.write.acquire().await?;
-    Ok(ledger::unpark(&mut conn, projection, partition, offset, None).await? > 0)
+    Ok(ledger::unpark(&store.write, projection, partition, offset, None).await? > 0)
 }
 
 /// Apply parked records again (of one projection or all; of one key or all), oldest first per key.
@@ -116,7 +105,7 @@ pub async fn retry(
         if projection.is_some_and(|p| p != name) {
             continue;
         }
-        let keys = ledger::parked_keys(&mut *store.read.acquire().await?, name, topic).await?;
+        let keys = ledger::parked_keys(&store.read, name, topic).await?;
         for k in keys {
             if key.is_some_and(|wanted| wanted != k) {
                 continue;
@@ -154,12 +143,12 @@ async fn retry_key(
         match decode_checked(&rec) {
             Ok(event) => {
                 events.push(event);
-                ledger::unpark(&mut tx, name, partition, offset, None).await?;
+                ledger::unpark(&mut *tx, name, partition, offset, None).await?;
                 report.applied += 1;
                 remaining -= 1;
             }
             Err(reason) => {
-                ledger::unpark(&mut tx, name, partition, offset, Some(&reason)).await?;
+                ledger::unpark(&mut *tx, name, partition, offset, Some(&reason)).await?;
                 break;
             }
         }
@@ -172,7 +161,7 @@ async fn retry_key(
     }
     // Only a key that applied something changes the views (`report.applied` counts every key).
     if !events.is_empty() {
-        ledger::bump_generation(&mut tx, name).await?;
+        ledger::bump_generation(&mut *tx, name).await?;
     }
     tx.commit().await?;
     Ok(())

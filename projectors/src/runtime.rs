@@ -95,8 +95,7 @@ impl Projection {
         // Checkpoint rows exist for every partition, so the apply transaction can lock them.
         ledger::ensure_checkpoints(&deps.store, name, topic, deps.log.partitions(topic)).await?;
         let mut folder = Folder::new(topic, Tables::live(deps.store.dialect));
-        folder.parked_keys =
-            ledger::parked_keys(&mut *deps.store.write.acquire().await?, name, topic).await?;
+        folder.parked_keys = ledger::parked_keys(&deps.store.write, name, topic).await?;
         Ok(Projection {
             name,
             topic,
@@ -230,7 +229,7 @@ impl Projection {
         if !self.folder.parked_keys.is_empty() {
             // `titok parked retry|drop` may have released keys (it holds the checkpoint rows
             // while it works, so this read sees its result).
-            self.folder.parked_keys = ledger::parked_keys(&mut tx, self.name, self.topic).await?;
+            self.folder.parked_keys = ledger::parked_keys(&mut *tx, self.name, self.topic).await?;
         }
         let mut next: BTreeMap<u32, i64> = stored.into_iter().collect();
         let mut touched = Touched::default();
@@ -340,11 +339,7 @@ impl Projection {
             if *stop.borrow() {
                 tracing::warn!(projection = self.name, error = %err,
                     "shutting down with the counter cache not refreshed; bumping the generation so other processes refill it");
-                let bump = async {
-                    let mut conn = self.deps.store.write.acquire().await?;
-                    ledger::bump_generation(&mut conn, self.name).await
-                }
-                .await;
+                let bump = ledger::bump_generation(&self.deps.store.write, self.name).await;
                 if let Err(e) = bump {
                     tracing::warn!(projection = self.name, error = %e, "cannot bump the generation");
                 }

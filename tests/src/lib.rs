@@ -944,8 +944,8 @@ impl Drop for PrivateService {
     }
 }
 
-/// Guard of a real-service test (marked `#[ignore]`; scripts/test runs it in its real-service
-/// pass with `--include-ignored`): run without the services, it fails instead of passing vacuously.
+/// Guard of a real-service test (marked `#[ignore = "needs …"]`; scripts/test runs it in its
+/// real-service pass with `--include-ignored`): run without the services, it fails instead of passing vacuously.
 #[macro_export]
 macro_rules! needs_real_services {
     () => {

@@ -15,7 +15,7 @@
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 
-use sqlx::AnyConnection;
+use sqlx::{Any, AnyConnection, Executor};
 use titok_adapters::store::{Dialect, ViewStore};
 use titok_events::Topic;
 use titok_ports::log::LogRecord;
@@ -194,13 +194,14 @@ pub async fn generation_sum(store: &ViewStore) -> Result<i64, sqlx::Error> {
 }
 
 /// Bump a projection's generation: every process refills its counter cache from the views.
-pub async fn bump_generation(
-    conn: &mut AnyConnection,
+/// `db` is a pool or a transaction.
+pub async fn bump_generation<'e>(
+    db: impl Executor<'e, Database = Any>,
     projection: &str,
 ) -> Result<(), sqlx::Error> {
     sqlx::query("UPDATE projection_meta SET generation = generation + 1 WHERE projection = ?")
         .bind(projection)
-        .execute(conn)
+        .execute(db)
         .await?;
     Ok(())
 }
@@ -244,36 +245,23 @@ pub async fn set_pause(
 // Parked events
 
 /// One parked record.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct ParkedRow {
     pub projection: String,
     pub topic: String,
+    #[sqlx(rename = "part")]
     pub partition: i64,
+    #[sqlx(rename = "log_offset")]
     pub offset: i64,
+    #[sqlx(rename = "event_key")]
     pub key: String,
     pub reason: String,
     pub payload: Vec<u8>,
     pub parked_ms: i64,
 }
 
-type Row = (String, String, i64, i64, String, String, Vec<u8>, i64);
-
 const PARKED_COLUMNS: &str =
     "projection, topic, part, log_offset, event_key, reason, payload, parked_ms";
-
-fn parked_row(row: Row) -> ParkedRow {
-    let (projection, topic, partition, offset, key, reason, payload, parked_ms) = row;
-    ParkedRow {
-        projection,
-        topic,
-        partition,
-        offset,
-        key,
-        reason,
-        payload,
-        parked_ms,
-    }
-}
 
 /// Park a record with its reason (in the batch's transaction; `tables` says live or shadow).
 pub async fn park(
@@ -300,9 +288,10 @@ pub async fn park(
     Ok(())
 }
 
-/// The keys with parked records of a projection's topic (live set).
-pub async fn parked_keys(
-    conn: &mut AnyConnection,
+/// The keys with parked records of a projection's topic (live set). `db` is a pool or a
+/// transaction.
+pub async fn parked_keys<'e>(
+    db: impl Executor<'e, Database = Any>,
     projection: &str,
     topic: Topic,
 ) -> Result<HashSet<String>, sqlx::Error> {
@@ -311,7 +300,7 @@ pub async fn parked_keys(
     )
     .bind(projection)
     .bind(topic.name())
-    .fetch_all(conn)
+    .fetch_all(db)
     .await?;
     Ok(keys.into_iter().map(|(k,)| k).collect())
 }
@@ -321,7 +310,7 @@ pub async fn parked(
     store: &ViewStore,
     projection: Option<&str>,
 ) -> Result<Vec<ParkedRow>, sqlx::Error> {
-    let rows: Vec<Row> = sqlx::query_as(&format!(
+    let rows: Vec<ParkedRow> = sqlx::query_as(&format!(
         "SELECT {PARKED_COLUMNS} FROM parked_events WHERE ? IS NULL OR projection = ? \
          ORDER BY projection, topic, part, log_offset"
     ))
@@ -329,7 +318,7 @@ pub async fn parked(
     .bind(projection)
     .fetch_all(&store.read)
     .await?;
-    Ok(rows.into_iter().map(parked_row).collect())
+    Ok(rows)
 }
 
 /// One key's parked records, oldest first.
@@ -339,7 +328,7 @@ pub async fn parked_of_key(
     topic: Topic,
     key: &str,
 ) -> Result<Vec<ParkedRow>, sqlx::Error> {
-    let rows: Vec<Row> = sqlx::query_as(&format!(
+    let rows: Vec<ParkedRow> = sqlx::query_as(&format!(
         "SELECT {PARKED_COLUMNS} FROM parked_events WHERE projection = ? AND topic = ? AND event_key = ? \
          ORDER BY part, log_offset"
     ))
@@ -348,13 +337,13 @@ pub async fn parked_of_key(
     .bind(key)
     .fetch_all(conn)
     .await?;
-    Ok(rows.into_iter().map(parked_row).collect())
+    Ok(rows)
 }
 
 /// Remove a record from the parked set, or (with a reason) record why it still fails; the number
 /// of rows changed.
-pub async fn unpark(
-    conn: &mut AnyConnection,
+pub async fn unpark<'e>(
+    db: impl Executor<'e, Database = Any>,
     projection: &str,
     partition: i64,
     offset: i64,
@@ -373,7 +362,7 @@ pub async fn unpark(
         .bind(projection)
         .bind(partition)
         .bind(offset)
-        .execute(conn)
+        .execute(db)
         .await?;
     Ok(done.rows_affected())
 }

@@ -97,10 +97,8 @@ impl Reader {
     }
 
     /// The author of a video, if the video exists in the view.
+    /// Reads the view (callers check [`Reader::known_author`] first) and remembers the answer.
     pub async fn video_author(&self, video_id: i64) -> Result<Option<i64>, sqlx::Error> {
-        if let Some(author) = self.known_author(video_id) {
-            return Ok(Some(author));
-        }
         let row: Option<(i64,)> = sqlx::query_as(&format!(
             "SELECT author_id FROM {} WHERE id = ?",
             ViewTable::Videos
@@ -313,7 +311,10 @@ impl Reader {
     ) -> Result<Vec<Video>, sqlx::Error> {
         let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
         for r in &rows {
-            self.immutable.authors.insert(r.id, r.author_id);
+            // Known authors are the common case on a hot feed: a read, not a write, per row.
+            if !self.immutable.authors.contains_key(&r.id) {
+                self.immutable.authors.insert(r.id, r.author_id);
+            }
         }
         let authors = dedup(rows.iter().map(|r| r.author_id));
         let (authors, counts, liked) = tokio::try_join!(
