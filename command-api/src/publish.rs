@@ -3,7 +3,8 @@
 //! The upload is read with a size cap, sniffed (a video container, not whatever the name or the
 //! content type claims), stored under a server-made name, given a cover (ffmpeg's first frame or a
 //! placeholder), and only then is `VideoPublished` appended: the event never points at a file that
-//! is not there.
+//! is not there. The token is checked before the upload is read when the client sends it first;
+//! a refusal is answered at once while the rest of the body is drained in the background.
 
 use axum::extract::multipart::{Multipart, MultipartRejection};
 use axum::extract::State;
@@ -23,40 +24,79 @@ pub async fn publish(
     uri: Uri,
     multipart: Result<Multipart, MultipartRejection>,
 ) -> Reply<Empty> {
-    acknowledged(
-        async {
-            let mut multipart = multipart.map_err(|e| {
-                ApiError::bad(format!("publish needs a multipart/form-data body: {e}"))
-            })?;
-            let mut params = Params::from_query(uri.query().unwrap_or(""))?;
-            let mut data = None;
-            while let Some(field) = multipart
-                .next_field()
-                .await
-                .map_err(|e| ApiError::bad(format!("malformed multipart body: {e}")))?
-            {
-                let name = field.name().unwrap_or_default().to_owned();
-                if name == "data" {
-                    data = Some(read_capped(field, state.max_upload_bytes).await);
-                } else {
-                    let text = field.text().await.map_err(|e| {
-                        ApiError::bad(format!("malformed multipart field {name}: {e}"))
-                    })?;
-                    params.0.insert(name, text);
-                }
-            }
-            let user_id = state.auth.require(&params).await?;
-            let title = bounded_text("title", params.text("title")?, MAX_TITLE_CHARS)?.to_owned();
-            let data = data.ok_or_else(|| ApiError::bad("data (the video file) is required"))??;
-            let position = publish_video(&state, user_id, &title, &data).await?;
-            Ok((Empty {}, position))
+    let mut multipart = match multipart {
+        Ok(m) => m,
+        Err(e) => {
+            return Reply::from(Err(ApiError::bad(format!(
+                "publish needs a multipart/form-data body: {e}"
+            ))))
         }
-        .await,
-    )
+    };
+    let result = publish_fields(&state, uri, &mut multipart).await;
+    if result.is_err() {
+        // Answer now; the rest of the upload is read and dropped in the background (up to the
+        // router's body limit) so the client, still sending, gets the reply instead of a reset.
+        tokio::spawn(drain(multipart));
+    }
+    acknowledged(result)
 }
 
-/// Read the upload, keeping at most `max` bytes. An upload over the cap is still drained (up to
-/// the router's body limit) so the client receives the refusal instead of a reset connection.
+/// The token is checked as soon as it is known — in the query string before any field is read,
+/// or as a form field the moment that field arrives — so an anonymous or forged upload is refused
+/// before its `data` is accepted when the client sends the token first. A client that sends
+/// `data` first (the contract lists it first) is checked after the upload, which the cap bounds.
+async fn publish_fields(
+    state: &CommandState,
+    uri: Uri,
+    multipart: &mut Multipart,
+) -> Result<(Empty, Position), ApiError> {
+    let mut params = Params::from_query(uri.query().unwrap_or(""))?;
+    let mut user_id = match params.get("token") {
+        Some(_) => Some(state.auth.require(&params).await?),
+        None => None,
+    };
+    let mut data = None;
+    while let Some(field) = multipart
+        .next_field()
+        .await
+        .map_err(|e| ApiError::bad(format!("malformed multipart body: {e}")))?
+    {
+        let name = field.name().unwrap_or_default().to_owned();
+        if name == "data" {
+            data = Some(read_capped(field, state.max_upload_bytes).await?);
+            continue;
+        }
+        let text = field
+            .text()
+            .await
+            .map_err(|e| ApiError::bad(format!("malformed multipart field {name}: {e}")))?;
+        params.0.insert(name.clone(), text);
+        if name == "token" {
+            user_id = Some(state.auth.require(&params).await?);
+        }
+    }
+    let user_id = match user_id {
+        Some(id) => id,
+        None => state.auth.require(&params).await?,
+    };
+    let title = bounded_text("title", params.text("title")?, MAX_TITLE_CHARS)?.to_owned();
+    let data = data.ok_or_else(|| ApiError::bad("data (the video file) is required"))?;
+    let position = publish_video(state, user_id, &title, &data).await?;
+    Ok((Empty {}, position))
+}
+
+/// Read and drop what is left of a refused upload, for at most a minute.
+async fn drain(mut multipart: Multipart) {
+    let read_all = async {
+        while let Ok(Some(mut field)) = multipart.next_field().await {
+            while let Ok(Some(_)) = field.chunk().await {}
+        }
+    };
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(60), read_all).await;
+}
+
+/// Read the upload, keeping at most `max` bytes; an upload over the cap is refused at once (the
+/// rest is drained by the caller).
 async fn read_capped(
     mut field: axum::extract::multipart::Field<'_>,
     max: usize,
@@ -68,16 +108,14 @@ async fn read_capped(
         ))
     };
     let mut bytes = Vec::new();
-    let mut over = false;
     loop {
         match field.chunk().await {
             Ok(Some(chunk)) => {
-                over |= bytes.len() + chunk.len() > max;
-                if !over {
-                    bytes.extend_from_slice(&chunk);
+                if bytes.len() + chunk.len() > max {
+                    return Err(too_big());
                 }
+                bytes.extend_from_slice(&chunk);
             }
-            Ok(None) if over => return Err(too_big()),
             Ok(None) => return Ok(bytes),
             Err(e) if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE => {
                 return Err(too_big())

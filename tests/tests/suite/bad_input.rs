@@ -512,3 +512,115 @@ async fn an_oversized_form_body_is_refused_before_it_is_read_whole() {
     assert!(text.contains("too large"), "{text}");
     assert!(text.contains("\"status_code\":1"), "{text}");
 }
+
+/// Send the start of a 60 MiB multipart upload whose token (query or first field) is forged, and
+/// return the reply read while the client has sent only 1 MiB of the file, then send the rest.
+async fn forged_upload_reply(app: &TestApp, token_in_query: bool) -> (String, bool) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    const FILE: usize = 60 * 1024 * 1024;
+    let boundary = "titokBoundary42";
+    let field = |name: &str, value: &str| {
+        format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n"
+        )
+    };
+    let mut head = String::new();
+    if !token_in_query {
+        head.push_str(&field("token", "forged.token.value"));
+    }
+    head.push_str(&field("title", "anonymous upload"));
+    head.push_str(&format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"data\"; filename=\"a.mp4\"\r\n\
+         Content-Type: video/mp4\r\n\r\n"
+    ));
+    let tail = format!("\r\n--{boundary}--\r\n");
+    let path = if token_in_query {
+        "/douyin/publish/action/?token=forged.token.value"
+    } else {
+        "/douyin/publish/action/"
+    };
+    let host = app.base.trim_start_matches("http://").to_owned();
+    let mut stream = tokio::net::TcpStream::connect(&host)
+        .await
+        .expect("connect");
+    let request = format!(
+        "POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: multipart/form-data; \
+         boundary={boundary}\r\nContent-Length: {}\r\n\r\n{head}",
+        head.len() + FILE + tail.len()
+    );
+    stream.write_all(request.as_bytes()).await.expect("head");
+    let chunk = vec![0u8; 64 * 1024];
+    let mut sent = 0;
+    while sent < 1024 * 1024 {
+        stream.write_all(&chunk).await.expect("first MiB");
+        sent += chunk.len();
+    }
+    // The reply must come now, with 59 MiB still unsent.
+    let mut reply = Vec::new();
+    let mut buf = vec![0u8; 8192];
+    let read = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        loop {
+            let n = stream.read(&mut buf).await.expect("read reply");
+            assert!(n > 0, "connection closed before a reply");
+            reply.extend_from_slice(&buf[..n]);
+            let text = String::from_utf8_lossy(&reply);
+            if let Some(at) = text.find("\r\n\r\n") {
+                let len: usize = text[..at]
+                    .lines()
+                    .find_map(|l| {
+                        let l = l.to_ascii_lowercase();
+                        l.strip_prefix("content-length:")
+                            .map(|v| v.trim().parse().unwrap_or(0))
+                    })
+                    .unwrap_or(0);
+                if reply.len() >= at + 4 + len {
+                    return text[at + 4..].to_string();
+                }
+            }
+        }
+    })
+    .await
+    .expect("the refusal is answered before the upload is sent (no reply after 1 MiB of 60)");
+    // The server keeps reading (and dropping) the rest, so the client can finish sending.
+    let mut delivered = true;
+    while sent < FILE {
+        if stream
+            .write_all(&chunk[..chunk.len().min(FILE - sent)])
+            .await
+            .is_err()
+        {
+            delivered = false;
+            break;
+        }
+        sent += chunk.len();
+    }
+    (
+        read,
+        delivered && stream.write_all(tail.as_bytes()).await.is_ok(),
+    )
+}
+
+#[tokio::test]
+async fn an_anonymous_upload_is_refused_before_its_body_is_read() {
+    let app = TestApp::start(&["--no-sample", "--max-upload-mb", "64"]).await;
+    let user = app.register("owner", "pw").await;
+    for token_in_query in [false, true] {
+        let (reply, delivered) = forged_upload_reply(&app, token_in_query).await;
+        let body: serde_json::Value = serde_json::from_str(&reply).expect("json reply");
+        assert_refused(&body, "forged token on an upload");
+        assert!(
+            body["status_msg"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("token"),
+            "{body}"
+        );
+        assert!(
+            delivered,
+            "the server drained the refused upload (token in query: {token_in_query})"
+        );
+    }
+    assert!(app.publish_list(&user, user.id).await.is_empty());
+    // A client with a good token, sent first, still publishes.
+    app.publish(&user, "fine").await;
+}
