@@ -72,7 +72,7 @@ pub fn routes() -> Vec<(Endpoint, MethodRouter<QueryState>)> {
         (
             Endpoint::get_post(
                 "/douyin/feed/",
-                "Up to 30 videos published before latest_time, newest first; next_time = the earliest (epoch ms)",
+                "Up to 30 videos published before latest_time, newest first; next_time = the earliest (epoch ms); a page never ends inside a millisecond the next video shares (more than 30 only when over 30 share one)",
                 vec![
                     opt("latest_time", Integer, "only videos published before it; seconds or milliseconds; 0 or missing = now"),
                     opt("token", Text, "for is_favorite / is_follow"),

@@ -13,7 +13,8 @@ use crate::{answer, normalize_ms, QueryState, CONTENT_TOPICS};
 pub const FEED_PAGE: i64 = 30;
 
 /// Row 1: ≤ 30 videos published before `latest_time`, newest first; `next_time` = the page's
-/// earliest publish time (epoch ms), to send back as the next `latest_time`.
+/// earliest publish time (epoch ms), to send back as the next `latest_time`. A page never ends
+/// inside a millisecond the next video shares ([`titok_views::reads::Reader::feed_page`]).
 pub async fn feed(State(state): State<QueryState>, params: Params) -> Reply<FeedBody> {
     answer(&state, CONTENT_TOPICS, async {
         let viewer = state.auth.optional(&params).await?;

@@ -581,6 +581,68 @@ async fn output_of(mut command: Command, timeout: Duration) -> (bool, String, St
     }
 }
 
+impl TestApp {
+    /// Append raw records (`(key, payload)`) to a topic of the server's log, as a foreign producer
+    /// would: with Kafka through a producer of its own; on the embedded log the server is stopped
+    /// for it (the log file has one writer), and started again when all are written.
+    pub async fn inject(&mut self, topic: titok_events::Topic, records: &[(String, Vec<u8>)]) {
+        use titok_events::partition_for;
+        match self.arg("--namespace").filter(|_| on_real_services()) {
+            Some(namespace) => {
+                use rdkafka::producer::{FutureProducer, FutureRecord};
+                let producer: FutureProducer = rdkafka::ClientConfig::new()
+                    .set(
+                        "bootstrap.servers",
+                        std::env::var("TITOK_TEST_KAFKA_BROKERS").expect("brokers"),
+                    )
+                    .create()
+                    .expect("producer");
+                let name = format!("{namespace}.{}", topic.name().trim_start_matches("titok."));
+                for (key, payload) in records {
+                    let record = FutureRecord::to(&name)
+                        .key(key)
+                        .payload(payload)
+                        .partition(partition_for(key, 4) as i32);
+                    producer
+                        .send(record, Duration::from_secs(10))
+                        .await
+                        .map_err(|(e, _)| e)
+                        .expect("produce");
+                }
+            }
+            None => {
+                assert!(self.terminate().await, "clean stop");
+                let log = sqlx::SqlitePool::connect(&format!(
+                    "sqlite://{}",
+                    self.data_dir.join("log.db").display()
+                ))
+                .await
+                .expect("log.db");
+                for (key, payload) in records {
+                    let partition = i64::from(partition_for(key, 4));
+                    sqlx::query(
+                        "INSERT INTO log (topic, partition, offset, key, payload, appended_ms) \
+                         SELECT ?, ?, COALESCE(MAX(offset) + 1, 0), ?, ?, 0 FROM log \
+                         WHERE topic = ? AND partition = ?",
+                    )
+                    .bind(topic.name())
+                    .bind(partition)
+                    .bind(key)
+                    .bind(payload)
+                    .bind(topic.name())
+                    .bind(partition)
+                    .execute(&log)
+                    .await
+                    .expect("append");
+                }
+                log.close().await;
+                self.respawn().await;
+                self.wait_ready().await;
+            }
+        }
+    }
+}
+
 /// Whether this run drives the real services (scripts/test's second pass).
 pub fn on_real_services() -> bool {
     std::env::var("TITOK_TEST_MYSQL_URL").is_ok_and(|v| !v.is_empty())

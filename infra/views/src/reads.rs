@@ -124,18 +124,45 @@ impl Reader {
     }
 
     /// Up to `limit` videos published before `before_ms`, newest first (ties: larger id first).
+    ///
+    /// The next page asks for videos published strictly before this page's earliest time, so a
+    /// page never ends inside a millisecond that the next older video shares (it would skip the
+    /// rest of that millisecond): such a page stops before that millisecond, and when every video
+    /// of the page shares one millisecond, that millisecond is served whole, over `limit` if it
+    /// must (at most 4,096 ids exist per millisecond).
     pub async fn feed_page(
         &self,
         before_ms: i64,
         limit: i64,
     ) -> Result<Vec<VideoRow>, sqlx::Error> {
-        sqlx::query_as(&format!(
+        let mut rows: Vec<VideoRow> = sqlx::query_as(&format!(
             "SELECT {VIDEO_COLUMNS} FROM {} WHERE published_ms < ? \
              ORDER BY published_ms DESC, id DESC LIMIT ?",
             ViewTable::Videos
         ))
         .bind(before_ms)
-        .bind(limit)
+        .bind(limit + 1)
+        .fetch_all(&self.pool)
+        .await?;
+        if rows.len() as i64 <= limit {
+            return Ok(rows);
+        }
+        let Some(next) = rows.pop() else {
+            return Ok(rows);
+        };
+        let edge = rows.last().map_or(next.published_ms, |r| r.published_ms);
+        if next.published_ms != edge {
+            return Ok(rows);
+        }
+        rows.retain(|r| r.published_ms != edge);
+        if !rows.is_empty() {
+            return Ok(rows);
+        }
+        sqlx::query_as(&format!(
+            "SELECT {VIDEO_COLUMNS} FROM {} WHERE published_ms = ? ORDER BY id DESC",
+            ViewTable::Videos
+        ))
+        .bind(edge)
         .fetch_all(&self.pool)
         .await
     }

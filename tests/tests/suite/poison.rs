@@ -5,60 +5,13 @@
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use titok_events::{pair_key, partition_for, Topic};
+use titok_events::{pair_key, Topic};
 use titok_tests::*;
 
-/// Append raw bytes to a topic of the server's log, as a foreign producer would. On the embedded
-/// log the server is stopped for it (the log file has one writer) and started again.
+/// Append raw bytes to a topic of the server's log, as a foreign producer would.
 async fn inject(app: &mut TestApp, topic: Topic, key: &str, payload: &[u8]) {
-    match app.arg("--namespace").filter(|_| on_real_services()) {
-        Some(namespace) => {
-            use rdkafka::producer::{FutureProducer, FutureRecord};
-            let producer: FutureProducer = rdkafka::ClientConfig::new()
-                .set(
-                    "bootstrap.servers",
-                    std::env::var("TITOK_TEST_KAFKA_BROKERS").expect("brokers"),
-                )
-                .create()
-                .expect("producer");
-            let name = format!("{namespace}.{}", topic.name().trim_start_matches("titok."));
-            let record = FutureRecord::to(&name)
-                .key(key)
-                .payload(payload)
-                .partition(partition_for(key, 4) as i32);
-            producer
-                .send(record, Duration::from_secs(10))
-                .await
-                .map_err(|(e, _)| e)
-                .expect("produce");
-        }
-        None => {
-            assert!(app.terminate().await, "clean stop");
-            let log = sqlx::SqlitePool::connect(&format!(
-                "sqlite://{}",
-                app.data_dir.join("log.db").display()
-            ))
-            .await
-            .expect("log.db");
-            let partition = i64::from(partition_for(key, 4));
-            sqlx::query(
-                "INSERT INTO log (topic, partition, offset, key, payload, appended_ms) \
-                 SELECT ?, ?, COALESCE(MAX(offset) + 1, 0), ?, ?, 0 FROM log WHERE topic = ? AND partition = ?",
-            )
-            .bind(topic.name())
-            .bind(partition)
-            .bind(key)
-            .bind(payload)
-            .bind(topic.name())
-            .bind(partition)
-            .execute(&log)
-            .await
-            .expect("append");
-            log.close().await;
-            app.respawn().await;
-            app.wait_ready().await;
-        }
-    }
+    app.inject(topic, &[(key.to_owned(), payload.to_vec())])
+        .await;
 }
 
 fn parked(app_output: &str) -> Vec<Value> {

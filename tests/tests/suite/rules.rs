@@ -382,3 +382,71 @@ async fn is_follow_and_is_favorite_are_relative_to_the_viewer() {
     let anonymous = app.get("/douyin/feed/", &[]).await;
     assert_eq!(list(&anonymous, "video_list")[0]["is_favorite"], false);
 }
+
+/// Videos published in one millisecond on a page boundary are neither skipped nor repeated: 80
+/// videos injected through the log — 20 in the newest millisecond, 15 in the next, 40 sharing one
+/// millisecond, then 5 apart — paged through with `next_time` as the next `latest_time`.
+#[tokio::test]
+async fn feed_paging_never_skips_or_repeats_videos_sharing_a_millisecond() {
+    use titok_events::{Envelope, EventBody, Topic, VideoPublished};
+    // Arrange
+    let mut app = spawn_app().await;
+    let author = app.register("author", "pw").await;
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_millis() as i64;
+    let t0 = now_ms - 60_000;
+    let groups: [(i64, usize); 4] = [(t0, 20), (t0 - 7, 15), (t0 - 20, 40), (t0 - 30, 5)];
+    let mut expected = Vec::new();
+    let mut records = Vec::new();
+    let mut next_id = 7_000_000_000;
+    for (group, (ms, count)) in groups.into_iter().enumerate() {
+        for i in 0..count {
+            next_id += 1;
+            // The last group: five videos a millisecond apart.
+            let published_at_ms = if group == 3 { ms - i as i64 } else { ms };
+            let event = Envelope::new(
+                author.id,
+                EventBody::VideoPublished(VideoPublished {
+                    video_id: next_id,
+                    author_id: author.id,
+                    title: format!("v{next_id}"),
+                    play_path: format!("videos/{next_id}.mp4"),
+                    cover_path: format!("covers/{next_id}.png"),
+                    published_at_ms,
+                    content_type: "video/mp4".into(),
+                    size_bytes: Some(1),
+                }),
+            );
+            expected.push((published_at_ms, next_id));
+            records.push((event.key(), event.encode()));
+        }
+    }
+    app.inject(Topic::Videos, &records).await;
+    expected.sort_by(|a, b| b.cmp(a)); // newest first, ties by larger id
+
+    // Act: page through the whole feed.
+    let mut seen = Vec::new();
+    let mut sizes = Vec::new();
+    let mut latest = 0;
+    loop {
+        let body = app
+            .get("/douyin/feed/", &[("latest_time", latest.to_string())])
+            .await;
+        assert_ok(&body, "feed page");
+        let page = list(&body, "video_list");
+        if page.is_empty() {
+            break;
+        }
+        sizes.push(page.len());
+        seen.extend(ids(&page));
+        latest = body["next_time"].as_i64().expect("next_time");
+        assert!(sizes.len() < 20, "paging does not end: {sizes:?}");
+    }
+
+    // Assert: every video exactly once, in order; pages end on millisecond boundaries.
+    let want: Vec<i64> = expected.iter().map(|(_, id)| *id).collect();
+    assert_eq!(seen, want, "page sizes {sizes:?}");
+    assert_eq!(sizes, vec![20, 15, 40, 5], "pages end between milliseconds");
+}
