@@ -14,7 +14,7 @@ use titok_adapters::redis_store::{self, RedisCounters, RedisPositions};
 use titok_adapters::store::ViewStore;
 use titok_command_api::CommandState;
 use titok_events::{IdGenerator, Topic};
-use titok_ports::accounts::AccountStore;
+use titok_ports::accounts::{AccountStore, CommandKeys};
 use titok_ports::counters::Counters;
 use titok_ports::known::KnownIds;
 use titok_ports::log::EventLog;
@@ -31,6 +31,8 @@ use crate::{Config, Role};
 pub struct Backends {
     pub log: Arc<dyn EventLog>,
     pub accounts: Arc<dyn AccountStore>,
+    /// Idempotency keys of commands, in the accounts database.
+    pub command_keys: Arc<dyn CommandKeys>,
     pub store: ViewStore,
     pub counters: Arc<dyn Counters>,
     pub positions: Arc<dyn Positions>,
@@ -89,21 +91,25 @@ impl Backends {
         // Checked before connecting anywhere: a bad secret fails fast.
         let secret = token_secret(config)?;
         let log = open_log(config, Access::ReadWrite).await?;
-        let (accounts, store) = match &config.mysql_url {
+        let (sql_accounts, store) = match &config.mysql_url {
             Some(url) => {
                 let pool = open_mysql(url, 16).await?;
-                let accounts: Arc<dyn AccountStore> = Arc::new(SqlAccounts::mysql(pool.clone()));
-                (accounts, ViewStore::mysql(pool))
+                (
+                    Arc::new(SqlAccounts::mysql(pool.clone())),
+                    ViewStore::mysql(pool),
+                )
             }
             None => (
                 Arc::new(
                     SqlAccounts::open_sqlite(&data.join("accounts.db"))
                         .await
                         .context("cannot open accounts")?,
-                ) as Arc<dyn AccountStore>,
+                ),
                 open_views(config).await?,
             ),
         };
+        let accounts: Arc<dyn AccountStore> = sql_accounts.clone();
+        let command_keys: Arc<dyn CommandKeys> = sql_accounts;
         let (counters, positions): (Arc<dyn Counters>, Arc<dyn Positions>) = match &config.redis_url
         {
             Some(url) => {
@@ -128,6 +134,7 @@ impl Backends {
         Ok(Backends {
             log,
             accounts,
+            command_keys,
             store,
             counters,
             positions,
@@ -185,6 +192,7 @@ impl Backends {
             hashing: Arc::new(tokio::sync::Semaphore::new(
                 titok_command_api::default_hashing_permits(),
             )),
+            keys: self.command_keys.clone(),
         }
     }
 }

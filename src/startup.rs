@@ -106,6 +106,10 @@ pub async fn start(role: Role, config: Config) -> anyhow::Result<Running> {
     if role.runs_commands() {
         let command = backends.command_state(&config, query.clone());
         titok_command_api::recover_pending_registrations(&command).await?;
+        tokio::spawn(titok_command_api::idempotency::prune_keys(
+            command.keys.clone(),
+            shutdown_rx.clone(),
+        ));
         if !config.no_sample {
             seed_sample(&command, data).await?;
         }

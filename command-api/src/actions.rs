@@ -5,12 +5,13 @@
 //! racy "already liked?" reads and the reply a plain success, as clients expect.
 
 use axum::extract::State;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use titok_events::{CommentAdded, CommentDeleted, EventBody, Favorite, Follow, MessageSent, Topic};
 use titok_ports::progress::Freshness;
 use titok_views::model::{create_date, Comment};
 use titok_web::http::{ApiError, Empty, Params, Reply};
 
+use crate::idempotency::{fingerprint, idempotency_key};
 use crate::{acknowledged, bounded_text, CommandState};
 
 /// Longest comment, characters.
@@ -66,26 +67,31 @@ pub async fn favorite(State(state): State<CommandState>, params: Params) -> Repl
     acknowledged(
         async {
             let user_id = state.auth.require(&params).await?;
-            let video_id = params.id("video_id")?;
-            let action = params.action_type(&[1, 2])?;
-            let author_id = video_author(&state, video_id).await?;
-            let fav = Favorite {
-                user_id,
-                video_id,
-                author_id,
+            let key = idempotency_key(&params)?;
+            let decide = async {
+                let video_id = params.id("video_id")?;
+                let action = params.action_type(&[1, 2])?;
+                let author_id = video_author(&state, video_id).await?;
+                let fav = Favorite {
+                    user_id,
+                    video_id,
+                    author_id,
+                };
+                let body = if action == 1 {
+                    EventBody::VideoLiked(fav)
+                } else {
+                    EventBody::VideoUnliked(fav)
+                };
+                Ok((body, Empty {}))
             };
-            let body = if action == 1 {
-                EventBody::VideoLiked(fav)
-            } else {
-                EventBody::VideoUnliked(fav)
-            };
-            Ok((Empty {}, state.append(user_id, body).await?))
+            let request = || fingerprint("favorite", &params, b"");
+            state.once(user_id, key, request, decide).await
         }
         .await,
     )
 }
 
-#[derive(Debug, Default, Serialize, schemars::JsonSchema)]
+#[derive(Debug, Default, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct CommentBody {
     pub comment: Option<Comment>,
 }
@@ -94,22 +100,28 @@ pub async fn comment(State(state): State<CommandState>, params: Params) -> Reply
     acknowledged(
         async {
             let user_id = state.auth.require(&params).await?;
-            let video_id = params.id("video_id")?;
-            match params.action_type(&[1, 2])? {
-                1 => add_comment(&state, user_id, video_id, &params).await,
-                _ => delete_comment(&state, user_id, video_id, &params).await,
-            }
+            let key = idempotency_key(&params)?;
+            let decide = async {
+                let video_id = params.id("video_id")?;
+                match params.action_type(&[1, 2])? {
+                    1 => add_comment(&state, user_id, video_id, &params).await,
+                    _ => delete_comment(&state, user_id, video_id, &params).await,
+                }
+            };
+            let request = || fingerprint("comment", &params, b"");
+            state.once(user_id, key, request, decide).await
         }
         .await,
     )
 }
 
+/// A new comment's event and the reply that shows it.
 async fn add_comment(
     state: &CommandState,
     user_id: i64,
     video_id: i64,
     params: &Params,
-) -> Result<(CommentBody, titok_ports::Position), ApiError> {
+) -> Result<(EventBody, CommentBody), ApiError> {
     let content = bounded_text(
         "comment_text",
         params.text("comment_text")?,
@@ -119,37 +131,35 @@ async fn add_comment(
     video_author(state, video_id).await?;
     let comment_id = state.ids.next_id();
     let created_at_ms = titok_ports::now_ms();
-    let event = CommentAdded {
-        comment_id,
-        video_id,
-        user_id,
-        content: content.clone(),
-        created_at_ms,
-    };
-    let position = state
-        .append(user_id, EventBody::CommentAdded(event))
-        .await?;
     let user = state.reader.user_object(user_id).await?;
     let comment = Comment {
         id: comment_id,
         user,
-        content,
+        content: content.clone(),
         create_date: create_date(created_at_ms),
     };
+    let event = CommentAdded {
+        comment_id,
+        video_id,
+        user_id,
+        content,
+        created_at_ms,
+    };
     Ok((
+        EventBody::CommentAdded(event),
         CommentBody {
             comment: Some(comment),
         },
-        position,
     ))
 }
 
+/// The deletion of the actor's own comment.
 async fn delete_comment(
     state: &CommandState,
     user_id: i64,
     video_id: i64,
     params: &Params,
-) -> Result<(CommentBody, titok_ports::Position), ApiError> {
+) -> Result<(EventBody, CommentBody), ApiError> {
     let comment_id = params.id("comment_id")?;
     let freshness = state.consistency.wait(&[Topic::Comments]).await;
     let row = state.reader.comment_owner(comment_id).await?;
@@ -177,29 +187,34 @@ async fn delete_comment(
         video_id,
         user_id,
     };
-    let position = state
-        .append(user_id, EventBody::CommentDeleted(event))
-        .await?;
-    Ok((CommentBody { comment: None }, position))
+    Ok((
+        EventBody::CommentDeleted(event),
+        CommentBody { comment: None },
+    ))
 }
 
 pub async fn relation(State(state): State<CommandState>, params: Params) -> Reply<Empty> {
     acknowledged(
         async {
             let follower_id = state.auth.require(&params).await?;
-            let action = params.action_type(&[1, 2])?;
-            let followee_id =
-                other_user(&state, follower_id, &params, "follow or unfollow").await?;
-            let follow = Follow {
-                follower_id,
-                followee_id,
+            let key = idempotency_key(&params)?;
+            let decide = async {
+                let action = params.action_type(&[1, 2])?;
+                let followee_id =
+                    other_user(&state, follower_id, &params, "follow or unfollow").await?;
+                let follow = Follow {
+                    follower_id,
+                    followee_id,
+                };
+                let body = if action == 1 {
+                    EventBody::UserFollowed(follow)
+                } else {
+                    EventBody::UserUnfollowed(follow)
+                };
+                Ok((body, Empty {}))
             };
-            let body = if action == 1 {
-                EventBody::UserFollowed(follow)
-            } else {
-                EventBody::UserUnfollowed(follow)
-            };
-            Ok((Empty {}, state.append(follower_id, body).await?))
+            let request = || fingerprint("relation", &params, b"");
+            state.once(follower_id, key, request, decide).await
         }
         .await,
     )
@@ -209,23 +224,24 @@ pub async fn message(State(state): State<CommandState>, params: Params) -> Reply
     acknowledged(
         async {
             let from_user_id = state.auth.require(&params).await?;
-            params.action_type(&[1])?;
-            let content =
-                bounded_text("content", params.text("content")?, MAX_MESSAGE_CHARS)?.to_owned();
-            let to_user_id = other_user(&state, from_user_id, &params, "send a message to").await?;
-            let event = MessageSent {
-                message_id: state.ids.next_id(),
-                from_user_id,
-                to_user_id,
-                content,
-                created_at_ms: titok_ports::now_ms(),
+            let key = idempotency_key(&params)?;
+            let decide = async {
+                params.action_type(&[1])?;
+                let content =
+                    bounded_text("content", params.text("content")?, MAX_MESSAGE_CHARS)?.to_owned();
+                let to_user_id =
+                    other_user(&state, from_user_id, &params, "send a message to").await?;
+                let event = MessageSent {
+                    message_id: state.ids.next_id(),
+                    from_user_id,
+                    to_user_id,
+                    content,
+                    created_at_ms: titok_ports::now_ms(),
+                };
+                Ok((EventBody::MessageSent(event), Empty {}))
             };
-            Ok((
-                Empty {},
-                state
-                    .append(from_user_id, EventBody::MessageSent(event))
-                    .await?,
-            ))
+            let request = || fingerprint("message", &params, b"");
+            state.once(from_user_id, key, request, decide).await
         }
         .await,
     )

@@ -10,6 +10,7 @@
 //! wait, so a user's own recent writes are always seen.
 
 mod actions;
+pub mod idempotency;
 pub mod limits;
 pub mod media;
 mod publish;
@@ -21,14 +22,14 @@ use axum::extract::DefaultBodyLimit;
 use axum::routing::{post, MethodRouter};
 use axum::Router;
 use titok_events::{Envelope, EventBody, IdGenerator};
-use titok_ports::accounts::AccountStore;
+use titok_ports::accounts::{AccountStore, CommandKeys};
 use titok_ports::blobs::BlobStore;
 use titok_ports::log::{EventLog, Position};
 use titok_ports::progress::Consistency;
 use titok_views::reads::Reader;
 use titok_web::http::Authenticator;
 use titok_web::http::{ApiError, Empty, Reply};
-use titok_web::openapi::{opt, reply, req, Endpoint, TOKEN};
+use titok_web::openapi::{opt, reply, req, Endpoint, IDEMPOTENCY_KEY, TOKEN};
 
 pub use publish::publish_video;
 pub use users::{recover_pending_registrations, register_user};
@@ -54,6 +55,8 @@ pub struct CommandState {
     /// pool with at most this many at once, so that a login storm cannot take every core from
     /// the requests the runtime serves.
     pub hashing: Arc<tokio::sync::Semaphore>,
+    /// Idempotency keys of commands (the accounts store).
+    pub keys: Arc<dyn CommandKeys>,
 }
 
 /// How many password hashes may run at once by default: half the cores, at least one.
@@ -78,15 +81,34 @@ impl CommandState {
     }
 
     /// Append one event and wait for the log's acknowledgement.
-    /// Records the acknowledged end for the consistency wait; if that fails the write still
-    /// stands (it is durable) and reads may at worst answer stale, marked as such.
     pub async fn append(&self, actor: i64, body: EventBody) -> Result<Position, ApiError> {
-        let topic = body.topic();
+        self.append_event(self.envelope(actor, body)).await
+    }
+
+    /// The envelope of a new event by `actor`, carrying the request's trace id.
+    pub fn envelope(&self, actor: i64, body: EventBody) -> Envelope {
         let mut event = Envelope::new(actor, body);
         event.trace_id = titok_web::telemetry::current_request_id();
+        event
+    }
+
+    /// Append an event and wait for the log's acknowledgement.
+    /// Records the acknowledged end for the consistency wait; if that fails the write still
+    /// stands (it is durable) and reads may at worst answer stale, marked as such.
+    pub async fn append_event(&self, event: Envelope) -> Result<Position, ApiError> {
+        let topic = event.topic();
         tracing::Span::current().record("event_id", tracing::field::display(event.event_id));
         let positions = self.log.append(&[event]).await?;
         metrics::counter!("titok_events_appended_total", "topic" => topic.name()).increment(1);
+        self.record_acked(&positions).await;
+        positions
+            .into_iter()
+            .next()
+            .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("log acknowledged no position")))
+    }
+
+    /// Publish acknowledged positions (their ends) for the consistency wait.
+    async fn record_acked(&self, positions: &[Position]) {
         let ends: Vec<Position> = positions
             .iter()
             .map(|p| Position {
@@ -97,10 +119,6 @@ impl CommandState {
         if let Err(err) = self.consistency.positions.record_acked(&ends).await {
             tracing::warn!(error = %err, "cannot record the acknowledged position");
         }
-        positions
-            .into_iter()
-            .next()
-            .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("log acknowledged no position")))
     }
 }
 
@@ -158,6 +176,7 @@ pub fn routes(max_upload_bytes: usize) -> Vec<(Endpoint, MethodRouter<CommandSta
                         "the video file (MP4/MOV, WebM/MKV, AVI, FLV, MPEG)",
                     ),
                     req("title", Text, "1–100 characters"),
+                    IDEMPOTENCY_KEY,
                 ],
                 multipart: true,
                 reply: reply::<Empty>,
@@ -171,6 +190,7 @@ pub fn routes(max_upload_bytes: usize) -> Vec<(Endpoint, MethodRouter<CommandSta
                 TOKEN,
                 req("video_id", Integer, "the video"),
                 action_type("1 like, 2 unlike"),
+                IDEMPOTENCY_KEY,
             ],
             reply::<Empty>,
             post(actions::favorite).get(actions::favorite),
@@ -184,6 +204,7 @@ pub fn routes(max_upload_bytes: usize) -> Vec<(Endpoint, MethodRouter<CommandSta
                 action_type("1 post, 2 delete"),
                 opt("comment_text", Text, "1–500 characters, for action_type 1"),
                 opt("comment_id", Integer, "for action_type 2"),
+                IDEMPOTENCY_KEY,
             ],
             reply::<actions::CommentBody>,
             post(actions::comment).get(actions::comment),
@@ -195,6 +216,7 @@ pub fn routes(max_upload_bytes: usize) -> Vec<(Endpoint, MethodRouter<CommandSta
                 TOKEN,
                 req("to_user_id", Integer, "the other user"),
                 action_type("1 follow, 2 unfollow"),
+                IDEMPOTENCY_KEY,
             ],
             reply::<Empty>,
             post(actions::relation).get(actions::relation),
@@ -207,6 +229,7 @@ pub fn routes(max_upload_bytes: usize) -> Vec<(Endpoint, MethodRouter<CommandSta
                 req("to_user_id", Integer, "the recipient"),
                 action_type("1 send"),
                 req("content", Text, "1–1000 characters"),
+                IDEMPOTENCY_KEY,
             ],
             reply::<Empty>,
             post(actions::message).get(actions::message),

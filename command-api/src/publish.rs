@@ -8,11 +8,12 @@
 
 use axum::extract::multipart::{Multipart, MultipartRejection};
 use axum::extract::State;
-use axum::http::Uri;
+use axum::http::{HeaderMap, Uri};
 use titok_events::{EventBody, VideoPublished};
 use titok_ports::log::Position;
 use titok_web::http::{ApiError, Empty, Params, Reply};
 
+use crate::idempotency::{fingerprint, idempotency_key};
 use crate::media::{ffmpeg_cover, placeholder_png, sniff};
 use crate::{acknowledged, bounded_text, CommandState};
 
@@ -22,6 +23,7 @@ pub const MAX_TITLE_CHARS: usize = 100;
 pub async fn publish(
     State(state): State<CommandState>,
     uri: Uri,
+    headers: HeaderMap,
     multipart: Result<Multipart, MultipartRejection>,
 ) -> Reply<Empty> {
     let mut multipart = match multipart {
@@ -32,7 +34,7 @@ pub async fn publish(
             ))))
         }
     };
-    let result = publish_fields(&state, uri, &mut multipart).await;
+    let result = publish_fields(&state, uri, &headers, &mut multipart).await;
     if result.is_err() {
         // Answer now; the rest of the upload is read and dropped in the background (up to the
         // router's body limit) so the client, still sending, gets the reply instead of a reset.
@@ -48,6 +50,7 @@ pub async fn publish(
 async fn publish_fields(
     state: &CommandState,
     uri: Uri,
+    headers: &HeaderMap,
     multipart: &mut Multipart,
 ) -> Result<(Empty, Position), ApiError> {
     let mut params = Params::from_query(uri.query().unwrap_or(""))?;
@@ -75,14 +78,20 @@ async fn publish_fields(
             user_id = Some(state.auth.require(&params).await?);
         }
     }
+    params.take_idempotency_header(headers.get(titok_web::http::IDEMPOTENCY_HEADER))?;
     let user_id = match user_id {
         Some(id) => id,
         None => state.auth.require(&params).await?,
     };
+    let key = idempotency_key(&params)?;
     let title = bounded_text("title", params.text("title")?, MAX_TITLE_CHARS)?.to_owned();
     let data = data.ok_or_else(|| ApiError::bad("data (the video file) is required"))?;
-    let position = publish_video(state, user_id, &title, &data).await?;
-    Ok((Empty {}, position))
+    let decide = async {
+        let event = store_video(state, user_id, &title, &data).await?;
+        Ok((event, Empty {}))
+    };
+    let request = || fingerprint("publish", &params, &data);
+    state.once(user_id, key, request, decide).await
 }
 
 /// Read and drop what is left of a refused upload, for at most a minute.
@@ -125,13 +134,24 @@ async fn read_capped(
     }
 }
 
-/// Store a video and its cover, then append `VideoPublished`; used by the handler and the seed.
+/// Store a video and its cover, then append `VideoPublished`; used by the seed.
 pub async fn publish_video(
     state: &CommandState,
     author_id: i64,
     title: &str,
     data: &[u8],
 ) -> Result<Position, ApiError> {
+    let event = store_video(state, author_id, title, data).await?;
+    state.append(author_id, event).await
+}
+
+/// Store a video and its cover under a new video id; the `VideoPublished` that points at them.
+async fn store_video(
+    state: &CommandState,
+    author_id: i64,
+    title: &str,
+    data: &[u8],
+) -> Result<EventBody, ApiError> {
     let container = sniff(data).ok_or_else(|| {
         ApiError::bad(
             "data is not a video: expected an MP4, MOV, WebM/Matroska, AVI, FLV or MPEG file",
@@ -162,7 +182,5 @@ pub async fn publish_video(
         content_type: container.content_type().to_owned(),
         size_bytes: i64::try_from(data.len()).ok(),
     };
-    state
-        .append(author_id, EventBody::VideoPublished(event))
-        .await
+    Ok(EventBody::VideoPublished(event))
 }

@@ -1,10 +1,13 @@
-//! [`SqlAccounts`]: the [`AccountStore`] port on SQLite (embedded) or MySQL, through sqlx `Any`.
+//! [`SqlAccounts`]: the [`AccountStore`] and [`CommandKeys`] ports on SQLite (embedded) or MySQL,
+//! through sqlx `Any`.
 
 use std::path::Path;
 
 use async_trait::async_trait;
 use sqlx::AnyPool;
-use titok_ports::accounts::{Account, AccountError, AccountStore};
+use titok_events::Topic;
+use titok_ports::accounts::{Account, AccountError, AccountStore, CommandKeys, KeyedCommand};
+use titok_ports::log::Position;
 
 fn unavailable(e: sqlx::Error) -> AccountError {
     AccountError::Unavailable(Box::new(e))
@@ -107,6 +110,110 @@ impl AccountStore for SqlAccounts {
             .await
             .map_err(unavailable)?;
         Ok(n)
+    }
+}
+
+/// fingerprint, event, reply, acknowledged topic/partition/offset.
+type KeyRow = (
+    String,
+    Vec<u8>,
+    Vec<u8>,
+    Option<String>,
+    Option<i64>,
+    Option<i64>,
+);
+
+fn keyed((fingerprint, event, reply, topic, partition, offset): KeyRow) -> KeyedCommand {
+    let acked = match (
+        topic.as_deref().and_then(Topic::from_name),
+        partition,
+        offset,
+    ) {
+        (Some(topic), Some(partition), Some(offset)) => Some(Position {
+            topic,
+            partition: u32::try_from(partition).unwrap_or_default(),
+            offset,
+        }),
+        _ => None,
+    };
+    KeyedCommand {
+        fingerprint,
+        event,
+        reply: String::from_utf8_lossy(&reply).into_owned(),
+        acked,
+    }
+}
+
+#[async_trait]
+impl CommandKeys for SqlAccounts {
+    async fn get(&self, user_id: i64, key: &str) -> Result<Option<KeyedCommand>, AccountError> {
+        let row: Option<KeyRow> = sqlx::query_as(
+            "SELECT fingerprint, event, reply, acked_topic, acked_partition, acked_offset \
+             FROM command_keys WHERE user_id = ? AND idem_key = ?",
+        )
+        .bind(user_id)
+        .bind(key)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(unavailable)?;
+        Ok(row.map(keyed))
+    }
+
+    async fn claim(
+        &self,
+        user_id: i64,
+        key: &str,
+        command: &KeyedCommand,
+    ) -> Result<Option<KeyedCommand>, AccountError> {
+        let res = sqlx::query(
+            "INSERT INTO command_keys (user_id, idem_key, fingerprint, event, reply, created_ms) \
+             VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(user_id)
+        .bind(key)
+        .bind(&command.fingerprint)
+        .bind(command.event.as_slice())
+        .bind(command.reply.as_bytes())
+        .bind(titok_ports::now_ms())
+        .execute(&self.pool)
+        .await;
+        match res {
+            Ok(_) => Ok(None),
+            Err(sqlx::Error::Database(db)) if db.is_unique_violation() => {
+                self.get(user_id, key).await
+            }
+            Err(e) => Err(unavailable(e)),
+        }
+    }
+
+    async fn acknowledge(
+        &self,
+        user_id: i64,
+        key: &str,
+        at: &Position,
+    ) -> Result<(), AccountError> {
+        sqlx::query(
+            "UPDATE command_keys SET acked_topic = ?, acked_partition = ?, acked_offset = ? \
+             WHERE user_id = ? AND idem_key = ?",
+        )
+        .bind(at.topic.name())
+        .bind(i64::from(at.partition))
+        .bind(at.offset)
+        .bind(user_id)
+        .bind(key)
+        .execute(&self.pool)
+        .await
+        .map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn prune(&self, before_ms: i64) -> Result<u64, AccountError> {
+        let done = sqlx::query("DELETE FROM command_keys WHERE created_ms < ?")
+            .bind(before_ms)
+            .execute(&self.pool)
+            .await
+            .map_err(unavailable)?;
+        Ok(done.rows_affected())
     }
 }
 

@@ -37,3 +37,44 @@ pub trait AccountStore: Send + Sync + 'static {
     async fn pending(&self) -> Result<Vec<Account>, AccountError>;
     async fn count(&self) -> Result<i64, AccountError>;
 }
+
+/// A command sent with an idempotency key, as first decided: kept per `(user, key)` so that a
+/// retry — on any command API instance, after a restart — re-appends the very same event (same
+/// event id, same comment/message/video id) and answers the very same reply.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyedCommand {
+    /// SHA-256 (hex) of the command's name and parameters: a key reused for another request is
+    /// refused.
+    pub fingerprint: String,
+    /// The encoded event envelope.
+    pub event: Vec<u8>,
+    /// The reply's JSON body.
+    pub reply: String,
+    /// Where the log acknowledged the event; `None` while that is not known (the append failed or
+    /// timed out, and may or may not have written it).
+    pub acked: Option<crate::log::Position>,
+}
+
+/// The idempotency keys of commands, kept beside the accounts (the same database, shared by every
+/// command API instance).
+#[async_trait]
+pub trait CommandKeys: Send + Sync + 'static {
+    async fn get(&self, user_id: i64, key: &str) -> Result<Option<KeyedCommand>, AccountError>;
+    /// Store `command` under `(user_id, key)` unless the key is taken; returns what is stored
+    /// when it was (a concurrent attempt got there first).
+    async fn claim(
+        &self,
+        user_id: i64,
+        key: &str,
+        command: &KeyedCommand,
+    ) -> Result<Option<KeyedCommand>, AccountError>;
+    /// Record where the log acknowledged the key's event.
+    async fn acknowledge(
+        &self,
+        user_id: i64,
+        key: &str,
+        at: &crate::log::Position,
+    ) -> Result<(), AccountError>;
+    /// Forget keys first used before `before_ms`; returns how many.
+    async fn prune(&self, before_ms: i64) -> Result<u64, AccountError>;
+}

@@ -2,9 +2,9 @@
 //! the query API (every read endpoint) and the command API (the comment a comment action returns).
 //! Every field is always serialised; lists default to `[]`.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Default, Serialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct User {
     pub id: i64,
     pub name: String,
@@ -31,7 +31,7 @@ pub struct Video {
     pub title: String,
 }
 
-#[derive(Debug, Clone, Default, Serialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Comment {
     pub id: i64,
     pub user: User,

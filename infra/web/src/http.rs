@@ -171,7 +171,7 @@ impl IntoResponse for ApiError {
 }
 
 /// A body with no fields beyond the envelope.
-#[derive(Debug, Default, Serialize, schemars::JsonSchema)]
+#[derive(Debug, Default, Serialize, serde::Deserialize, schemars::JsonSchema)]
 pub struct Empty {}
 
 /// A handler's answer: its body or an error, plus extra headers (log position, staleness).
@@ -263,6 +263,7 @@ impl<S: Send + Sync> FromRequest<S> for Params {
 
     async fn from_request(req: Request, _state: &S) -> Result<Self, Self::Rejection> {
         let mut params = Params::from_query(req.uri().query().unwrap_or(""))?;
+        let key_header = req.headers().get(IDEMPOTENCY_HEADER).cloned();
         let is_form = req
             .headers()
             .get(header::CONTENT_TYPE)
@@ -287,11 +288,41 @@ impl<S: Send + Sync> FromRequest<S> for Params {
                 .map_err(|e| ApiError::bad(format!("malformed form body: {e}")))?;
             params.0.extend(pairs);
         }
+        params.take_idempotency_header(key_header.as_ref())?;
         Ok(params)
     }
 }
 
+/// The idempotency key's header (the common HTTP convention) and its parameter twin, for clients
+/// that cannot set headers.
+pub const IDEMPOTENCY_HEADER: &str = "idempotency-key";
+pub const IDEMPOTENCY_PARAM: &str = "idempotency_key";
+
 impl Params {
+    /// Copy an `Idempotency-Key` header into the parameters (as `idempotency_key`); refused when
+    /// the parameter is also given with another value, or the header is not text.
+    pub fn take_idempotency_header(
+        &mut self,
+        header: Option<&HeaderValue>,
+    ) -> Result<(), ApiError> {
+        let Some(value) = header else {
+            return Ok(());
+        };
+        let value = value
+            .to_str()
+            .map_err(|_| ApiError::bad("Idempotency-Key must be visible ASCII text"))?
+            .to_owned();
+        match self.0.get(IDEMPOTENCY_PARAM) {
+            Some(param) if *param != value => Err(ApiError::bad(
+                "Idempotency-Key header and idempotency_key parameter differ",
+            )),
+            _ => {
+                self.0.insert(IDEMPOTENCY_PARAM.to_owned(), value);
+                Ok(())
+            }
+        }
+    }
+
     pub fn from_query(query: &str) -> Result<Params, ApiError> {
         let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query)
             .map_err(|e| ApiError::bad(format!("malformed query string: {e}")))?;

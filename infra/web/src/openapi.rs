@@ -51,6 +51,13 @@ pub const fn opt(name: &'static str, kind: Kind, description: &'static str) -> P
 /// The token parameter most endpoints take.
 pub const TOKEN: Param = req("token", Kind::Text, "token from register or login");
 
+/// The idempotency key of a command (also accepted as the `Idempotency-Key` header).
+pub const IDEMPOTENCY_KEY: Param = opt(
+    "idempotency_key",
+    Kind::Text,
+    "1–255 characters, unique per user and request (or the Idempotency-Key header): a retry with the same key takes effect once and gets the first attempt's reply; the same key with other parameters is refused",
+);
+
 /// One documented route.
 #[derive(Clone)]
 pub struct Endpoint {

@@ -14,6 +14,7 @@ mod operability;
 mod outages;
 mod poison;
 mod rebuild;
+mod retries;
 mod rules;
 mod scale_out;
 mod scenarios;
