@@ -1,6 +1,6 @@
 //! Generations: a rebuild's swap or a parked-event retry changes the views under the counter cache
 //! and bumps the projection's generation in `projection_meta`; every projector process watches the
-//! generations and refills its cache from the views when they change.
+//! generations and replaces its cache's entries with the views' when they change.
 
 use std::time::Duration;
 
@@ -11,6 +11,13 @@ use titok_views::stats::{latest_messages_page, user_stats_page, video_stats_page
 use tokio::sync::watch;
 
 use crate::deps::ProjectorDeps;
+
+/// Empty the cache, then refill it from the views: after a swap, entries of ids that only the
+/// replaced tables had must go (a refill alone would leave them).
+pub async fn replace_counters(store: &ViewStore, counters: &dyn Counters) -> anyhow::Result<()> {
+    counters.clear().await?;
+    refill_counters(store, counters).await
+}
 
 /// Write every counter row of the views into the cache (versioned, so only newer values land), and
 /// each conversation's newest message time for the chat-poll shortcut.
@@ -52,7 +59,7 @@ pub(crate) async fn watch_generations(deps: ProjectorDeps, mut shutdown: watch::
         match ledger::generation_sum(&deps.store).await {
             Ok(generation) => {
                 if seen.is_some_and(|s| s != generation) {
-                    match refill_counters(&deps.store, deps.counters.as_ref()).await {
+                    match replace_counters(&deps.store, deps.counters.as_ref()).await {
                         Ok(()) => {
                             tracing::info!(
                                 generation,

@@ -15,8 +15,9 @@
 //!    tables in one atomic step (one SQLite transaction; one MySQL `RENAME TABLE`), moves the
 //!    checkpoints to the shadow's positions, replaces the group's parked events, records the view
 //!    version, bumps the generation and releases the lease — all in one transaction;
-//! 4. drops the old tables and refills the counter cache from the new ones (every projector
-//!    process also refills its cache when it sees the generation change).
+//! 4. drops the old tables and replaces the counter cache's entries with the new tables' (every
+//!    projector process does the same when it sees the generation change), so ids that only the
+//!    old — damaged — tables had leave the cache.
 //!
 //! Nothing the fold does has side effects beyond the view tables, so replay suppresses nothing
 //! today; the cache refresh and position publishing of live batches are skipped during replay.
@@ -39,6 +40,23 @@ use crate::folder::{Folder, BATCH};
 pub const SWAP_WITHIN: i64 = 2000;
 /// How long the pause lease lasts; the final catch-up must finish within it.
 const LEASE: Duration = Duration::from_secs(60);
+/// How long a rebuild lease lasts unless renewed; a running rebuild renews it every third of that,
+/// so a crashed rebuild's group can be rebuilt again this long after it died.
+pub const REBUILD_LEASE: Duration = Duration::from_secs(30);
+
+/// Another rebuild of the same group is running (it holds the group's rebuild lease).
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "views {views} are being rebuilt by another `titok rebuild` ({holder}); its lease runs until \
+     {until} and is renewed while it works: wait for it to finish (or, if it died, for its lease to \
+     expire {secs} s after it stopped)",
+    secs = REBUILD_LEASE.as_secs()
+)]
+pub struct RebuildBusy {
+    pub views: String,
+    pub holder: String,
+    pub until: String,
+}
 
 /// What to do at start-up when a stored view is older than this binary's projection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -146,7 +164,15 @@ pub async fn prepare(
                     "views are of an older version: rebuilding them from the log"
                 );
                 let mut progress = progress(&names(group));
-                rebuild(deps, group, SWAP_WITHIN, progress.as_mut()).await?;
+                match rebuild(deps, group, SWAP_WITHIN, progress.as_mut()).await {
+                    Ok(_) => {}
+                    Err(err) if err.is::<RebuildBusy>() => {
+                        // Another process is rebuilding it: wait for its swap.
+                        tracing::info!(error = %err, "waiting for another rebuild");
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                    }
+                    Err(err) => return Err(err),
+                }
             }
         }
     }
@@ -217,8 +243,8 @@ fn projections(group: &[&View]) -> Vec<&'static str> {
     group.iter().map(|v| v.projection).collect()
 }
 
-/// Rebuild one group of projections (see the module docs). Concurrent rebuilds of the same group
-/// are not supported (the second one's swap would replace the first one's tables).
+/// Rebuild one group of projections (see the module docs). Holds the group's rebuild lease while
+/// it runs: a second rebuild of the group fails with [`RebuildBusy`].
 pub async fn rebuild(
     deps: &ProjectorDeps,
     group: &[&'static View],
@@ -230,6 +256,40 @@ pub async fn rebuild(
     let shadow = Tables::shadow(store.dialect, &prefix);
     let bases = catalog::tables_of(group);
     let started = Instant::now();
+    let names_of = projections(group);
+    let holder = format!(
+        "pid {} started {} ({prefix})",
+        std::process::id(),
+        chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    );
+    let lease_end = || titok_ports::now_ms() + REBUILD_LEASE.as_millis() as i64;
+    if let Some(lease) = ledger::claim_rebuild(store, &names_of, &holder, lease_end()).await? {
+        return Err(RebuildBusy {
+            views: names(group),
+            holder: lease.holder,
+            until: chrono::DateTime::from_timestamp_millis(lease.until_ms)
+                .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+                .unwrap_or_default(),
+        }
+        .into());
+    }
+    let renewal = tokio::spawn({
+        let (store, names_of, holder) = (store.clone(), names_of.clone(), holder.clone());
+        async move {
+            loop {
+                tokio::time::sleep(REBUILD_LEASE / 3).await;
+                let until = titok_ports::now_ms() + REBUILD_LEASE.as_millis() as i64;
+                match ledger::renew_rebuild(&store.write, &names_of, &holder, until).await {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        tracing::warn!(%holder, "this rebuild lost its lease");
+                        return;
+                    }
+                    Err(err) => tracing::warn!(error = %err, "cannot renew the rebuild lease"),
+                }
+            }
+        }
+    });
     let outcome = async {
         ledger::create_tables(store, &shadow, &bases, Parts::Tables).await?;
         ledger::create_parked(store, &shadow).await?;
@@ -268,16 +328,23 @@ pub async fn rebuild(
                 })
                 .collect(),
             views: group.iter().map(|v| (v.projection, v.version)).collect(),
+            rebuild_by: &holder,
         };
+        anyhow::ensure!(
+            ledger::renew_rebuild(&store.write, &names_of, &holder, lease_end()).await?,
+            "this rebuild lost its lease (it stalled longer than {REBUILD_LEASE:?}); not swapping"
+        );
         ledger::swap(store, &shadow, &bases, &record).await?;
         anyhow::Ok(events)
     }
     .await;
+    renewal.abort();
     let events = match outcome {
         Ok(events) => events,
         Err(err) => {
-            // Leave the live views as they were: release the lease, drop the shadow.
+            // Leave the live views as they were: release the leases, drop the shadow.
             let _ = ledger::set_pause(store, &projections(group), 0).await;
+            let _ = ledger::release_rebuild(&store.write, &names_of, &holder).await;
             let _ = ledger::drop_tables(store, &shadow, &bases).await;
             progress.abandon();
             return Err(err.context("rebuild failed; the live views are unchanged"));
@@ -285,7 +352,7 @@ pub async fn rebuild(
     };
     ledger::drop_tables(store, &ledger::replaced(&shadow), &bases).await?;
     ledger::drop_tables(store, &shadow, &BTreeSet::new()).await?;
-    crate::generations::refill_counters(store, deps.counters.as_ref()).await?;
+    crate::generations::replace_counters(store, deps.counters.as_ref()).await?;
     let seconds = started.elapsed().as_secs_f64();
     let report = Report {
         views: group.iter().map(|v| v.projection).collect(),

@@ -75,6 +75,14 @@ impl Counters for InProcessCounters {
         Ok(())
     }
 
+    async fn clear(&self) -> Result<(), CountersError> {
+        let mut maps = self.maps();
+        maps.users.clear();
+        maps.videos.clear();
+        maps.chats.clear();
+        Ok(())
+    }
+
     async fn chat_latest(&self, pair: (i64, i64)) -> Result<Option<i64>, CountersError> {
         let mut maps = self.maps();
         Ok(maps.chats.get_mut(&pair).map(|(latest, touched)| {

@@ -233,6 +233,38 @@ impl Counters for RedisCounters {
         self.put_hashes("v", &VIDEO_FIELDS, rows).await
     }
 
+    /// SCAN the namespace's counter and chat keys and UNLINK them, a page at a time.
+    async fn clear(&self) -> Result<(), CountersError> {
+        let mut conn = self.conn.clone();
+        for kind in ["u", "v", "chat"] {
+            let pattern = format!("{}:{kind}:*", self.ns);
+            let mut cursor: u64 = 0;
+            loop {
+                let scan = redis::cmd("SCAN")
+                    .arg(cursor)
+                    .arg("MATCH")
+                    .arg(&pattern)
+                    .arg("COUNT")
+                    .arg(1000)
+                    .to_owned();
+                let (next, keys): (u64, Vec<String>) = bounded(scan.query_async(&mut conn))
+                    .await
+                    .map_err(CountersError)?;
+                if !keys.is_empty() {
+                    let unlink = redis::cmd("UNLINK").arg(&keys).to_owned();
+                    bounded(unlink.query_async::<i64>(&mut conn))
+                        .await
+                        .map_err(CountersError)?;
+                }
+                if next == 0 {
+                    break;
+                }
+                cursor = next;
+            }
+        }
+        Ok(())
+    }
+
     async fn chat_latest(&self, pair: (i64, i64)) -> Result<Option<i64>, CountersError> {
         let mut conn = self.conn.clone();
         let cmd = redis::cmd("GETEX")

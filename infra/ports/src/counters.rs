@@ -55,6 +55,9 @@ pub trait Counters: Send + Sync + 'static {
     /// Raise a conversation's newest-message time to at least `created_ms`.
     async fn put_chat_latest(&self, pair: (i64, i64), created_ms: i64)
         -> Result<(), CountersError>;
+    /// Drop every entry (they fill again from SQL). After a rebuild replaced the views, so that
+    /// ids only the replaced — damaged — tables had are not served from the cache any more.
+    async fn clear(&self) -> Result<(), CountersError>;
     /// Whether the entries outlive this process (Redis). Then a crash between a batch's commit
     /// and its cache refresh can leave entries behind SQL, and a projector refills the cache from
     /// the views before it publishes any position.

@@ -5,7 +5,8 @@
 //!   event take effect exactly once);
 //! - **projection meta** (`projection_meta`): the view version a projection was built at, a
 //!   generation that a rebuild or a parked retry bumps (every process refills its counter cache
-//!   when the sum changes), and the pause lease a rebuild holds while it swaps tables;
+//!   when the sum changes), the pause lease a rebuild holds while it swaps tables, and the rebuild
+//!   lease that keeps a second rebuild of the same group from starting;
 //! - **parked events** (`parked_events`, or a rebuild's own copy): records a projection could not
 //!   apply, with their reason;
 //! - **shadow tables** of a rebuild: creating them (tables first, SQLite's secondary indexes after
@@ -241,6 +242,110 @@ pub async fn set_pause(
     Ok(())
 }
 
+/// Who holds a group's rebuild lease, and until when (ms since the epoch).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RebuildLease {
+    pub holder: String,
+    pub until_ms: i64,
+}
+
+/// Take the rebuild lease of `projections` for `holder` until `until_ms`, all or nothing: when
+/// another holder's lease on any of them has not expired, nothing changes and that lease is
+/// returned. Projections without a meta row get one at version 0 (built by nothing yet).
+pub async fn claim_rebuild(
+    store: &ViewStore,
+    projections: &[&str],
+    holder: &str,
+    until_ms: i64,
+) -> Result<Option<RebuildLease>, sqlx::Error> {
+    let mut tx = store.begin_write().await?;
+    let held: Vec<(String, i64)> = sqlx::query_as(&format!(
+        "SELECT rebuild_by, rebuild_until_ms FROM projection_meta \
+         WHERE projection IN ({}) AND rebuild_until_ms > ? AND rebuild_by <> ?{}",
+        in_list(projections),
+        store.dialect.for_update()
+    ))
+    .bind_all(projections)
+    .bind(titok_ports::now_ms())
+    .bind(holder)
+    .fetch_all(&mut *tx)
+    .await?;
+    if let Some((holder, until_ms)) = held.into_iter().next() {
+        tx.rollback().await?;
+        return Ok(Some(RebuildLease { holder, until_ms }));
+    }
+    for projection in projections {
+        sqlx::query(&format!(
+            "INSERT INTO projection_meta (projection, version, generation, paused_until_ms, rebuild_by, rebuild_until_ms) \
+             VALUES (?, 0, 0, 0, ?, ?) {} rebuild_by = {}, rebuild_until_ms = {}",
+            store.dialect.on_conflict_update("projection"),
+            store.dialect.new_value("rebuild_by"),
+            store.dialect.new_value("rebuild_until_ms")
+        ))
+        .bind(*projection)
+        .bind(holder)
+        .bind(until_ms)
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(None)
+}
+
+/// Extend `holder`'s rebuild lease; false when it no longer holds it on every projection.
+pub async fn renew_rebuild<'e>(
+    executor: impl Executor<'e, Database = Any>,
+    projections: &[&str],
+    holder: &str,
+    until_ms: i64,
+) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(&format!(
+        "UPDATE projection_meta SET rebuild_until_ms = ? WHERE projection IN ({}) AND rebuild_by = ?",
+        in_list(projections)
+    ))
+    .bind(until_ms)
+    .bind_all(projections)
+    .bind(holder)
+    .execute(executor)
+    .await?;
+    Ok(done.rows_affected() == projections.len() as u64)
+}
+
+/// Release `holder`'s rebuild lease (what another holder took is left alone).
+pub async fn release_rebuild<'e>(
+    executor: impl Executor<'e, Database = Any>,
+    projections: &[&str],
+    holder: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(&format!(
+        "UPDATE projection_meta SET rebuild_by = '', rebuild_until_ms = 0 \
+         WHERE projection IN ({}) AND rebuild_by = ?",
+        in_list(projections)
+    ))
+    .bind_all(projections)
+    .bind(holder)
+    .execute(executor)
+    .await?;
+    Ok(())
+}
+
+/// Bind every item of a list, in order (for an `IN (?, …)` made by [`in_list`]).
+trait BindAll<'q> {
+    fn bind_all(self, items: &'q [&'q str]) -> Self;
+}
+
+impl<'q> BindAll<'q> for sqlx::query::Query<'q, Any, sqlx::any::AnyArguments<'q>> {
+    fn bind_all(self, items: &'q [&'q str]) -> Self {
+        items.iter().fold(self, |q, item| q.bind(*item))
+    }
+}
+
+impl<'q, O> BindAll<'q> for sqlx::query::QueryAs<'q, Any, O, sqlx::any::AnyArguments<'q>> {
+    fn bind_all(self, items: &'q [&'q str]) -> Self {
+        items.iter().fold(self, |q, item| q.bind(*item))
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Parked events
 
@@ -466,6 +571,8 @@ pub struct Checkpoint<'a> {
 pub struct SwapRecord<'a> {
     pub checkpoints: Vec<Checkpoint<'a>>,
     pub views: Vec<(&'a str, i64)>,
+    /// The rebuild lease's holder, released with the swap.
+    pub rebuild_by: &'a str,
 }
 
 /// Put a rebuild's shadow tables in place of the live ones:
@@ -598,5 +705,7 @@ async fn record_swap(
     ))
     .execute(&mut *conn)
     .await?;
+    let projections: Vec<&str> = record.views.iter().map(|(p, _)| *p).collect();
+    release_rebuild(&mut *conn, &projections, record.rebuild_by).await?;
     Ok(())
 }
