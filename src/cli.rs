@@ -254,9 +254,14 @@ impl Config {
 pub fn init_tracing(json: bool, default: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    // A log line that cannot be written (stderr redirected to a full disk) is dropped. With
+    // internal-error logging on, tracing-subscriber reports it with `eprintln!`, which panics
+    // when stderr fails too: the request being served died without a reply (found by the
+    // disk-full test).
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        .log_internal_errors(false);
     if json {
         builder.json().init();
     } else {

@@ -25,6 +25,8 @@ pub struct TestApp {
     _dir: Option<tempfile::TempDir>,
     child: Child,
     extra_args: Vec<String>,
+    /// Extra environment of the server process.
+    env: Vec<(String, String)>,
     log_name: String,
 }
 
@@ -42,8 +44,34 @@ impl TestApp {
     /// Like [`TestApp::start`], replacing service arguments of this run (e.g. `--redis-url` of a
     /// private Redis that the test stops and starts).
     pub async fn start_with(args: &[&str], overrides: &[(&str, String)]) -> TestApp {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let data_dir = dir.path().to_path_buf();
+        TestApp::start_full(args, overrides, &[], None).await
+    }
+
+    /// Like [`TestApp::start`], with extra environment variables for the server process (e.g.
+    /// `LD_PRELOAD` of libfaketime).
+    pub async fn start_env(args: &[&str], env: &[(&str, String)]) -> TestApp {
+        TestApp::start_full(args, &[], env, None).await
+    }
+
+    /// Like [`TestApp::start`], in a data dir the caller provides (and removes).
+    pub async fn start_in(data_dir: PathBuf, args: &[&str]) -> TestApp {
+        TestApp::start_full(args, &[], &[], Some(data_dir)).await
+    }
+
+    async fn start_full(
+        args: &[&str],
+        overrides: &[(&str, String)],
+        env: &[(&str, String)],
+        data_dir: Option<PathBuf>,
+    ) -> TestApp {
+        let (dir, data_dir) = match data_dir {
+            Some(path) => (None, path),
+            None => {
+                let dir = tempfile::tempdir().expect("temp dir");
+                let path = dir.path().to_path_buf();
+                (Some(dir), path)
+            }
+        };
         let mut extra_args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
         let mut services = service_args(&data_dir);
         for (name, value) in overrides {
@@ -53,15 +81,20 @@ impl TestApp {
             }
         }
         extra_args.extend(services);
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect();
         let log_name = "server.log".to_owned();
-        let (child, base) = launch(&data_dir, &extra_args, &log_name).await;
+        let (child, base) = launch(&data_dir, &extra_args, &env, &log_name).await;
         TestApp {
             base,
             client: client(),
             data_dir,
-            _dir: Some(dir),
+            _dir: dir,
             child,
             extra_args,
+            env,
             log_name,
         }
     }
@@ -97,7 +130,8 @@ impl TestApp {
 
     /// Start the (killed) server again with the same arguments, without waiting for readiness.
     pub async fn respawn(&mut self) {
-        let (child, base) = launch(&self.data_dir, &self.extra_args, &self.log_name).await;
+        let (child, base) =
+            launch(&self.data_dir, &self.extra_args, &self.env, &self.log_name).await;
         self.child = child;
         self.base = base;
     }
@@ -440,7 +474,7 @@ impl Cluster {
         extra_args.extend(args.iter().map(|s| s.to_string()));
         extra_args.extend(self.service_args.iter().cloned());
         let data_dir = self.dir.path().to_path_buf();
-        let (child, base) = launch(&data_dir, &extra_args, &log_name).await;
+        let (child, base) = launch(&data_dir, &extra_args, &[], &log_name).await;
         TestApp {
             base,
             client: client(),
@@ -448,6 +482,7 @@ impl Cluster {
             _dir: None,
             child,
             extra_args,
+            env: Vec::new(),
             log_name,
         }
     }
@@ -697,7 +732,12 @@ fn client() -> reqwest::Client {
         .expect("client")
 }
 
-async fn launch(data_dir: &std::path::Path, extra: &[String], log_name: &str) -> (Child, String) {
+async fn launch(
+    data_dir: &std::path::Path,
+    extra: &[String],
+    env: &[(String, String)],
+    log_name: &str,
+) -> (Child, String) {
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -711,6 +751,7 @@ async fn launch(data_dir: &std::path::Path, extra: &[String], log_name: &str) ->
         .arg(data_dir)
         .args(extra)
         .env("RUST_LOG", "info,sqlx=warn,titok_projectors=debug")
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .stdout(Stdio::piped())
         .stderr(Stdio::from(log))
         .kill_on_drop(true)

@@ -189,8 +189,33 @@ async fn write_group(
         }
         all.push(positions);
     }
-    // One multi-row statement per `ROWS_PER_INSERT` records: the whole group in one transaction.
-    let mut tx = conn.begin().await?;
+    // One multi-row statement per `ROWS_PER_INSERT` records: the whole group in one transaction,
+    // with plain BEGIN / COMMIT / ROLLBACK statements rather than sqlx's `Transaction`: after a
+    // failed COMMIT (SQLITE_FULL on a full disk) SQLite may or may not have rolled back, sqlx's
+    // own rollback then fails, its transaction depth stays at 1, and its next `begin()` became a
+    // SAVEPOINT inside a transaction that never commits — groups were acknowledged that no other
+    // connection could see and a restart lost (found by the disk-full test). Here an open
+    // transaction is always rolled back, and a BEGIN inside one fails instead of nesting.
+    sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await?;
+    let written = insert_rows(conn, &rows, now).await;
+    let committed = match written {
+        Ok(()) => sqlx::query("COMMIT").execute(&mut *conn).await.map(|_| ()),
+        Err(err) => Err(err),
+    };
+    if let Err(err) = committed {
+        // Fails harmlessly when SQLite already rolled back by itself.
+        let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
+        return Err(err);
+    }
+    Ok(all)
+}
+
+/// The group's rows, as multi-row inserts into the open transaction.
+async fn insert_rows(
+    conn: &mut SqliteConnection,
+    rows: &[(Topic, u32, i64, &String, &Vec<u8>)],
+    now: i64,
+) -> Result<(), sqlx::Error> {
     for chunk in rows.chunks(ROWS_PER_INSERT) {
         let mut insert = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
             "INSERT INTO log (topic, partition, offset, key, payload, appended_ms) ",
@@ -206,10 +231,9 @@ async fn write_group(
                     .push_bind(now);
             },
         );
-        insert.build().execute(&mut *tx).await?;
+        insert.build().execute(&mut *conn).await?;
     }
-    tx.commit().await?;
-    Ok(all)
+    Ok(())
 }
 
 /// Records per `INSERT` of a group commit (6 parameters each, far below SQLite's limit).

@@ -110,6 +110,22 @@ pub async fn open_sqlite(
     Ok(pool)
 }
 
+/// Keep a connection coming back to the pool only if no transaction is open on it. After a failed
+/// COMMIT (SQLite's SQLITE_FULL on a full disk rolls back by itself), sqlx's own rollback fails and
+/// its transaction depth stays at 1; the next `BEGIN IMMEDIATE` on that connection then always
+/// failed (the projections stopped for good after a disk-full episode). Closing it gives the pool a
+/// fresh connection instead.
+fn close_if_in_transaction(
+    conn: &mut sqlx::AnyConnection,
+    _: sqlx::pool::PoolConnectionMetadata,
+) -> futures::future::BoxFuture<'_, Result<bool, sqlx::Error>> {
+    let clean = !sqlx::Connection::is_in_transaction(conn);
+    if !clean {
+        tracing::warn!("closing a database connection left inside a failed transaction");
+    }
+    Box::pin(std::future::ready(Ok(clean)))
+}
+
 /// A SQLite file as an `Any` pool with WAL, the durability's `synchronous`, and a busy timeout.
 async fn sqlite_any(
     path: &Path,
@@ -123,6 +139,7 @@ async fn sqlite_any(
     let sync = durability.pragma();
     AnyPoolOptions::new()
         .max_connections(max)
+        .after_release(close_if_in_transaction)
         .after_connect(move |conn, _| {
             Box::pin(async move {
                 conn.execute("PRAGMA busy_timeout = 10000").await?;
@@ -158,6 +175,7 @@ pub async fn mysql_any(url: &str, max: u32) -> Result<AnyPool, sqlx::Error> {
     AnyPoolOptions::new()
         .max_connections(max)
         .acquire_timeout(Duration::from_secs(5))
+        .after_release(close_if_in_transaction)
         .connect(url)
         .await
 }

@@ -10,6 +10,7 @@ mod chaos;
 mod consistency;
 mod crash;
 mod event_versions;
+mod faults;
 mod operability;
 mod outages;
 mod poison;
