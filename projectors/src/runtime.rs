@@ -63,6 +63,14 @@ pub async fn spawn_all(
 /// How long a partition may stay behind the log without its checkpoint moving, while this
 /// projection's consumer polls nothing, before the consumer rejoins its group.
 const STALL_AFTER: Duration = Duration::from_secs(15);
+/// Rejoins in a row without progress after which a projection consumes in a fresh consumer group.
+/// Found with a network stall longer than the session timeout between the projector and tansu:
+/// the group stayed wedged (a new member of it was never given the partition) until the process
+/// restarted, while a consumer of another group read everything. Group offsets are only a hint
+/// (the SQL checkpoints decide), and two groups reading one partition still apply each event
+/// once (the checkpoint rows are locked), so a fresh group is safe; it costs only duplicate reads
+/// if other instances stay in the old group.
+const FRESH_GROUP_AFTER: u32 = 2;
 
 /// The checkpoints at the last stall check.
 #[derive(Default)]
@@ -121,10 +129,17 @@ impl Projection {
         Ok(next)
     }
 
-    async fn connect(&self) -> anyhow::Result<Box<dyn LogConsumer>> {
+    /// A consumer from the stored checkpoints. After [`FRESH_GROUP_AFTER`] rejoins in a row that
+    /// did not get the projection moving, in a consumer group of its own (see `run`).
+    async fn connect(&self, stuck_rejoins: u32) -> anyhow::Result<Box<dyn LogConsumer>> {
         let start = self.checkpoints().await?;
         tracing::info!(projection = self.name, positions = ?start, "projection consuming");
-        let group = format!("{}.{}", self.deps.group_prefix, self.name);
+        let mut group = format!("{}.{}", self.deps.group_prefix, self.name);
+        if stuck_rejoins >= FRESH_GROUP_AFTER {
+            group = format!("{group}.{}", titok_ports::now_ms());
+            tracing::warn!(projection = self.name, %group,
+                "rejoining did not help: the broker keeps this group's partitions away; consuming in a fresh group");
+        }
         Ok(self.deps.log.consumer(&group, self.topic, start).await?)
     }
 
@@ -132,13 +147,15 @@ impl Projection {
         let mut backoff = Duration::from_millis(50);
         let mut consumer: Option<Box<dyn LogConsumer>> = None;
         let mut stall = StallWatch::default();
+        // Rejoins since the projection last applied a batch.
+        let mut stuck_rejoins = 0_u32;
         // The next batch, fetched while the previous one was folded and committed.
         let mut ahead: Option<Vec<LogRecord>> = None;
         while !*shutdown.borrow() {
             let round = async {
                 let source = match consumer.as_mut() {
                     Some(c) => c,
-                    None => consumer.insert(self.connect().await?),
+                    None => consumer.insert(self.connect(stuck_rejoins).await?),
                 };
                 let batch = match ahead.take() {
                     Some(batch) if !batch.is_empty() => batch,
@@ -170,6 +187,9 @@ impl Projection {
             match round.await {
                 Ok(idle) => {
                     backoff = Duration::from_millis(50);
+                    if !idle {
+                        stuck_rejoins = 0;
+                    }
                     if idle && stall.due() {
                         if let Some(partitions) = self.stalled_partitions(&mut stall).await {
                             // Nobody is consuming them: on some brokers a consumer-group member
@@ -181,6 +201,7 @@ impl Projection {
                                 .increment(1);
                             consumer = None;
                             ahead = None;
+                            stuck_rejoins += 1;
                         }
                     }
                 }

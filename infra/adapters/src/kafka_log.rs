@@ -57,6 +57,9 @@ pub struct KafkaLog {
     partitions: HashMap<Topic, u32>,
 }
 
+/// Longest an append waits for the broker's acknowledgement before answering "unavailable".
+pub const APPEND_TIMEOUT: Duration = Duration::from_secs(5);
+
 fn unavailable(e: impl Into<titok_ports::BoxError>) -> LogError {
     LogError::Unavailable(e.into())
 }
@@ -76,6 +79,10 @@ impl KafkaLog {
             .set("acks", "all")
             .set("linger.ms", settings.linger_ms.to_string())
             .set("message.timeout.ms", "5000")
+            // A request already sent is not covered by `message.timeout.ms`: on a stalled
+            // connection it waited for the request timeout (30 s by default), and commands
+            // answered after 10 s instead of 5 (found by the network-stall test).
+            .set("request.timeout.ms", "4000")
             .create()
             .map_err(unavailable)?;
         let log = KafkaLog {
@@ -191,7 +198,15 @@ impl EventLog for KafkaLog {
                 offset: delivery.offset,
             })
         });
-        futures::future::try_join_all(sends).await
+        // One bound for the whole append, whatever librdkafka is waiting on (a full local queue,
+        // a stalled connection, a broker that cannot be reached): the reply is a 503 with the
+        // outcome unknown, as for a delivery timeout (under a reset network it took 11 s before).
+        match tokio::time::timeout(APPEND_TIMEOUT, futures::future::try_join_all(sends)).await {
+            Ok(result) => result,
+            Err(_) => Err(unavailable(format!(
+                "no acknowledgement from the broker within {APPEND_TIMEOUT:?} (the event may still be written)"
+            ))),
+        }
     }
 
     async fn end_offsets(&self, topics: &[Topic]) -> Result<Vec<Position>, LogError> {

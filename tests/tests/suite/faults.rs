@@ -233,7 +233,7 @@ async fn a_full_disk_answers_503_keeps_serving_reads_loses_nothing_and_recovers_
         "writes recovered by themselves once space returned"
     );
     let mut listed = Vec::new();
-    for _ in 0..120 {
+    for _ in 0..40 {
         listed = app.comments(&a, video).await;
         if listed.len() >= acked.len() {
             break;
@@ -251,4 +251,187 @@ async fn a_full_disk_answers_503_keeps_serving_reads_loses_nothing_and_recovers_
         "exactly the acknowledged comments ({refused} refused)"
     );
     println!("disk full: {} acknowledged, {refused} refused (503), recovered after {recovered:?} retries", acked.len());
+}
+
+/// One comment of the load: its text, how long the reply took, and whether it was acknowledged.
+struct Sent {
+    text: String,
+    millis: u128,
+    acked: bool,
+    /// When it was sent, ms after the load started.
+    at: u128,
+}
+
+/// Slow, stalled and reset connections between the server and each of Kafka, MySQL and Redis (a
+/// proxy in front of each), one after the other, under a steady comment load: every reply is an
+/// acknowledgement or a 503 envelope within the documented timeouts, everything acknowledged is
+/// listed afterwards (and nothing that was never sent), counts are exact, and writes recover
+/// without a restart.
+#[tokio::test]
+#[ignore = "needs Kafka, MySQL and Redis: scripts/test runs it in its real-service pass"]
+async fn slow_stalled_and_reset_networks_to_each_service_lose_nothing_acknowledged_and_recover() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    needs_real_services!();
+    // Arrange: private services, each behind a proxy; the broker advertises its proxy.
+    let (kafka_port, kafka_proxy_port) = (free_port(), free_port());
+    let _broker = PrivateService::tansu_advertising(kafka_port, kafka_proxy_port).await;
+    let kafka = FaultyProxy::start_on(kafka_proxy_port, kafka_port).await;
+    let mysql_service = PrivateService::mariadb().await;
+    let mysql = FaultyProxy::start(mysql_service.port).await;
+    let redis_service = PrivateService::redis().await;
+    let redis = FaultyProxy::start(redis_service.port).await;
+    let app = TestApp::start_with(
+        &["--no-sample", "--kafka-idempotence", "false"],
+        &[
+            ("--kafka-brokers", format!("127.0.0.1:{}", kafka.port)),
+            (
+                "--mysql-url",
+                format!("mysql://titok:titok@127.0.0.1:{}/titok", mysql.port),
+            ),
+            ("--redis-url", format!("redis://127.0.0.1:{}", redis.port)),
+        ],
+    )
+    .await;
+    let users = [
+        app.register("u0", "pw").await,
+        app.register("u1", "pw").await,
+        app.register("u2", "pw").await,
+        app.register("u3", "pw").await,
+    ];
+    let video = app.publish(&users[0], "v").await;
+
+    // Act: four clients comment while each service's network turns slow, stalls, and resets.
+    let stop = AtomicBool::new(false);
+    let t0 = std::time::Instant::now();
+    let client = |user: &User, n: usize| {
+        let (app, stop) = (&app, &stop);
+        let user = user.clone();
+        async move {
+            let mut sent = Vec::new();
+            let mut i = 0;
+            while !stop.load(Ordering::SeqCst) {
+                let text = format!("c{n}-{i}");
+                i += 1;
+                let form = user.with(&[
+                    ("video_id", video.to_string()),
+                    ("action_type", "1".into()),
+                    ("comment_text", text.clone()),
+                ]);
+                let started = std::time::Instant::now();
+                let at = started.duration_since(t0).as_millis();
+                let (status, body) = app.post_raw("/douyin/comment/action/", &form).await;
+                let acked = match (status, body["status_code"].as_i64()) {
+                    (200, Some(0)) => true,
+                    (503, Some(503)) => false,
+                    other => {
+                        panic!("neither an acknowledgement nor a 503 envelope: {other:?} {body}")
+                    }
+                };
+                sent.push(Sent {
+                    text,
+                    millis: started.elapsed().as_millis(),
+                    acked,
+                    at,
+                });
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            sent
+        }
+    };
+    let faults = async {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        for proxy in [&kafka, &mysql, &redis] {
+            for fault in [
+                Fault::Latency(Duration::from_millis(200)),
+                Fault::Stall,
+                Fault::Reset,
+            ] {
+                proxy.set(fault);
+                // A stall outlasts every timeout (5 s); the others are shorter.
+                let hold = if fault == Fault::Stall { 10 } else { 3 };
+                tokio::time::sleep(Duration::from_secs(hold)).await;
+                proxy.set(Fault::None);
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+        // Recovered: keep the load on a little longer with every network healthy.
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        stop.store(true, Ordering::SeqCst);
+    };
+    let (results, ()) = tokio::join!(
+        futures::future::join_all(users.iter().enumerate().map(|(n, u)| client(u, n))),
+        faults
+    );
+    let sent: Vec<Sent> = results.into_iter().flatten().collect();
+
+    // Assert
+    let acked: Vec<&str> = sent
+        .iter()
+        .filter(|s| s.acked)
+        .map(|s| s.text.as_str())
+        .collect();
+    let refused = sent.len() - acked.len();
+    let slowest = sent.iter().map(|s| s.millis).max().unwrap_or(0);
+    let mut slow: Vec<(u128, u128, bool)> = sent
+        .iter()
+        .filter(|s| s.millis > 1_000)
+        .map(|s| (s.at, s.millis, s.acked))
+        .collect();
+    slow.sort();
+    println!("replies over 1 s (sent at ms, took ms, acked): {slow:?}");
+    println!(
+        "networks: {} comments sent, {} acknowledged, {refused} refused (503), slowest reply {slowest} ms",
+        sent.len(),
+        acked.len()
+    );
+    let last_acked = sent.iter().rev().take(8).filter(|s| s.acked).count();
+    assert!(last_acked > 0, "writes recovered without a restart");
+    let mut listed = Vec::new();
+    for _ in 0..40 {
+        listed = app.comments(&users[0], video).await;
+        if acked
+            .iter()
+            .all(|t| listed.iter().any(|c| c["content"] == *t))
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let texts: std::collections::HashSet<&str> = listed
+        .iter()
+        .filter_map(|c| c["content"].as_str())
+        .collect();
+    let missing: Vec<&&str> = acked.iter().filter(|t| !texts.contains(**t)).collect();
+    if !missing.is_empty() {
+        let logs = app.logs();
+        let lines: Vec<&str> = logs
+            .lines()
+            .filter(|l| {
+                !l.contains("consistency wait")
+                    && (l.contains("WARN")
+                        || l.contains("ERROR")
+                        || l.contains("rdkafka")
+                        || l.contains("comments"))
+            })
+            .collect();
+        println!("{}", lines[lines.len().saturating_sub(80)..].join("\n"));
+    }
+    assert!(missing.is_empty(), "acknowledged but missing: {missing:?}");
+    let all: std::collections::HashSet<&str> = sent.iter().map(|s| s.text.as_str()).collect();
+    assert!(texts.iter().all(|t| all.contains(t)), "nothing never sent");
+    assert_eq!(texts.len(), listed.len(), "each comment once");
+    let count = app
+        .publish_list(&users[0], users[0].id)
+        .await
+        .first()
+        .map(|v| v["comment_count"].clone());
+    assert_eq!(
+        count,
+        Some(Value::from(listed.len())),
+        "comment_count exact"
+    );
+    assert!(
+        slowest < 8_000,
+        "a reply took {slowest} ms (timeouts: 5 s for the log and MySQL, a few s for Redis)"
+    );
 }
