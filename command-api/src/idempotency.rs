@@ -43,6 +43,11 @@ pub fn idempotency_key(params: &Params) -> Result<Option<String>, ApiError> {
             "Idempotency-Key must be 1–{MAX_KEY_CHARS} characters"
         )));
     }
+    if key.trim() != key {
+        return Err(ApiError::bad(
+            "Idempotency-Key must not start or end with whitespace",
+        ));
+    }
     if key.chars().any(char::is_control) {
         return Err(ApiError::bad(
             "Idempotency-Key must not contain control characters",
@@ -213,6 +218,9 @@ mod tests {
         assert_eq!(idempotency_key(&params(&[])).expect("none"), None);
         assert!(idempotency_key(&params(&[("idempotency_key", "")])).is_err());
         assert!(idempotency_key(&params(&[("idempotency_key", "a\nb")])).is_err());
+        // MySQL's PAD SPACE collations would take "k" and "k " for one key.
+        assert!(idempotency_key(&params(&[("idempotency_key", "k ")])).is_err());
+        assert!(idempotency_key(&params(&[("idempotency_key", " k")])).is_err());
         let long = "k".repeat(MAX_KEY_CHARS + 1);
         assert!(idempotency_key(&params(&[("idempotency_key", long.as_str())])).is_err());
         assert_eq!(

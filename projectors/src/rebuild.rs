@@ -342,9 +342,15 @@ pub async fn rebuild(
     let events = match outcome {
         Ok(events) => events,
         Err(err) => {
-            // Leave the live views as they were: release the leases, drop the shadow.
-            let _ = ledger::set_pause(store, &projections(group), 0).await;
-            let _ = ledger::release_rebuild(&store.write, &names_of, &holder).await;
+            // Leave the live views as they were: release the leases, drop the shadow. A rebuild
+            // that lost its lease leaves the pause alone: it belongs to the one that took over.
+            if ledger::renew_rebuild(&store.write, &names_of, &holder, lease_end())
+                .await
+                .unwrap_or(false)
+            {
+                let _ = ledger::set_pause(store, &projections(group), 0).await;
+                let _ = ledger::release_rebuild(&store.write, &names_of, &holder).await;
+            }
             let _ = ledger::drop_tables(store, &shadow, &bases).await;
             progress.abandon();
             return Err(err.context("rebuild failed; the live views are unchanged"));

@@ -136,7 +136,8 @@ impl Projection {
         tracing::info!(projection = self.name, positions = ?start, "projection consuming");
         let mut group = format!("{}.{}", self.deps.group_prefix, self.name);
         if stuck_rejoins >= FRESH_GROUP_AFTER {
-            group = format!("{group}.{}", titok_ports::now_ms());
+            // One fallback group per process (not a new one at every rejoin).
+            group = format!("{group}.fresh{}", std::process::id());
             tracing::warn!(projection = self.name, %group,
                 "rejoining did not help: the broker keeps this group's partitions away; consuming in a fresh group");
         }

@@ -180,7 +180,13 @@ impl CommandKeys for SqlAccounts {
         match res {
             Ok(_) => Ok(None),
             Err(sqlx::Error::Database(db)) if db.is_unique_violation() => {
-                self.get(user_id, key).await
+                match self.get(user_id, key).await? {
+                    Some(stored) => Ok(Some(stored)),
+                    // Pruned in between: not ours either; the client retries.
+                    None => Err(AccountError::Unavailable(
+                        "idempotency key changed during the claim".into(),
+                    )),
+                }
             }
             Err(e) => Err(unavailable(e)),
         }

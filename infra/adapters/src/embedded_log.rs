@@ -196,7 +196,15 @@ async fn write_group(
     // SAVEPOINT inside a transaction that never commits — groups were acknowledged that no other
     // connection could see and a restart lost (found by the disk-full test). Here an open
     // transaction is always rolled back, and a BEGIN inside one fails instead of nesting.
-    sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await?;
+    if sqlx::query("BEGIN IMMEDIATE")
+        .execute(&mut *conn)
+        .await
+        .is_err()
+    {
+        // A transaction left open (a failed ROLLBACK): end it, then begin once more.
+        let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
+        sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await?;
+    }
     let written = insert_rows(conn, &rows, now).await;
     let committed = match written {
         Ok(()) => sqlx::query("COMMIT").execute(&mut *conn).await.map(|_| ()),

@@ -119,11 +119,19 @@ fn close_if_in_transaction(
     conn: &mut sqlx::AnyConnection,
     _: sqlx::pool::PoolConnectionMetadata,
 ) -> futures::future::BoxFuture<'_, Result<bool, sqlx::Error>> {
-    let clean = !sqlx::Connection::is_in_transaction(conn);
-    if !clean {
-        tracing::warn!("closing a database connection left inside a failed transaction");
-    }
-    Box::pin(std::future::ready(Ok(clean)))
+    Box::pin(async move {
+        use sqlx::Connection;
+        if conn.is_in_transaction() {
+            // A dropped transaction's ROLLBACK may still be queued (SQLite runs it on the
+            // connection's worker): let it run, then judge. Free when no transaction is open.
+            conn.ping().await?;
+        }
+        let clean = !conn.is_in_transaction();
+        if !clean {
+            tracing::warn!("closing a database connection left inside a failed transaction");
+        }
+        Ok(clean)
+    })
 }
 
 /// A SQLite file as an `Any` pool with WAL, the durability's `synchronous`, and a busy timeout.

@@ -259,18 +259,21 @@ pub async fn claim_rebuild(
     until_ms: i64,
 ) -> Result<Option<RebuildLease>, sqlx::Error> {
     let mut tx = store.begin_write().await?;
-    let held: Vec<(String, i64)> = sqlx::query_as(&format!(
-        "SELECT rebuild_by, rebuild_until_ms FROM projection_meta \
-         WHERE projection IN ({}) AND rebuild_until_ms > ? AND rebuild_by <> ?{}",
+    // Lock every row of the group and judge in Rust: a WHERE on the lease columns would, under
+    // READ COMMITTED, leave unlocked the rows it filtered out.
+    let rows: Vec<(String, i64)> = sqlx::query_as(&format!(
+        "SELECT rebuild_by, rebuild_until_ms FROM projection_meta WHERE projection IN ({}){}",
         in_list(projections),
         store.dialect.for_update()
     ))
     .bind_all(projections)
-    .bind(titok_ports::now_ms())
-    .bind(holder)
     .fetch_all(&mut *tx)
     .await?;
-    if let Some((holder, until_ms)) = held.into_iter().next() {
+    let now = titok_ports::now_ms();
+    if let Some((holder, until_ms)) = rows
+        .into_iter()
+        .find(|(by, until)| *until > now && by != holder)
+    {
         tx.rollback().await?;
         return Ok(Some(RebuildLease { holder, until_ms }));
     }

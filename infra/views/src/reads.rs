@@ -26,6 +26,9 @@ use crate::stats::{select_in, user_stats, video_stats};
 use crate::ViewTable;
 
 /// A `videos` row.
+/// Most videos one feed page serves when a single millisecond holds more than a page.
+pub const MAX_SAME_MS_PAGE: i64 = 4096;
+
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct VideoRow {
     pub id: i64,
@@ -124,6 +127,8 @@ impl Reader {
     }
 
     /// Up to `limit` videos published before `before_ms`, newest first (ties: larger id first).
+    /// A millisecond shared by more than `limit` videos is served whole up to
+    /// [`MAX_SAME_MS_PAGE`] (beyond that the rest of the millisecond is skipped).
     ///
     /// The next page asks for videos published strictly before this page's earliest time, so a
     /// page never ends inside a millisecond that the next older video shares (it would skip the
@@ -159,10 +164,11 @@ impl Reader {
             return Ok(rows);
         }
         sqlx::query_as(&format!(
-            "SELECT {VIDEO_COLUMNS} FROM {} WHERE published_ms = ? ORDER BY id DESC",
+            "SELECT {VIDEO_COLUMNS} FROM {} WHERE published_ms = ? ORDER BY id DESC LIMIT ?",
             ViewTable::Videos
         ))
         .bind(edge)
+        .bind(MAX_SAME_MS_PAGE)
         .fetch_all(&self.pool)
         .await
     }
