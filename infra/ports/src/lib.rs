@@ -12,6 +12,7 @@
 //! | [`progress::Positions`] — acked/applied positions | `progress`: in-process | `redis_store`: Redis hashes |
 //! | [`BlobStore`] — uploads and covers | `blobs`: local directory | (same; a shared volume) |
 //! | [`AccountStore`] — unique usernames, hashes | `accounts` on SQLite | `accounts` on MySQL |
+//! | [`accounts::CommandKeys`] — idempotency keys of commands | `accounts` on SQLite | `accounts` on MySQL |
 //!
 //! Plus the read-after-write rule over the positions port ([`progress::Consistency`]) and a
 //! positive cache of existing ids ([`known`]). Port errors carry the adapter's own error as their
