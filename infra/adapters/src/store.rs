@@ -134,6 +134,17 @@ fn close_if_in_transaction(
     })
 }
 
+/// SQLite's page cache per connection, KiB: 64 MiB for writers, 16 MiB for readers, or
+/// `TITOK_SQLITE_CACHE_KIB` for both (an operator's memory budget; the soak uses it to tell the
+/// caches' growth from anything else).
+fn sqlite_cache_kib(read_only: bool) -> i64 {
+    std::env::var("TITOK_SQLITE_CACHE_KIB")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|kib: &i64| *kib > 0)
+        .unwrap_or(if read_only { 16 * 1024 } else { 64 * 1024 })
+}
+
 /// A SQLite file as an `Any` pool with WAL, the durability's `synchronous`, and a busy timeout.
 async fn sqlite_any(
     path: &Path,
@@ -153,7 +164,7 @@ async fn sqlite_any(
                 conn.execute("PRAGMA busy_timeout = 10000").await?;
                 // SQLite's default page cache is 2 MiB: a rebuild's shadow tables beside the live
                 // ones no longer fit and every miss becomes a read syscall.
-                let cache_kib = if read_only { 16 * 1024 } else { 64 * 1024 };
+                let cache_kib = sqlite_cache_kib(read_only);
                 conn.execute(format!("PRAGMA cache_size = -{cache_kib}").as_str())
                     .await?;
                 if !read_only {
