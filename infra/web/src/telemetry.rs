@@ -38,7 +38,20 @@ pub fn prometheus() -> &'static PrometheusHandle {
             .and_then(|b| b.set_buckets_for_metric(Matcher::Full("titok_projector_batch_size".into()), &[1.0, 10.0, 100.0, 1000.0]))
             .and_then(|b| b.set_buckets_for_metric(Matcher::Full("titok_log_group_commit_events".into()), &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 256.0, 1024.0]));
         match builder.and_then(|b| b.install_recorder()) {
-            Ok(handle) => handle,
+            Ok(handle) => {
+                // Histogram samples wait in per-metric buckets until they are folded into the
+                // distributions, which `install_recorder` leaves to the caller: without a
+                // /metrics scrape they piled up (the soak's RSS grew ~1.5 MiB a minute at
+                // 1,000 writes/s whatever SQLite's cache size was). Fold them every 5 s.
+                let upkeep = handle.clone();
+                let _ = std::thread::Builder::new()
+                    .name("metrics-upkeep".into())
+                    .spawn(move || loop {
+                        std::thread::sleep(std::time::Duration::from_secs(5));
+                        upkeep.run_upkeep();
+                    });
+                handle
+            }
             Err(err) => {
                 tracing::warn!(error = %err, "cannot install the metrics recorder; /metrics will be empty");
                 PrometheusBuilder::new().build_recorder().handle()
