@@ -908,6 +908,15 @@ pub struct User {
 }
 
 impl User {
+    /// The form of a new comment by this user (token, video, action 1, text).
+    pub fn comment_form(&self, video_id: i64, text: &str) -> Vec<(&'static str, String)> {
+        self.with(&[
+            ("video_id", video_id.to_string()),
+            ("action_type", "1".into()),
+            ("comment_text", text.into()),
+        ])
+    }
+
     /// `params` plus this user's token.
     pub fn with(&self, params: &[(&'static str, String)]) -> Vec<(&'static str, String)> {
         let mut all = vec![("token", self.token.clone())];

@@ -834,16 +834,14 @@ async fn feed(ctx: &Ctx, report: &mut Report, baseline: &Baseline) -> anyhow::Re
             async move { ok_envelope(req.await).await }
         }
     };
-    let feed_one = closed_loop(
-        1,
-        size.seconds,
+    let feed = || {
         feed_request(
             client.clone(),
             format!("{base}/douyin/feed/"),
             viewers.clone(),
-        ),
-    )
-    .await;
+        )
+    };
+    let feed_one = closed_loop(1, size.seconds, feed()).await;
     let seq_one = closed_loop(
         1,
         size.seconds,
@@ -854,29 +852,11 @@ async fn feed(ctx: &Ctx, report: &mut Report, baseline: &Baseline) -> anyhow::Re
         ),
     )
     .await;
-    let feed_many = closed_loop(
-        args.concurrency,
-        size.seconds,
-        feed_request(
-            client.clone(),
-            format!("{base}/douyin/feed/"),
-            viewers.clone(),
-        ),
-    )
-    .await;
+    let feed_many = closed_loop(args.concurrency, size.seconds, feed()).await;
     // The target's own terms: 2,000 requests/s offered on schedule (open loop), not as fast as
     // 32 clients can go.
     eprintln!("bench: feed at 2,000 requests/s");
-    let feed_rate = open_loop(
-        2_000,
-        size.seconds,
-        feed_request(
-            client.clone(),
-            format!("{base}/douyin/feed/"),
-            viewers.clone(),
-        ),
-    )
-    .await;
+    let feed_rate = open_loop(2_000, size.seconds, feed()).await;
     let speedup = ms(&seq_one.latency, 0.5) / ms(&feed_one.latency, 0.5).max(1e-9);
     report.results.insert("feed_at_2000", feed_rate.json());
     report

@@ -176,11 +176,7 @@ async fn a_full_disk_answers_503_keeps_serving_reads_loses_nothing_and_recovers_
     let mut refused = 0;
     for i in 0..40 {
         let text = format!("full {i}");
-        let form = a.with(&[
-            ("video_id", video.to_string()),
-            ("action_type", "1".into()),
-            ("comment_text", text.clone()),
-        ]);
+        let form = a.comment_form(video, &text);
         let (status, body) = app.post_raw("/douyin/comment/action/", &form).await;
         match (status, body["status_code"].as_i64()) {
             (200, Some(0)) => acked.push(text),
@@ -208,11 +204,7 @@ async fn a_full_disk_answers_503_keeps_serving_reads_loses_nothing_and_recovers_
     let mut recovered = None;
     for attempt in 0..120 {
         let text = format!("after {attempt}");
-        let form = a.with(&[
-            ("video_id", video.to_string()),
-            ("action_type", "1".into()),
-            ("comment_text", text.clone()),
-        ]);
+        let form = a.comment_form(video, &text);
         let (status, body) = app.post_raw("/douyin/comment/action/", &form).await;
         if status == 200 && body["status_code"] == 0 {
             acked.push(text);
@@ -312,11 +304,7 @@ async fn slow_stalled_and_reset_networks_to_each_service_lose_nothing_acknowledg
             while !stop.load(Ordering::SeqCst) {
                 let text = format!("c{n}-{i}");
                 i += 1;
-                let form = user.with(&[
-                    ("video_id", video.to_string()),
-                    ("action_type", "1".into()),
-                    ("comment_text", text.clone()),
-                ]);
+                let form = user.comment_form(video, &text);
                 let started = std::time::Instant::now();
                 let at = started.duration_since(t0).as_millis();
                 let (status, body) = app.post_raw("/douyin/comment/action/", &form).await;

@@ -35,14 +35,6 @@ async fn keyed(
     (status, resp.json().await.unwrap_or(Value::Null), position)
 }
 
-fn comment_form(user: &User, video: i64, text: &str) -> Vec<(&'static str, String)> {
-    user.with(&[
-        ("video_id", video.to_string()),
-        ("action_type", "1".into()),
-        ("comment_text", text.into()),
-    ])
-}
-
 fn message_form(user: &User, to: i64, text: &str) -> Vec<(&'static str, String)> {
     user.with(&[
         ("to_user_id", to.to_string()),
@@ -109,13 +101,8 @@ async fn a_keyed_comment_and_message_take_effect_once_and_retries_get_the_first_
         if attempt == 3 {
             app.restart().await;
         }
-        let (status, body, position) = keyed(
-            &app,
-            COMMENT,
-            "comment-1",
-            &comment_form(&a, video, "hello"),
-        )
-        .await;
+        let (status, body, position) =
+            keyed(&app, COMMENT, "comment-1", &a.comment_form(video, "hello")).await;
         assert_eq!(status, 200, "{body}");
         comment_replies.push((body, position));
         let (status, body, position) =
@@ -124,32 +111,14 @@ async fn a_keyed_comment_and_message_take_effect_once_and_retries_get_the_first_
         message_replies.push((body, position));
     }
     // The key as a parameter works the same; a new key is a new comment.
-    let mut form = comment_form(&a, video, "hello");
+    let mut form = a.comment_form(video, "hello");
     form.push(("idempotency_key", "comment-1".into()));
     let (_, by_param) = app.post_raw(COMMENT, &form).await;
-    let (_, fresh, _) = keyed(
-        &app,
-        COMMENT,
-        "comment-2",
-        &comment_form(&a, video, "hello"),
-    )
-    .await;
+    let (_, fresh, _) = keyed(&app, COMMENT, "comment-2", &a.comment_form(video, "hello")).await;
     // The same key for another request is refused, and changes nothing.
-    let (_, reused, _) = keyed(
-        &app,
-        COMMENT,
-        "comment-1",
-        &comment_form(&a, video, "other"),
-    )
-    .await;
+    let (_, reused, _) = keyed(&app, COMMENT, "comment-1", &a.comment_form(video, "other")).await;
     // Keys are per user: b's "comment-1" is b's own.
-    let (_, by_b, _) = keyed(
-        &app,
-        COMMENT,
-        "comment-1",
-        &comment_form(&b, video, "hello"),
-    )
-    .await;
+    let (_, by_b, _) = keyed(&app, COMMENT, "comment-1", &b.comment_form(video, "hello")).await;
 
     // Assert
     assert_ok(&comment_replies[0].0, "first comment");
@@ -251,7 +220,7 @@ async fn a_comment_and_a_message_retried_through_a_broker_outage_exist_once_with
 
     // Act: the broker goes away; the first attempts time out (503: outcome unknown).
     broker.stop();
-    let comment = comment_form(&a, video, "through the outage");
+    let comment = a.comment_form(video, "through the outage");
     let message = message_form(&a, b.id, "through the outage");
     for _ in 0..2 {
         let (status, body, _) = keyed(&app, COMMENT, "c-1", &comment).await;
