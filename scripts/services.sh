@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # Private MariaDB, Redis and Kafka-API (tansu) instances on loopback for the real-service tests,
-# and the browser test's Chromium and playwright-core.
+# and the browser test's Chromium and playwright-core. For the scaled-out topology (README
+# "Scaling out") also: a MariaDB primary with binlog replication to two replicas, a Redis Cluster
+# of 3 masters + 3 replicas, and haproxy (the load balancer the harness puts in front of the
+# instances).
 #
 #   source scripts/services.sh
 #   services_install          # apt-get / cargo install what is missing
@@ -13,6 +16,7 @@ services_install() {
   local missing=()
   command -v mariadbd >/dev/null 2>&1 || missing+=(mariadb-server)
   command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+  command -v haproxy >/dev/null 2>&1 || missing+=(haproxy)
   [ -x /usr/bin/chromium ] || missing+=(chromium)
   command -v node >/dev/null 2>&1 || missing+=(nodejs npm)
   if [ ${#missing[@]} -gt 0 ]; then
@@ -67,6 +71,9 @@ services_start() {
     --dir "$SERVICES_DIR" --pidfile "$SERVICES_DIR/redis.pid" --logfile "$SERVICES_DIR/redis.log"
   wait_for 10 Redis redis-cli -p "$REDIS_PORT" ping
 
+  replicated_mariadb_start
+  redis_cluster_start
+
   KAFKA_PORT=$(free_port)
   (cd "$SERVICES_DIR" && exec "$tansu_bin" broker --listener-url "tcp://127.0.0.1:$KAFKA_PORT" \
     --advertised-listener-url "tcp://127.0.0.1:$KAFKA_PORT" --storage-engine "sqlite://tansu.db" \
@@ -79,6 +86,73 @@ services_start() {
   export TITOK_TEST_KAFKA_BROKERS="127.0.0.1:$KAFKA_PORT"
   export TITOK_TEST_SERVICES_DIR="$SERVICES_DIR"
   echo "== services: MariaDB :$MYSQL_PORT, Redis :$REDIS_PORT, tansu :$KAFKA_PORT (in $SERVICES_DIR)"
+  echo "== scaled-out services: MariaDB primary :$MYSQL_PRIMARY_PORT + replicas :${MYSQL_REPLICA_PORTS[*]}, Redis Cluster :${REDIS_CLUSTER_PORTS[*]}"
+}
+
+# start_mariadb NAME PORT EXTRA-ARGS…: a fresh MariaDB in $SERVICES_DIR/NAME.
+start_mariadb() {
+  local name=$1 port=$2; shift 2
+  mkdir -p "$SERVICES_DIR/$name"
+  mariadb-install-db --no-defaults --datadir="$SERVICES_DIR/$name" --auth-root-authentication-method=normal \
+    --skip-test-db >"$SERVICES_DIR/$name-install.log" 2>&1
+  mariadbd --no-defaults --datadir="$SERVICES_DIR/$name" --socket="$SERVICES_DIR/$name.sock" \
+    --port="$port" --bind-address=127.0.0.1 --user=root --innodb-buffer-pool-size=64M \
+    --innodb-flush-log-at-trx-commit=2 --max-connections=1000 "$@" >"$SERVICES_DIR/$name.log" 2>&1 &
+  echo $! >"$SERVICES_DIR/$name.pid"
+  wait_for 30 "MariaDB $name" mariadb-admin --socket="$SERVICES_DIR/$name.sock" ping
+}
+
+# A MariaDB primary (binlog, row format) and two replicas following it from its first binlog, so
+# that everything created on the primary — the titok user, each test's database — replicates.
+replicated_mariadb_start() {
+  MYSQL_PRIMARY_PORT=$(free_port)
+  start_mariadb mysql-primary "$MYSQL_PRIMARY_PORT" --server-id=1 --log-bin=binlog --binlog-format=ROW
+  mariadb --socket="$SERVICES_DIR/mysql-primary.sock" -e \
+    "CREATE USER 'titok'@'127.0.0.1' IDENTIFIED BY 'titok'; GRANT ALL ON *.* TO 'titok'@'127.0.0.1';
+     CREATE USER 'repl'@'127.0.0.1' IDENTIFIED BY 'repl'; GRANT REPLICATION SLAVE ON *.* TO 'repl'@'127.0.0.1';"
+  MYSQL_REPLICA_PORTS=()
+  local i port urls=()
+  for i in 1 2; do
+    port=$(free_port)
+    start_mariadb "mysql-replica$i" "$port" --server-id=$((1 + i)) --skip-log-bin
+    mariadb --socket="$SERVICES_DIR/mysql-replica$i.sock" -e \
+      "CHANGE MASTER TO MASTER_HOST='127.0.0.1', MASTER_PORT=$MYSQL_PRIMARY_PORT, MASTER_USER='repl',
+         MASTER_PASSWORD='repl', MASTER_LOG_FILE='binlog.000001', MASTER_LOG_POS=4; START SLAVE;"
+    MYSQL_REPLICA_PORTS+=("$port")
+    urls+=("mysql://titok:titok@127.0.0.1:$port")
+  done
+  for i in 1 2; do
+    wait_for 30 "replica $i to replicate the titok user" \
+      mariadb --socket="$SERVICES_DIR/mysql-replica$i.sock" -e "SHOW GRANTS FOR 'titok'@'127.0.0.1'"
+  done
+  export TITOK_TEST_MYSQL_PRIMARY_URL="mysql://titok:titok@127.0.0.1:$MYSQL_PRIMARY_PORT"
+  export TITOK_TEST_MYSQL_REPLICA_URLS
+  TITOK_TEST_MYSQL_REPLICA_URLS=$(IFS=,; echo "${urls[*]}")
+}
+
+# A Redis Cluster: six nodes (bus ports chosen free too), 3 masters + 3 replicas.
+redis_cluster_start() {
+  REDIS_CLUSTER_PORTS=()
+  local i port nodes=()
+  mkdir -p "$SERVICES_DIR/redis-cluster"
+  for i in 1 2 3 4 5 6; do
+    port=$(free_port)
+    redis-server --port "$port" --bind 127.0.0.1 --cluster-enabled yes --cluster-port "$(free_port)" \
+      --cluster-config-file "nodes-$port.conf" --cluster-node-timeout 2000 --save "" --appendonly no \
+      --daemonize yes --dir "$SERVICES_DIR/redis-cluster" --pidfile "$SERVICES_DIR/redis-cluster$i.pid" \
+      --logfile "$SERVICES_DIR/redis-cluster$i.log"
+    REDIS_CLUSTER_PORTS+=("$port")
+    nodes+=("127.0.0.1:$port")
+  done
+  for port in "${REDIS_CLUSTER_PORTS[@]}"; do
+    wait_for 10 "Redis cluster node :$port" redis-cli -p "$port" ping
+  done
+  redis-cli --cluster create "${nodes[@]}" --cluster-replicas 1 --cluster-yes \
+    >"$SERVICES_DIR/redis-cluster-create.log" 2>&1
+  wait_for 30 "the Redis Cluster" bash -c \
+    "redis-cli -p ${REDIS_CLUSTER_PORTS[0]} cluster info | grep -q cluster_state:ok"
+  export TITOK_TEST_REDIS_CLUSTER_URL
+  TITOK_TEST_REDIS_CLUSTER_URL="redis+cluster://$(IFS=,; echo "${nodes[*]}")"
 }
 
 services_stop() {

@@ -10,18 +10,20 @@ use titok_adapters::counters::InProcessCounters;
 use titok_adapters::embedded_log::EmbeddedLog;
 use titok_adapters::kafka_log::KafkaLog;
 use titok_adapters::progress::InProcessPositions;
-use titok_adapters::redis_store::{self, RedisCounters, RedisPositions};
+use titok_adapters::redis_store::{self, RedisAttempts, RedisCounters, RedisPositions};
 use titok_adapters::store::ViewStore;
 use titok_command_api::CommandState;
 use titok_events::{IdGenerator, Topic};
 use titok_ports::accounts::{AccountStore, CommandKeys};
 use titok_ports::counters::Counters;
 use titok_ports::known::KnownIds;
+use titok_ports::limits::AttemptLimits;
 use titok_ports::log::EventLog;
 use titok_ports::progress::{Consistency, Positions};
 use titok_projectors::ProjectorDeps;
 use titok_query_api::QueryState;
 use titok_views::reads::{Immutable, Reader};
+use titok_views::replicas::ReadPools;
 use titok_web::auth::{load_or_create_secret, TokenKeys};
 use titok_web::http::Authenticator;
 
@@ -38,6 +40,10 @@ pub struct Backends {
     pub positions: Arc<dyn Positions>,
     pub blobs: LocalBlobs,
     pub keys: TokenKeys,
+    /// The query API's pools: the primary's read pool and any read replicas.
+    pub read_pools: ReadPools,
+    /// Login quotas shared by instances (Redis), if configured.
+    pub attempts: Option<Arc<dyn AttemptLimits>>,
 }
 
 /// Fewer distinct bytes than this in a configured secret: a placeholder ("aaaa…", "changeme…"),
@@ -108,22 +114,36 @@ impl Backends {
                 open_views(config).await?,
             ),
         };
+        if !config.mysql_read_urls.is_empty() && config.mysql_url.is_none() {
+            anyhow::bail!("--mysql-read-url names replicas of --mysql-url: give --mysql-url too");
+        }
+        let read_pools = ReadPools::new(
+            store.read.clone(),
+            read_replicas(&config.mysql_read_urls)?,
+            Duration::from_millis(config.replica_wait_ms),
+        );
         let accounts: Arc<dyn AccountStore> = sql_accounts.clone();
         let command_keys: Arc<dyn CommandKeys> = sql_accounts;
-        let (counters, positions): (Arc<dyn Counters>, Arc<dyn Positions>) = match &config.redis_url
-        {
+        type Shared = (
+            Arc<dyn Counters>,
+            Arc<dyn Positions>,
+            Option<Arc<dyn AttemptLimits>>,
+        );
+        let (counters, positions, attempts): Shared = match &config.redis_url {
             Some(url) => {
                 let conn = redis_store::connect(url)
                     .await
                     .context("cannot connect to Redis")?;
                 (
                     Arc::new(RedisCounters::new(conn.clone(), &config.namespace)),
-                    Arc::new(RedisPositions::new(conn, &config.namespace)),
+                    Arc::new(RedisPositions::new(conn.clone(), &config.namespace)),
+                    Some(Arc::new(RedisAttempts::new(conn, &config.namespace))),
                 )
             }
             None => (
                 Arc::new(InProcessCounters::default()),
                 Arc::new(InProcessPositions::default()),
+                None,
             ),
         };
         // Writes acknowledged before this process started count as acknowledged for its reads.
@@ -140,6 +160,8 @@ impl Backends {
             positions,
             blobs: LocalBlobs::new(data.join("blobs")),
             keys,
+            read_pools,
+            attempts,
         })
     }
 
@@ -170,6 +192,7 @@ impl Backends {
                 positions: self.positions.clone(),
                 timeout: Duration::from_millis(config.consistency_timeout_ms),
             },
+            pools: self.read_pools.clone(),
         }
     }
 
@@ -185,16 +208,43 @@ impl Backends {
             consistency: query.consistency,
             reader: query.reader,
             max_upload_bytes: config.max_upload_mb * 1024 * 1024,
-            login_limits: titok_command_api::limits::LoginLimits::per_minute(
-                config.login_attempts_per_user,
-                config.login_attempts_per_address,
-            ),
+            login_limits: self.login_limits(config),
             hashing: Arc::new(tokio::sync::Semaphore::new(
                 titok_command_api::default_hashing_permits(),
             )),
             keys: self.command_keys.clone(),
         }
     }
+}
+
+impl Backends {
+    fn login_limits(&self, config: &Config) -> titok_command_api::limits::LoginLimits {
+        let limits = titok_command_api::limits::LoginLimits::per_minute(
+            config.login_attempts_per_user,
+            config.login_attempts_per_address,
+        )
+        .behind(config.trusted_proxies.clone());
+        match &self.attempts {
+            Some(shared) => limits.shared(shared.clone()),
+            None => limits,
+        }
+    }
+}
+
+/// Lazily connecting pools on the read replicas, each named `host:port` (for metrics and the
+/// `x-titok-read-from` header).
+fn read_replicas(urls: &[String]) -> anyhow::Result<Vec<(String, sqlx::AnyPool)>> {
+    urls.iter()
+        .map(|url| {
+            let options: sqlx::mysql::MySqlConnectOptions = url
+                .parse()
+                .with_context(|| "--mysql-read-url is not a MySQL URL".to_owned())?;
+            let name = format!("{}:{}", options.get_host(), options.get_port());
+            let pool = titok_adapters::store::mysql_replica(url, 16)
+                .context("cannot open a read replica pool")?;
+            Ok((name, pool))
+        })
+        .collect()
 }
 
 /// How a process uses the event log: the server appends; the tools (`tap`, `rebuild`) only read,

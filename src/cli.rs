@@ -1,7 +1,7 @@
 //! The command line: subcommands, process roles and the configuration (every flag has an
 //! environment variable), logging set-up, and the entry point that dispatches to a role or a tool.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
@@ -117,6 +117,24 @@ pub struct Config {
     /// the database is created if missing. Default: SQLite files in the data dir.
     #[arg(long, env = "TITOK_MYSQL_URL", global = true)]
     pub mysql_url: Option<String>,
+    /// A MySQL/MariaDB read replica of --mysql-url's database (repeatable, or comma-separated in
+    /// the variable). The query API reads from a replica that already shows every write the read
+    /// must see, else from the primary; writes, accounts and projections stay on the primary.
+    #[arg(
+        long = "mysql-read-url",
+        env = "TITOK_MYSQL_READ_URLS",
+        value_delimiter = ',',
+        global = true
+    )]
+    pub mysql_read_urls: Vec<String>,
+    /// Longest a read waits for a read replica to catch up before reading the primary instead.
+    #[arg(
+        long,
+        env = "TITOK_REPLICA_WAIT_MS",
+        default_value_t = 100,
+        global = true
+    )]
+    pub replica_wait_ms: u64,
     /// Prefix of Kafka topics and consumer groups and of Redis keys, so several deployments (or
     /// test runs) can share brokers and a Redis.
     #[arg(long, env = "TITOK_NAMESPACE", default_value = "titok", global = true)]
@@ -146,6 +164,15 @@ pub struct Config {
         global = true
     )]
     pub login_attempts_per_address: u32,
+    /// A load balancer's address (repeatable, or comma-separated in the variable): requests from
+    /// it are attributed to the client its `X-Forwarded-For` names (login limits per address).
+    #[arg(
+        long = "trusted-proxy",
+        env = "TITOK_TRUSTED_PROXIES",
+        value_delimiter = ',',
+        global = true
+    )]
+    pub trusted_proxies: Vec<IpAddr>,
     /// `/readyz` answers 503 while the projections are more than this many events behind.
     #[arg(
         long,
@@ -195,7 +222,8 @@ pub struct Config {
     /// producer that outlives a broker restart, so the broker-outage test turns it off.
     #[arg(long, env = "TITOK_KAFKA_IDEMPOTENCE", default_value_t = true, action = clap::ArgAction::Set, global = true)]
     pub kafka_idempotence: bool,
-    /// Redis URL for the counter cache, the chat-poll shortcut and shared log positions.
+    /// Redis URL for the counter cache, the chat-poll shortcut, shared log positions and login
+    /// limits: `redis://host:port`, or a Redis Cluster as `redis+cluster://host:port,host:port,…`.
     #[arg(long, env = "TITOK_REDIS_URL", global = true)]
     pub redis_url: Option<String>,
     /// At start-up, when a stored view is older than this binary's projection: rebuild it from

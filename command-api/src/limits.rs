@@ -1,14 +1,19 @@
-//! Login attempt limits, per username and per client address (in this process; with several
-//! command API instances each enforces its own). Attempts over the quota get HTTP 429 with the
-//! envelope and how long to wait, before any password is checked — so guessing is throttled and
-//! the argon2 work an attacker can cause is bounded.
+//! Login attempt limits, per username and per client address. Attempts over the quota get HTTP
+//! 429 with the envelope and how long to wait, before any password is checked — so guessing is
+//! throttled and the argon2 work an attacker can cause is bounded.
+//!
+//! With Redis configured the quotas are shared by every command API instance
+//! ([`titok_ports::limits::AttemptLimits`]); while Redis cannot be reached, and without Redis,
+//! each instance enforces them in process.
 
 use std::net::IpAddr;
 use std::num::NonZeroU32;
 use std::sync::Arc;
+use std::time::Duration;
 
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use titok_ports::limits::AttemptLimits;
 use titok_web::http::ApiError;
 
 /// Keyed rate limiters for login attempts.
@@ -16,6 +21,10 @@ use titok_web::http::ApiError;
 pub struct LoginLimits {
     per_user: Arc<DefaultKeyedRateLimiter<String>>,
     per_address: Arc<DefaultKeyedRateLimiter<IpAddr>>,
+    quotas: (u32, u32),
+    shared: Option<Arc<dyn AttemptLimits>>,
+    /// Load balancers whose `X-Forwarded-For` names the client (`--trusted-proxy`).
+    trusted_proxies: Arc<[IpAddr]>,
 }
 
 impl LoginLimits {
@@ -26,17 +35,87 @@ impl LoginLimits {
         LoginLimits {
             per_user: Arc::new(RateLimiter::keyed(quota(per_user))),
             per_address: Arc::new(RateLimiter::keyed(quota(per_address))),
+            quotas: (per_user.max(1), per_address.max(1)),
+            shared: None,
+            trusted_proxies: Arc::new([]),
+        }
+    }
+
+    /// Take the client address from `X-Forwarded-For` when the peer is one of `proxies`.
+    pub fn behind(self, proxies: Vec<IpAddr>) -> LoginLimits {
+        LoginLimits {
+            trusted_proxies: proxies.into(),
+            ..self
+        }
+    }
+
+    /// The client's address: the peer, or — when the peer is a trusted proxy — the last address
+    /// in `X-Forwarded-For` that is not itself a trusted proxy (entries to its left were written
+    /// by the client and prove nothing).
+    pub fn client_address(&self, peer: IpAddr, forwarded_for: Option<&str>) -> IpAddr {
+        if !self.trusted_proxies.contains(&peer) {
+            return peer;
+        }
+        let Some(header) = forwarded_for else {
+            return peer;
+        };
+        let mut client = peer;
+        for hop in header.rsplit(',') {
+            match hop.trim().parse::<IpAddr>() {
+                Ok(ip) => {
+                    client = ip;
+                    if !self.trusted_proxies.contains(&ip) {
+                        break;
+                    }
+                }
+                Err(_) => break,
+            }
+        }
+        client
+    }
+
+    /// The same quotas kept in `shared` (Redis), so they hold across instances.
+    pub fn shared(self, shared: Arc<dyn AttemptLimits>) -> LoginLimits {
+        LoginLimits {
+            shared: Some(shared),
+            ..self
         }
     }
 
     /// Count one attempt; refuse it when either quota is exhausted.
-    pub fn check(&self, username: &str, address: Option<IpAddr>) -> Result<(), ApiError> {
-        let refused = |wait: std::time::Duration, what: &str| {
-            ApiError::TooManyRequests(format!(
-                "too many login attempts {what}, try again in {} s",
-                wait.as_secs().max(1)
-            ))
-        };
+    pub async fn check(&self, username: &str, address: Option<IpAddr>) -> Result<(), ApiError> {
+        if let Some(shared) = &self.shared {
+            match self.check_shared(shared.as_ref(), username, address).await {
+                Ok(verdict) => return verdict,
+                Err(err) => {
+                    tracing::warn!(error = %err, "shared login limits unavailable; limiting in process")
+                }
+            }
+        }
+        self.check_local(username, address)
+    }
+
+    async fn check_shared(
+        &self,
+        shared: &dyn AttemptLimits,
+        username: &str,
+        address: Option<IpAddr>,
+    ) -> Result<Result<(), ApiError>, titok_ports::limits::LimitsError> {
+        let minute = Duration::from_secs(60);
+        if let Some(address) = address {
+            let key = format!("login:a:{address}");
+            if let Some(wait) = shared.attempt(&key, self.quotas.1, minute).await? {
+                return Ok(Err(refused(wait, "from this address")));
+            }
+        }
+        let key = format!("login:u:{username}");
+        if let Some(wait) = shared.attempt(&key, self.quotas.0, minute).await? {
+            return Ok(Err(refused(wait, "for this username")));
+        }
+        Ok(Ok(()))
+    }
+
+    fn check_local(&self, username: &str, address: Option<IpAddr>) -> Result<(), ApiError> {
         let now = DefaultClock::default().now();
         if let Some(address) = address {
             self.per_address
@@ -55,6 +134,13 @@ impl LoginLimits {
     }
 }
 
+fn refused(wait: Duration, what: &str) -> ApiError {
+    ApiError::TooManyRequests(format!(
+        "too many login attempts {what}, try again in {} s",
+        wait.as_secs().max(1)
+    ))
+}
+
 /// True once in 1024 calls.
 fn every_1024th_call() -> bool {
     use std::sync::atomic::{AtomicU32, Ordering};
@@ -70,25 +156,47 @@ mod tests {
     fn the_quota_applies_per_username_and_per_address() {
         let limits = LoginLimits::per_minute(2, 3);
         let a: IpAddr = "127.0.0.1".parse().expect("ip");
-        assert!(limits.check("ann", Some(a)).is_ok());
-        assert!(limits.check("ann", Some(a)).is_ok());
+        assert!(limits.check_local("ann", Some(a)).is_ok());
+        assert!(limits.check_local("ann", Some(a)).is_ok());
         assert!(
-            limits.check("ann", Some(a)).is_err(),
+            limits.check_local("ann", Some(a)).is_err(),
             "third attempt for ann"
         );
         assert!(
             limits
-                .check("bob", Some("127.0.0.2".parse().expect("ip")))
+                .check_local("bob", Some("127.0.0.2".parse().expect("ip")))
                 .is_ok(),
             "other users are not affected"
         );
         let c: IpAddr = "10.0.0.9".parse().expect("ip");
-        assert!(limits.check("u1", Some(c)).is_ok());
-        assert!(limits.check("u2", Some(c)).is_ok());
-        assert!(limits.check("u3", Some(c)).is_ok());
+        assert!(limits.check_local("u1", Some(c)).is_ok());
+        assert!(limits.check_local("u2", Some(c)).is_ok());
+        assert!(limits.check_local("u3", Some(c)).is_ok());
         assert!(
-            limits.check("u4", Some(c)).is_err(),
+            limits.check_local("u4", Some(c)).is_err(),
             "fourth attempt from one address"
+        );
+    }
+
+    #[test]
+    fn forwarded_for_counts_only_behind_a_trusted_proxy() {
+        let lb: IpAddr = "10.0.0.1".parse().expect("ip");
+        let client: IpAddr = "203.0.113.7".parse().expect("ip");
+        let limits = LoginLimits::per_minute(1, 1).behind(vec![lb]);
+        let xff = Some("198.51.100.1, 203.0.113.7");
+        assert_eq!(limits.client_address(lb, xff), client, "the proxy's view");
+        assert_eq!(
+            limits.client_address(client, Some("1.2.3.4")),
+            client,
+            "an untrusted peer cannot name another address"
+        );
+        assert_eq!(limits.client_address(lb, None), lb);
+        assert_eq!(limits.client_address(lb, Some("garbage")), lb);
+        let two = LoginLimits::per_minute(1, 1).behind(vec![lb, "10.0.0.2".parse().expect("ip")]);
+        assert_eq!(
+            two.client_address(lb, Some("203.0.113.7, 10.0.0.2")),
+            client,
+            "a chain of trusted proxies"
         );
     }
 }

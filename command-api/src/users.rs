@@ -8,6 +8,7 @@
 use std::net::SocketAddr;
 
 use axum::extract::{ConnectInfo, State};
+use axum::http::HeaderMap;
 use serde::Serialize;
 use titok_events::{EventBody, UserRegistered};
 use titok_ports::accounts::AccountError;
@@ -123,13 +124,16 @@ async fn retried_registration(
 
 pub async fn login(
     State(state): State<CommandState>,
-    ConnectInfo(address): ConnectInfo<SocketAddr>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
     params: Params,
 ) -> Reply<SessionBody> {
     Reply::from(
         async {
             let (username, password) = credentials(&params)?;
-            state.login_limits.check(&username, Some(address.ip()))?;
+            let forwarded_for = headers.get("x-forwarded-for").and_then(|v| v.to_str().ok());
+            let client = state.login_limits.client_address(peer.ip(), forwarded_for);
+            state.login_limits.check(&username, Some(client)).await?;
             let wrong = || ApiError::Unauthenticated("wrong username or password".into());
             let account = state
                 .accounts

@@ -14,7 +14,7 @@ use crate::{answer, normalize_ms, QueryState};
 use titok_views::model::ChatBody;
 
 pub async fn chat(State(state): State<QueryState>, params: Params) -> Reply<ChatBody> {
-    answer(&state, &[Topic::Messages], async {
+    answer(&state, &[Topic::Messages], move |state| async move {
         let viewer = state.auth.require(&params).await?;
         let other = params.id("to_user_id")?;
         if other == viewer {

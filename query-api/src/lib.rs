@@ -19,6 +19,7 @@ use titok_views::model::{
     ChatBody, CommentListBody, FeedBody, FriendListBody, UserBody, UserListBody, VideoListBody,
 };
 use titok_views::reads::Reader;
+use titok_views::replicas::{Chosen, ReadPools};
 use titok_web::http::{ApiError, Authenticator, Reply};
 use titok_web::openapi::{opt, reply, req, Endpoint, TOKEN};
 
@@ -29,6 +30,8 @@ pub struct QueryState {
     pub reader: Reader,
     pub auth: Authenticator,
     pub consistency: Consistency,
+    /// Where reads go: the primary, or read replicas that caught up (`--mysql-read-url`).
+    pub pools: ReadPools,
 }
 
 impl QueryState {
@@ -47,13 +50,31 @@ const CONTENT_TOPICS: &[Topic] = &[
     Topic::Relations,
 ];
 
-/// Wait for the views fed by `topics`, then run the read; mark the reply stale if the wait gave up.
-async fn answer<T, F>(state: &QueryState, topics: &[Topic], read: F) -> Reply<T>
+/// Wait for the views fed by `topics`, then run the read — on a read replica that shows every
+/// write the wait covered, when replicas are configured (`x-titok-read-from` names the pool) —
+/// and mark the reply stale if the wait gave up (a stale read goes to the primary).
+async fn answer<T, F, Fut>(state: &QueryState, topics: &[Topic], read: F) -> Reply<T>
 where
-    F: Future<Output = Result<T, ApiError>>,
+    F: FnOnce(QueryState) -> Fut,
+    Fut: Future<Output = Result<T, ApiError>>,
 {
-    let freshness = state.consistency.wait(topics).await;
-    let reply = Reply::from(read.await);
+    let (freshness, targets) = state.consistency.wait_for(topics).await;
+    let mut on = state.clone();
+    let mut read_from = None;
+    if state.pools.has_replicas() {
+        let (pool, chosen) = match freshness {
+            Freshness::Fresh => state.pools.choose(topics, &targets).await,
+            Freshness::Stale => (state.pools.primary_pool().clone(), Chosen::Primary),
+        };
+        on.reader.pool = pool;
+        read_from = Some(chosen);
+    }
+    let mut reply = Reply::from(read(on).await);
+    match read_from {
+        Some(Chosen::Primary) => reply = reply.with_header("x-titok-read-from", "primary".into()),
+        Some(Chosen::Replica(name)) => reply = reply.with_header("x-titok-read-from", name),
+        None => {}
+    }
     match freshness {
         Freshness::Fresh => reply,
         Freshness::Stale => reply.with_header("x-titok-stale", "true".into()),

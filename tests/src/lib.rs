@@ -5,6 +5,12 @@
 //! `cargo test -p titok-tests` (or the README's test command, which runs everything).
 //!
 //! [`TestApp`] is the `spawn_app()` helper with typed request helpers.
+//!
+//! With `TITOK_TEST_TOPOLOGY=scaled` (scripts/test's third pass) a [`TestApp`] is the scaled-out
+//! topology instead of one `titok serve`: two command APIs (node ids 1 and 2), two query APIs and
+//! two projector instances sharing the services and the data dir (uploads), behind haproxy
+//! ([`Balancer`]) routing the write endpoints to the command APIs and everything else to the query
+//! APIs, round robin — so consecutive requests of a test land on different instances.
 
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -13,6 +19,8 @@ use std::time::Duration;
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
+
+pub use titok_bench::topology::{Balancer, WRITE_PATHS};
 
 /// The sample video (a real 1 s H.264 MP4).
 pub const SAMPLE_MP4: &[u8] = include_bytes!("../../assets/sample.mp4");
@@ -23,7 +31,10 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub data_dir: PathBuf,
     _dir: Option<tempfile::TempDir>,
-    child: Child,
+    /// The server process, or every process of the scaled topology.
+    children: Vec<Child>,
+    /// The load balancer in front of the scaled topology.
+    balancer: Option<Balancer>,
     extra_args: Vec<String>,
     /// Extra environment of the server process.
     env: Vec<(String, String)>,
@@ -86,38 +97,75 @@ impl TestApp {
             .map(|(k, v)| (k.to_string(), v.clone()))
             .collect();
         let log_name = "server.log".to_owned();
-        let (child, base) = launch(&data_dir, &extra_args, &env, &log_name).await;
+        let (children, balancer, base) =
+            launch_topology(&data_dir, &extra_args, &env, &log_name).await;
         TestApp {
             base,
             client: client(),
             data_dir,
             _dir: dir,
-            child,
+            children,
+            balancer,
             extra_args,
             env,
             log_name,
         }
     }
 
-    /// SIGTERM the server and wait for it to exit; returns whether it exited successfully.
+    /// SIGTERM the server (every process of it) and wait for it to exit; returns whether it
+    /// exited successfully.
     pub async fn terminate(&mut self) -> bool {
-        let pid = self.child.id().expect("running").to_string();
-        let sent = std::process::Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .expect("kill");
-        assert!(sent.success(), "cannot signal the server");
-        let status = tokio::time::timeout(Duration::from_secs(30), self.child.wait())
-            .await
-            .expect("server did not stop within 30 s of SIGTERM")
-            .expect("wait");
-        status.success()
+        let mut all_ok = true;
+        for child in &mut self.children {
+            let pid = child.id().expect("running").to_string();
+            let sent = std::process::Command::new("kill")
+                .args(["-TERM", &pid])
+                .status()
+                .expect("kill");
+            assert!(sent.success(), "cannot signal the server");
+        }
+        for child in &mut self.children {
+            let status = tokio::time::timeout(Duration::from_secs(30), child.wait())
+                .await
+                .expect("server did not stop within 30 s of SIGTERM")
+                .expect("wait");
+            all_ok &= status.success();
+        }
+        all_ok
     }
 
-    /// SIGKILL the server (no graceful anything).
+    /// SIGKILL the server, every process of it (no graceful anything).
     pub async fn kill(&mut self) {
-        let _ = self.child.start_kill();
-        let _ = self.child.wait().await;
+        for child in &mut self.children {
+            let _ = child.start_kill();
+            let _ = child.wait().await;
+        }
+    }
+
+    /// SIGKILL instance `instance` (1-based) of `role` (`command-api`, `query-api`,
+    /// `projectors`) of the scaled topology; the load balancer notices by its health checks.
+    pub fn kill_one(&self, role: &str, instance: usize) {
+        assert!(self.is_scaled(), "kill_one needs the scaled topology");
+        let mut at = 0;
+        for (r, n) in SCALED {
+            if r == role {
+                assert!((1..=n).contains(&instance), "{role} has {n} instances");
+                let pid = self.children[at + instance - 1].id().expect("running");
+                let sent = std::process::Command::new("kill")
+                    .args(["-KILL", &pid.to_string()])
+                    .status()
+                    .expect("kill");
+                assert!(sent.success(), "cannot kill {role} {instance}");
+                return;
+            }
+            at += n;
+        }
+        panic!("no role {role}");
+    }
+
+    /// Whether this app is the scaled-out topology behind a load balancer.
+    pub fn is_scaled(&self) -> bool {
+        self.balancer.is_some()
     }
 
     /// Kill the server and start a new one on the same data dir (possibly on another port), then
@@ -130,9 +178,11 @@ impl TestApp {
 
     /// Start the (killed) server again with the same arguments, without waiting for readiness.
     pub async fn respawn(&mut self) {
-        let (child, base) =
-            launch(&self.data_dir, &self.extra_args, &self.env, &self.log_name).await;
-        self.child = child;
+        self.balancer = None;
+        let (children, balancer, base) =
+            launch_topology(&self.data_dir, &self.extra_args, &self.env, &self.log_name).await;
+        self.children = children;
+        self.balancer = balancer;
         self.base = base;
     }
 
@@ -204,9 +254,17 @@ impl TestApp {
         }
     }
 
-    /// The server's stderr log so far.
+    /// The server's stderr log so far (every process's, one after the other, when scaled).
     pub fn logs(&self) -> String {
-        std::fs::read_to_string(self.data_dir.join(&self.log_name)).unwrap_or_default()
+        if self.balancer.is_none() {
+            return std::fs::read_to_string(self.data_dir.join(&self.log_name)).unwrap_or_default();
+        }
+        SCALED
+            .iter()
+            .flat_map(|(role, n)| (1..=*n).map(move |i| format!("{role}-{i}.log")))
+            .map(|name| std::fs::read_to_string(self.data_dir.join(name)).unwrap_or_default())
+            .collect::<Vec<_>>()
+            .join("\n")
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -231,6 +289,24 @@ impl TestApp {
             .expect("GET");
         let status = resp.status().as_u16();
         (status, resp.json().await.unwrap_or(Value::Null))
+    }
+
+    /// GET with query parameters; returns (HTTP status, headers, JSON body).
+    pub async fn get_full(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+    ) -> (u16, reqwest::header::HeaderMap, Value) {
+        let resp = self
+            .client
+            .get(self.url(path))
+            .query(query)
+            .send()
+            .await
+            .expect("GET");
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        (status, headers, resp.json().await.unwrap_or(Value::Null))
     }
 
     /// POST a form body; returns (HTTP status, JSON body).
@@ -480,7 +556,8 @@ impl Cluster {
             client: client(),
             data_dir,
             _dir: None,
-            child,
+            children: vec![child],
+            balancer: None,
             extra_args,
             env: Vec::new(),
             log_name,
@@ -545,6 +622,15 @@ fn service_args(data_dir: &std::path::Path) -> Vec<String> {
             "--mysql-url".to_owned(),
             format!("{}/{unique}", url.trim_end_matches('/')),
         ]);
+        for replica in var("TITOK_TEST_MYSQL_READ_URLS")
+            .iter()
+            .flat_map(|urls| urls.split(','))
+        {
+            args.extend([
+                "--mysql-read-url".to_owned(),
+                format!("{}/{unique}", replica.trim_end_matches('/')),
+            ]);
+        }
     }
     if let Some(url) = redis {
         args.extend(["--redis-url".to_owned(), url]);
@@ -854,6 +940,61 @@ fn client() -> reqwest::Client {
         .timeout(Duration::from_secs(30))
         .build()
         .expect("client")
+}
+
+/// The processes of the scaled topology: role and count.
+const SCALED: [(&str, usize); 3] = [("projectors", 2), ("command-api", 2), ("query-api", 2)];
+
+/// Whether this run starts every [`TestApp`] as the scaled-out topology.
+pub fn scaled_topology() -> bool {
+    std::env::var("TITOK_TEST_TOPOLOGY").is_ok_and(|v| v == "scaled")
+}
+
+/// One `titok serve`, or (see [`scaled_topology`]) the scaled topology behind haproxy:
+/// `(processes, balancer, base URL)`.
+async fn launch_topology(
+    data_dir: &std::path::Path,
+    extra: &[String],
+    env: &[(String, String)],
+    log_name: &str,
+) -> (Vec<Child>, Option<Balancer>, String) {
+    if !scaled_topology() {
+        let (child, base) = launch(data_dir, extra, env, log_name).await;
+        return (vec![child], None, base);
+    }
+    let mut launches = Vec::new();
+    for (role, n) in SCALED {
+        for i in 1..=n {
+            let mut args = vec![role.to_owned()];
+            if role == "command-api" {
+                args.extend(["--node-id".to_owned(), i.to_string()]);
+                // One instance seeds the sample (when the test wants it), not both.
+                if i > 1 && !extra.iter().any(|a| a == "--no-sample") {
+                    args.push("--no-sample".to_owned());
+                }
+            }
+            args.extend(["--trusted-proxy".to_owned(), "127.0.0.1".to_owned()]);
+            args.extend(extra.iter().cloned());
+            launches.push(async move {
+                let (child, base) = launch(data_dir, &args, env, &format!("{role}-{i}.log")).await;
+                (role, child, base)
+            });
+        }
+    }
+    let started = futures::future::join_all(launches).await;
+    let backends = |which: &str| -> Vec<String> {
+        started
+            .iter()
+            .filter(|(role, _, _)| *role == which)
+            .map(|(_, _, base)| base.trim_start_matches("http://").to_owned())
+            .collect()
+    };
+    let balancer = Balancer::start(data_dir, &backends("command-api"), &backends("query-api"))
+        .await
+        .expect("haproxy in front of the scaled topology");
+    let base = format!("http://127.0.0.1:{}", balancer.port);
+    let children = started.into_iter().map(|(_, child, _)| child).collect();
+    (children, Some(balancer), base)
 }
 
 async fn launch(
@@ -1187,6 +1328,127 @@ impl PrivateService {
 impl Drop for PrivateService {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+/// A private Redis Cluster on loopback (Debian's `redis-server`): three masters and three
+/// replicas, made with `redis-cli --cluster create`, node timeout 1 s — for a test that fails a
+/// master over.
+pub struct RedisCluster {
+    pub nodes: Vec<PrivateService>,
+}
+
+fn redis_cli(port: u16, args: &[&str]) -> String {
+    let out = std::process::Command::new("redis-cli")
+        .arg("-p")
+        .arg(port.to_string())
+        .args(args)
+        .output()
+        .expect("redis-cli");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+impl RedisCluster {
+    pub async fn start() -> RedisCluster {
+        let mut nodes = Vec::new();
+        for _ in 0..6 {
+            let port = free_port();
+            let args = [
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--cluster-enabled",
+                "yes",
+                "--cluster-port",
+                &free_port().to_string(),
+                "--cluster-config-file",
+                "nodes.conf",
+                "--cluster-node-timeout",
+                "1000",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ];
+            nodes.push(
+                PrivateService::launch(
+                    installed("redis-server"),
+                    args.iter().map(|s| s.to_string()).collect(),
+                    port,
+                )
+                .await,
+            );
+        }
+        let addrs: Vec<String> = nodes
+            .iter()
+            .map(|n| format!("127.0.0.1:{}", n.port))
+            .collect();
+        let status = std::process::Command::new("redis-cli")
+            .arg("--cluster")
+            .arg("create")
+            .args(&addrs)
+            .args(["--cluster-replicas", "1", "--cluster-yes"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .expect("redis-cli --cluster create");
+        assert!(status.success(), "redis-cli --cluster create failed");
+        let cluster = RedisCluster { nodes };
+        cluster.wait_healthy().await;
+        cluster
+    }
+
+    /// `redis+cluster://` URL naming every node.
+    pub fn url(&self) -> String {
+        let addrs: Vec<String> = self
+            .nodes
+            .iter()
+            .map(|n| format!("127.0.0.1:{}", n.port))
+            .collect();
+        format!("redis+cluster://{}", addrs.join(","))
+    }
+
+    /// The running nodes that are masters now.
+    pub fn masters(&self) -> Vec<u16> {
+        self.nodes
+            .iter()
+            .filter(|n| n.child.is_some())
+            .filter(|n| redis_cli(n.port, &["role"]).starts_with("master"))
+            .map(|n| n.port)
+            .collect()
+    }
+
+    /// Keys matching `pattern` on one node.
+    pub fn keys_on(&self, port: u16, pattern: &str) -> Vec<String> {
+        redis_cli(port, &["--scan", "--pattern", pattern])
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// SIGKILL the node on `port`.
+    pub fn kill(&mut self, port: u16) {
+        self.nodes
+            .iter_mut()
+            .find(|n| n.port == port)
+            .expect("a node of the cluster")
+            .stop();
+    }
+
+    /// Wait (30 s at most) until every running node reports `cluster_state:ok` with three masters.
+    pub async fn wait_healthy(&self) {
+        for _ in 0..300 {
+            let ok = self.nodes.iter().filter(|n| n.child.is_some()).all(|n| {
+                let info = redis_cli(n.port, &["cluster", "info"]);
+                info.contains("cluster_state:ok") && info.contains("cluster_size:3")
+            });
+            if ok && self.masters().len() == 3 {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("the Redis Cluster did not become healthy within 30 s");
     }
 }
 

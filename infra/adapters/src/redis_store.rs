@@ -1,5 +1,14 @@
-//! The Redis adapters: [`RedisCounters`] (the counter cache and the chat-poll shortcut) and
-//! [`RedisPositions`] (acknowledged and applied log positions shared by split processes).
+//! The Redis adapters: [`RedisCounters`] (the counter cache and the chat-poll shortcut),
+//! [`RedisPositions`] (acknowledged and applied log positions shared by split processes) and
+//! [`RedisAttempts`] (login quotas shared by several command APIs).
+//!
+//! **One Redis or a Redis Cluster.** [`connect`] opens either (`redis://…`, or
+//! `redis+cluster://host:port,host:port,…` for a cluster) as a [`RedisConn`]. Every key and script
+//! is cluster-safe: a script touches one key only, so no call spans hash slots; counters are one
+//! hash per user or video and positions one hash per topic, so both spread over the masters.
+//! Commands on several keys go out as one pipeline to a single Redis and as concurrent
+//! single-key commands to a cluster (whose client routes each to its slot's master and follows
+//! MOVED/ASK redirections and failovers).
 //!
 //! Exactness rests on the same rule as the in-process cache (see `titok_ports::counters`): entries are
 //! absolute values with the SQL row version they were read at, written by a Lua script that
@@ -12,21 +21,28 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::Script;
+use futures::future::try_join_all;
+use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
+use redis::cluster::ClusterClientBuilder;
+use redis::cluster_async::ClusterConnection;
+use redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo};
+use redis::{Cmd, FromRedisValue, Script, ScriptInvocation};
 use titok_events::Topic;
 
 use titok_ports::counters::{
     Counters, CountersError, UserCounts, Versioned, VideoCounts, CHAT_IDLE_EXPIRY,
 };
+use titok_ports::limits::{AttemptLimits, LimitsError};
 use titok_ports::log::Position;
 use titok_ports::progress::{Positions, PositionsError};
 
 /// Longest any single Redis round trip may take before it counts as unavailable.
 const CALL_TIMEOUT: Duration = Duration::from_millis(500);
 
-/// `put_if_newer` for a batch of hashes. KEYS = hashes; ARGV = n, n field names, then per key its
-/// version followed by its n values. A hash is replaced only if its stored `v` is older.
+/// `put_if_newer` for one hash (also correct for several, though never used so: a cluster
+/// refuses keys of different slots in one script). KEYS = hashes; ARGV = n, n field names, then
+/// per key its version followed by its n values. A hash is replaced only if its stored `v` is
+/// older.
 const PUT_IF_NEWER: &str = r"
 local n = tonumber(ARGV[1])
 local pos = 2 + n
@@ -68,40 +84,244 @@ end
 return 0
 ";
 
+/// One login attempt under a GCRA quota (KEYS[1]; ARGV = emission interval ms, burst), in
+/// Redis' clock: returns 0 when allowed (and counts it), else the milliseconds to wait.
+const GCRA: &str = r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local interval = tonumber(ARGV[1])
+local burst = tonumber(ARGV[2])
+local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
+if tat < now then tat = now end
+local next_tat = tat + interval
+local allowed_at = next_tat - interval * burst
+if allowed_at > now then
+  return allowed_at - now
+end
+redis.call('SET', KEYS[1], next_tat, 'PX', next_tat - now)
+return 0
+";
+
 const USER_FIELDS: [&str; 5] = ["fo", "fr", "tf", "w", "fa"];
 const VIDEO_FIELDS: [&str; 2] = ["fa", "c"];
 
-/// Connect with bounded connection and response times (reconnects automatically afterwards).
-pub async fn connect(url: &str) -> redis::RedisResult<ConnectionManager> {
+/// A connection to one Redis (reconnecting by itself) or to a Redis Cluster (routing each
+/// command to its slot's master, following redirections, refreshing its slot map after a
+/// failover). Cheap to clone: clones share the connections.
+#[derive(Clone)]
+pub enum RedisConn {
+    Single(ConnectionManager),
+    Cluster(ClusterConnection),
+}
+
+impl ConnectionLike for RedisConn {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> redis::RedisFuture<'a, redis::Value> {
+        match self {
+            RedisConn::Single(c) => c.req_packed_command(cmd),
+            RedisConn::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a redis::Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> redis::RedisFuture<'a, Vec<redis::Value>> {
+        match self {
+            RedisConn::Single(c) => c.req_packed_commands(pipeline, offset, count),
+            RedisConn::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            RedisConn::Single(c) => c.get_db(),
+            RedisConn::Cluster(c) => c.get_db(),
+        }
+    }
+}
+
+/// The URL scheme of a cluster: `redis+cluster://[user:password@]host:port,host:port,…` (any
+/// reachable nodes; the client discovers the rest).
+pub const CLUSTER_SCHEME: &str = "redis+cluster://";
+
+/// The node URLs (`redis://…`) of a `redis+cluster://` URL, or `None` for a single Redis URL.
+pub fn cluster_nodes(url: &str) -> Option<Vec<String>> {
+    let rest = url.strip_prefix(CLUSTER_SCHEME)?;
+    let rest = rest.split(['/', '?']).next().unwrap_or_default();
+    let (auth, hosts) = match rest.rsplit_once('@') {
+        Some((auth, hosts)) => (format!("{auth}@"), hosts),
+        None => (String::new(), rest),
+    };
+    Some(
+        hosts
+            .split(',')
+            .map(str::trim)
+            .filter(|h| !h.is_empty())
+            .map(|h| format!("redis://{auth}{h}"))
+            .collect(),
+    )
+}
+
+/// Connect with bounded connection and response times (reconnects automatically afterwards): a
+/// single Redis for `redis://` (or `rediss://`, `unix://`) URLs, a cluster for `redis+cluster://`.
+pub async fn connect(url: &str) -> redis::RedisResult<RedisConn> {
+    if let Some(nodes) = cluster_nodes(url) {
+        if nodes.is_empty() {
+            return Err(redis::RedisError::from((
+                redis::ErrorKind::InvalidClientConfig,
+                "redis+cluster:// URL names no nodes",
+            )));
+        }
+        let client = ClusterClientBuilder::new(nodes)
+            .connection_timeout(CALL_TIMEOUT)
+            .response_timeout(CALL_TIMEOUT)
+            .retries(3)
+            .min_retry_wait(10)
+            .max_retry_wait(200)
+            .build()?;
+        return Ok(RedisConn::Cluster(client.get_async_connection().await?));
+    }
     let client = redis::Client::open(url)?;
     let config = ConnectionManagerConfig::new()
         .set_connection_timeout(CALL_TIMEOUT)
         .set_response_timeout(CALL_TIMEOUT)
         .set_number_of_retries(1);
-    ConnectionManager::new_with_config(client, config).await
+    Ok(RedisConn::Single(
+        ConnectionManager::new_with_config(client, config).await?,
+    ))
 }
 
+impl RedisConn {
+    /// Run single-key commands: one pipeline on a single Redis, concurrently on a cluster (a
+    /// cluster pipeline must stay within one slot).
+    async fn each<T: FromRedisValue + Send>(&self, cmds: Vec<Cmd>) -> redis::RedisResult<Vec<T>> {
+        match self {
+            RedisConn::Single(_) => {
+                let mut pipe = redis::pipe();
+                for cmd in cmds {
+                    pipe.add_command(cmd);
+                }
+                let mut conn = self.clone();
+                pipe.query_async(&mut conn).await
+            }
+            RedisConn::Cluster(_) => {
+                try_join_all(cmds.into_iter().map(|cmd| {
+                    let mut conn = self.clone();
+                    async move { cmd.query_async::<T>(&mut conn).await }
+                }))
+                .await
+            }
+        }
+    }
+
+    /// Run prepared script invocations (each on one key) concurrently.
+    async fn scripts(&self, invocations: Vec<ScriptInvocation<'_>>) -> redis::RedisResult<()> {
+        try_join_all(invocations.into_iter().map(|invocation| {
+            let mut conn = self.clone();
+            async move { invocation.invoke_async::<i64>(&mut conn).await }
+        }))
+        .await?;
+        Ok(())
+    }
+
+    /// The masters (`host`, `port`) of a cluster, from `CLUSTER NODES`; one entry (routing
+    /// `None`) for a single Redis.
+    async fn masters(&self) -> redis::RedisResult<Vec<Option<(String, u16)>>> {
+        let RedisConn::Cluster(cluster) = self else {
+            return Ok(vec![None]);
+        };
+        let mut cluster = cluster.clone();
+        let nodes: String = redis::from_redis_value(
+            &cluster
+                .route_command(
+                    &redis::cmd("CLUSTER").arg("NODES").to_owned(),
+                    RoutingInfo::SingleNode(SingleNodeRoutingInfo::Random),
+                )
+                .await?,
+        )?;
+        Ok(masters_of(&nodes).into_iter().map(Some).collect())
+    }
+
+    /// Run `cmd` on one node (`None`: wherever a single Redis or the cluster routes it).
+    async fn on_node<T: FromRedisValue>(
+        &self,
+        node: &Option<(String, u16)>,
+        cmd: &Cmd,
+    ) -> redis::RedisResult<T> {
+        match (self, node) {
+            (RedisConn::Cluster(cluster), Some((host, port))) => {
+                let mut cluster = cluster.clone();
+                let value = cluster
+                    .route_command(
+                        cmd,
+                        RoutingInfo::SingleNode(SingleNodeRoutingInfo::ByAddress {
+                            host: host.clone(),
+                            port: *port,
+                        }),
+                    )
+                    .await?;
+                redis::from_redis_value(&value)
+            }
+            _ => {
+                let mut conn = self.clone();
+                cmd.query_async(&mut conn).await
+            }
+        }
+    }
+}
+
+/// The reachable masters in `CLUSTER NODES` output (`<id> <ip:port@cport[,hostname]> <flags> …`).
+fn masters_of(nodes: &str) -> Vec<(String, u16)> {
+    nodes
+        .lines()
+        .filter_map(|line| {
+            let mut fields = line.split_whitespace();
+            let address = fields.nth(1)?;
+            let flags = fields.next()?;
+            let flags: Vec<&str> = flags.split(',').collect();
+            if !flags.contains(&"master") || flags.iter().any(|f| f.starts_with("fail")) {
+                return None;
+            }
+            let address = address.split(['@', ',']).next()?;
+            let (host, port) = address.rsplit_once(':')?;
+            Some((host.to_owned(), port.parse().ok()?))
+        })
+        .collect()
+}
+
+/// A Redis call bounded by `2 × CALL_TIMEOUT`; failures count in `titok_redis_errors_total`.
 async fn bounded<T>(
     call: impl std::future::Future<Output = redis::RedisResult<T>>,
 ) -> Result<T, titok_ports::BoxError> {
+    let failed = |kind: &'static str| {
+        metrics::counter!("titok_redis_errors_total", "kind" => kind).increment(1);
+    };
     match tokio::time::timeout(CALL_TIMEOUT * 2, call).await {
         Ok(Ok(v)) => Ok(v),
-        Ok(Err(e)) => Err(Box::new(e)),
-        Err(_) => Err("redis call timed out".into()),
+        Ok(Err(e)) => {
+            failed("error");
+            Err(Box::new(e))
+        }
+        Err(_) => {
+            failed("timeout");
+            Err("redis call timed out".into())
+        }
     }
 }
 
 /// Counters and chat shortcut in Redis, under `<namespace>:`.
 #[derive(Clone)]
 pub struct RedisCounters {
-    conn: ConnectionManager,
+    conn: RedisConn,
     ns: String,
     put_if_newer: Script,
     string_max: Script,
 }
 
 impl RedisCounters {
-    pub fn new(conn: ConnectionManager, namespace: &str) -> RedisCounters {
+    pub fn new(conn: RedisConn, namespace: &str) -> RedisCounters {
         RedisCounters {
             conn,
             ns: namespace.to_owned(),
@@ -119,16 +339,17 @@ impl RedisCounters {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        let mut pipe = redis::pipe();
-        for id in ids {
-            pipe.cmd("HMGET")
-                .arg(format!("{}:{prefix}:{id}", self.ns))
-                .arg(fields);
-        }
-        let mut conn = self.conn.clone();
-        let rows: Vec<Vec<Option<i64>>> = bounded(pipe.query_async(&mut conn))
-            .await
-            .map_err(CountersError)?;
+        let cmds = ids
+            .iter()
+            .map(|id| {
+                redis::cmd("HMGET")
+                    .arg(format!("{}:{prefix}:{id}", self.ns))
+                    .arg(fields)
+                    .to_owned()
+            })
+            .collect();
+        let rows: Vec<Vec<Option<i64>>> =
+            bounded(self.conn.each(cmds)).await.map_err(CountersError)?;
         Ok(rows
             .into_iter()
             .map(|row| row.into_iter().collect::<Option<Vec<i64>>>())
@@ -144,16 +365,20 @@ impl RedisCounters {
         if rows.is_empty() {
             return Ok(());
         }
-        let mut invocation = self.put_if_newer.prepare_invoke();
-        invocation.arg(fields.len()).arg(fields);
-        for (id, version, values) in &rows {
-            invocation
-                .key(format!("{}:{prefix}:{id}", self.ns))
-                .arg(version)
-                .arg(values);
-        }
-        let mut conn = self.conn.clone();
-        bounded(invocation.invoke_async::<i64>(&mut conn))
+        let invocations = rows
+            .iter()
+            .map(|(id, version, values)| {
+                let mut invocation = self.put_if_newer.prepare_invoke();
+                invocation
+                    .key(format!("{}:{prefix}:{id}", self.ns))
+                    .arg(fields.len())
+                    .arg(fields)
+                    .arg(version)
+                    .arg(values);
+                invocation
+            })
+            .collect();
+        bounded(self.conn.scripts(invocations))
             .await
             .map_err(CountersError)?;
         Ok(())
@@ -233,33 +458,39 @@ impl Counters for RedisCounters {
         self.put_hashes("v", &VIDEO_FIELDS, rows).await
     }
 
-    /// SCAN the namespace's counter and chat keys and UNLINK them, a page at a time.
+    /// SCAN the namespace's counter and chat keys and UNLINK them, a page at a time (on every
+    /// master of a cluster; each key unlinked on its own, as a page spans slots).
     async fn clear(&self) -> Result<(), CountersError> {
-        let mut conn = self.conn.clone();
-        for kind in ["u", "v", "chat"] {
-            let pattern = format!("{}:{kind}:*", self.ns);
-            let mut cursor: u64 = 0;
-            loop {
-                let scan = redis::cmd("SCAN")
-                    .arg(cursor)
-                    .arg("MATCH")
-                    .arg(&pattern)
-                    .arg("COUNT")
-                    .arg(1000)
-                    .to_owned();
-                let (next, keys): (u64, Vec<String>) = bounded(scan.query_async(&mut conn))
-                    .await
-                    .map_err(CountersError)?;
-                if !keys.is_empty() {
-                    let unlink = redis::cmd("UNLINK").arg(&keys).to_owned();
-                    bounded(unlink.query_async::<i64>(&mut conn))
+        let masters = bounded(self.conn.masters()).await.map_err(CountersError)?;
+        for node in &masters {
+            for kind in ["u", "v", "chat"] {
+                let pattern = format!("{}:{kind}:*", self.ns);
+                let mut cursor: u64 = 0;
+                loop {
+                    let scan = redis::cmd("SCAN")
+                        .arg(cursor)
+                        .arg("MATCH")
+                        .arg(&pattern)
+                        .arg("COUNT")
+                        .arg(1000)
+                        .to_owned();
+                    let (next, keys): (u64, Vec<String>) = bounded(self.conn.on_node(node, &scan))
                         .await
                         .map_err(CountersError)?;
+                    if !keys.is_empty() {
+                        let unlinks = keys
+                            .iter()
+                            .map(|key| redis::cmd("UNLINK").arg(key).to_owned())
+                            .collect();
+                        bounded(self.conn.each::<i64>(unlinks))
+                            .await
+                            .map_err(CountersError)?;
+                    }
+                    if next == 0 {
+                        break;
+                    }
+                    cursor = next;
                 }
-                if next == 0 {
-                    break;
-                }
-                cursor = next;
             }
         }
         Ok(())
@@ -299,71 +530,77 @@ impl Counters for RedisCounters {
     }
 }
 
-/// Acknowledged and applied positions in two Redis hashes (`<ns>:acked`, `<ns>:applied`), field
-/// `<topic>:<partition>`. Waits poll the applied hash with a short backoff.
+/// Acknowledged and applied positions, one Redis hash per topic and kind
+/// (`<ns>:acked:<topic>`, `<ns>:applied:<topic>`), field = partition; values only rise. One hash
+/// per topic spreads them over a cluster's masters. Waits poll the applied hashes with a short
+/// backoff.
 #[derive(Clone)]
 pub struct RedisPositions {
-    conn: ConnectionManager,
-    acked_key: String,
-    applied_key: String,
+    conn: RedisConn,
+    ns: String,
     hash_max: Script,
 }
 
-fn field(topic: Topic, partition: u32) -> String {
-    format!("{}:{partition}", topic.name())
-}
-
 impl RedisPositions {
-    pub fn new(conn: ConnectionManager, namespace: &str) -> RedisPositions {
+    pub fn new(conn: RedisConn, namespace: &str) -> RedisPositions {
         RedisPositions {
             conn,
-            acked_key: format!("{namespace}:acked"),
-            applied_key: format!("{namespace}:applied"),
+            ns: namespace.to_owned(),
             hash_max: Script::new(HASH_MAX),
         }
     }
 
-    async fn raise(&self, key: &str, values: &[(String, i64)]) -> Result<(), PositionsError> {
-        if values.is_empty() {
-            return Ok(());
+    fn key(&self, kind: &str, topic: Topic) -> String {
+        format!("{}:{kind}:{}", self.ns, topic.name())
+    }
+
+    /// Raise the given partitions' values of `kind` (one script per topic hash).
+    async fn raise(&self, kind: &str, ends: &[Position]) -> Result<(), PositionsError> {
+        let mut by_topic: Vec<(Topic, Vec<(u32, i64)>)> = Vec::new();
+        for end in ends {
+            match by_topic.iter_mut().find(|(t, _)| *t == end.topic) {
+                Some((_, values)) => values.push((end.partition, end.offset)),
+                None => by_topic.push((end.topic, vec![(end.partition, end.offset)])),
+            }
         }
-        let mut invocation = self.hash_max.prepare_invoke();
-        invocation.key(key);
-        for (field, value) in values {
-            invocation.arg(field).arg(value);
-        }
-        let mut conn = self.conn.clone();
-        bounded(invocation.invoke_async::<i64>(&mut conn))
+        let invocations = by_topic
+            .iter()
+            .map(|(topic, values)| {
+                let mut invocation = self.hash_max.prepare_invoke();
+                invocation.key(self.key(kind, *topic));
+                for (partition, offset) in values {
+                    invocation.arg(partition).arg(offset);
+                }
+                invocation
+            })
+            .collect();
+        bounded(self.conn.scripts(invocations))
             .await
-            .map_err(PositionsError)?;
-        Ok(())
+            .map_err(PositionsError)
     }
 }
 
 #[async_trait]
 impl Positions for RedisPositions {
     async fn record_acked(&self, ends: &[Position]) -> Result<(), PositionsError> {
-        let values: Vec<(String, i64)> = ends
-            .iter()
-            .map(|e| (field(e.topic, e.partition), e.offset))
-            .collect();
-        self.raise(&self.acked_key, &values).await
+        self.raise("acked", ends).await
     }
 
     async fn acked_ends(&self, topics: &[Topic]) -> Result<Vec<Position>, PositionsError> {
-        let mut conn = self.conn.clone();
-        let cmd = redis::cmd("HGETALL").arg(&self.acked_key).to_owned();
-        let all: Vec<(String, i64)> = bounded(cmd.query_async(&mut conn))
+        let cmds = topics
+            .iter()
+            .map(|t| redis::cmd("HGETALL").arg(self.key("acked", *t)).to_owned())
+            .collect();
+        let all: Vec<Vec<(u32, i64)>> = bounded(self.conn.each(cmds))
             .await
             .map_err(PositionsError)?;
-        Ok(all
-            .into_iter()
-            .filter_map(|(field, offset)| {
-                let (topic, partition) = field.rsplit_once(':')?;
-                let topic = Topic::from_name(topic).filter(|t| topics.contains(t))?;
-                Some(Position {
-                    topic,
-                    partition: partition.parse().ok()?,
+        Ok(topics
+            .iter()
+            .zip(all)
+            .flat_map(|(topic, fields)| {
+                fields.into_iter().map(|(partition, offset)| Position {
+                    topic: *topic,
+                    partition,
                     offset,
                 })
             })
@@ -371,16 +608,16 @@ impl Positions for RedisPositions {
     }
 
     async fn applied_of(&self, targets: &[Position]) -> Result<Vec<i64>, PositionsError> {
-        let fields: Vec<String> = targets
+        let cmds = targets
             .iter()
-            .map(|t| field(t.topic, t.partition))
+            .map(|t| {
+                redis::cmd("HGET")
+                    .arg(self.key("applied", t.topic))
+                    .arg(t.partition)
+                    .to_owned()
+            })
             .collect();
-        let mut conn = self.conn.clone();
-        let cmd = redis::cmd("HMGET")
-            .arg(&self.applied_key)
-            .arg(&fields)
-            .to_owned();
-        let values: Vec<Option<i64>> = bounded(cmd.query_async(&mut conn))
+        let values: Vec<Option<i64>> = bounded(self.conn.each(cmds))
             .await
             .map_err(PositionsError)?;
         Ok(values.into_iter().map(|v| v.unwrap_or(0)).collect())
@@ -392,8 +629,15 @@ impl Positions for RedisPositions {
         partition: u32,
         next: i64,
     ) -> Result<(), PositionsError> {
-        self.raise(&self.applied_key, &[(field(topic, partition), next)])
-            .await
+        self.raise(
+            "applied",
+            &[Position {
+                topic,
+                partition,
+                offset: next,
+            }],
+        )
+        .await
     }
 
     async fn wait_applied(
@@ -417,5 +661,87 @@ impl Positions for RedisPositions {
             tokio::time::sleep(pause).await;
             pause = (pause * 2).min(Duration::from_millis(20));
         }
+    }
+}
+
+/// Login (and other) attempt quotas in Redis: one GCRA key per quota key, `<ns>:limit:<key>`,
+/// expiring when its quota is whole again.
+#[derive(Clone)]
+pub struct RedisAttempts {
+    conn: RedisConn,
+    ns: String,
+    gcra: Script,
+}
+
+impl RedisAttempts {
+    pub fn new(conn: RedisConn, namespace: &str) -> RedisAttempts {
+        RedisAttempts {
+            conn,
+            ns: namespace.to_owned(),
+            gcra: Script::new(GCRA),
+        }
+    }
+}
+
+#[async_trait]
+impl AttemptLimits for RedisAttempts {
+    async fn attempt(
+        &self,
+        key: &str,
+        quota: u32,
+        per: Duration,
+    ) -> Result<Option<Duration>, LimitsError> {
+        let quota = quota.max(1);
+        let interval_ms = (per.as_millis() as u64 / u64::from(quota)).max(1);
+        let mut invocation = self.gcra.prepare_invoke();
+        invocation
+            .key(format!("{}:limit:{key}", self.ns))
+            .arg(interval_ms)
+            .arg(quota);
+        let mut conn = self.conn.clone();
+        let wait_ms: i64 = bounded(invocation.invoke_async(&mut conn))
+            .await
+            .map_err(LimitsError)?;
+        Ok((wait_ms > 0).then(|| Duration::from_millis(wait_ms as u64)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cluster_urls_name_every_node_with_the_credentials() {
+        assert_eq!(cluster_nodes("redis://127.0.0.1:6379"), None);
+        assert_eq!(
+            cluster_nodes("redis+cluster://u:p@10.0.0.1:7000,10.0.0.2:7001/"),
+            Some(vec![
+                "redis://u:p@10.0.0.1:7000".to_owned(),
+                "redis://u:p@10.0.0.2:7001".to_owned()
+            ])
+        );
+        assert_eq!(
+            cluster_nodes("redis+cluster://h:1"),
+            Some(vec!["redis://h:1".to_owned()])
+        );
+    }
+
+    #[test]
+    fn cluster_nodes_output_yields_the_live_masters() {
+        let nodes = "\
+a1 127.0.0.1:7000@17000 myself,master - 0 0 1 connected 0-5460
+b2 127.0.0.1:7001@17001 master - 0 1 2 connected 5461-10922
+c3 127.0.0.1:7002@17002 master,fail - 0 1 3 disconnected
+d4 127.0.0.1:7003@17003 slave a1 0 1 1 connected
+e5 127.0.0.1:7004@17004,host5 master - 0 1 4 connected 10923-16383
+";
+        assert_eq!(
+            masters_of(nodes),
+            vec![
+                ("127.0.0.1".to_owned(), 7000),
+                ("127.0.0.1".to_owned(), 7001),
+                ("127.0.0.1".to_owned(), 7004)
+            ]
+        );
     }
 }

@@ -199,6 +199,18 @@ pub async fn mysql_any(url: &str, max: u32) -> Result<AnyPool, sqlx::Error> {
         .await
 }
 
+/// A pool on a MySQL read replica: never creates or migrates anything (the primary does, and
+/// replication brings it), connects lazily (a replica that is down at start-up is skipped until
+/// it answers) and gives up on a connection within a second.
+pub fn mysql_replica(url: &str, max: u32) -> Result<AnyPool, sqlx::Error> {
+    install_drivers();
+    AnyPoolOptions::new()
+        .max_connections(max)
+        .acquire_timeout(Duration::from_secs(1))
+        .after_release(close_if_in_transaction)
+        .connect_lazy(url)
+}
+
 /// The read store: views, checkpoints and parked events in one database so they commit together.
 #[derive(Clone, Debug)]
 pub struct ViewStore {

@@ -13,6 +13,7 @@
 //! | [`BlobStore`] — uploads and covers | `blobs`: local directory | (same; a shared volume) |
 //! | [`AccountStore`] — unique usernames, hashes | `accounts` on SQLite | `accounts` on MySQL |
 //! | [`accounts::CommandKeys`] — idempotency keys of commands | `accounts` on SQLite | `accounts` on MySQL |
+//! | [`limits::AttemptLimits`] — login quotas shared by instances | (in process, in the command API) | `redis_store`: Redis + Lua |
 //!
 //! Plus the read-after-write rule over the positions port ([`progress::Consistency`]) and a
 //! positive cache of existing ids ([`known`]). Port errors carry the adapter's own error as their
@@ -22,6 +23,7 @@ pub mod accounts;
 pub mod blobs;
 pub mod counters;
 pub mod known;
+pub mod limits;
 pub mod log;
 pub mod progress;
 

@@ -66,10 +66,17 @@ pub struct Consistency {
 impl Consistency {
     /// Wait until the views fed by `topics` reflect everything acknowledged so far.
     pub async fn wait(&self, topics: &[Topic]) -> Freshness {
+        self.wait_for(topics).await.0
+    }
+
+    /// Like [`Consistency::wait`], also returning the acknowledged ends waited for (empty when
+    /// positions could not be read), which a read replica must show before it may serve the read.
+    pub async fn wait_for(&self, topics: &[Topic]) -> (Freshness, Vec<Position>) {
         let start = std::time::Instant::now();
+        let mut ends = Vec::new();
         let waited = async {
-            let targets = self.positions.acked_ends(topics).await?;
-            self.positions.wait_applied(&targets, self.timeout).await
+            ends = self.positions.acked_ends(topics).await?;
+            self.positions.wait_applied(&ends, self.timeout).await
         };
         let freshness = match waited.await {
             Ok(true) => Freshness::Fresh,
@@ -87,6 +94,6 @@ impl Consistency {
         if freshness == Freshness::Stale {
             metrics::counter!("titok_consistency_stale_total").increment(1);
         }
-        freshness
+        (freshness, ends)
     }
 }

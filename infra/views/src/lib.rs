@@ -10,6 +10,8 @@
 //!   rows into the Douyin objects of [`model`] (shared by both APIs).
 //! - [`ledger`]: the projections' bookkeeping — checkpoints, projection meta (version,
 //!   generation, pause lease), parked events — and a rebuild's shadow tables and swap.
+//! - [`replicas`]: which pool a query API read goes to — a read replica whose checkpoints show
+//!   the acknowledged writes the read must see, or the primary.
 //! - [`Tables`]: which set of tables a statement addresses — the live views or a rebuild's shadow
 //!   copies — with names from [`ViewTable`] only.
 //!
@@ -20,6 +22,7 @@ pub mod fold;
 pub mod ledger;
 pub mod model;
 pub mod reads;
+pub mod replicas;
 pub mod stats;
 
 pub use titok_adapters::store::Dialect;

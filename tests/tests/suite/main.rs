@@ -4,6 +4,7 @@
 
 mod api_fuzz;
 mod bad_input;
+mod balanced;
 mod bench;
 mod browser;
 mod chaos;
@@ -18,6 +19,7 @@ mod rebuild;
 mod retries;
 mod rules;
 mod scale_out;
+mod scaled;
 mod scenarios;
 mod secrets_in_logs;
 mod security;

@@ -1,0 +1,193 @@
+//! The scaled-out topology as processes (README "Scaling out"): `n` command APIs, `n` query APIs
+//! and `n` projector instances of the `titok` binary on shared services, behind haproxy — what the
+//! bench's topology scenario measures, and what the test harness's scaled pass runs every black-box
+//! test on.
+
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+use anyhow::Context;
+
+/// The write endpoints, which the load balancer sends to the command APIs (everything else —
+/// reads, `/static`, `/healthz`, `/metrics` — goes to the query APIs).
+pub const WRITE_PATHS: [&str; 7] = [
+    "/douyin/user/register/",
+    "/douyin/user/login/",
+    "/douyin/publish/action/",
+    "/douyin/favorite/action/",
+    "/douyin/comment/action/",
+    "/douyin/relation/action/",
+    "/douyin/message/action/",
+];
+
+/// The haproxy configuration of README "Scaling out": writes to the command APIs, the rest to the
+/// query APIs, round robin; `/healthz` checked every 250 ms (down after 2 failures); a request
+/// whose connection failed is retried on another instance (never one that reached an instance:
+/// clients retry those with an `Idempotency-Key`); `X-Forwarded-For` added for the login limits.
+pub fn haproxy_config(port: u16, commands: &[String], queries: &[String]) -> String {
+    let servers = |prefix: &str, addrs: &[String]| -> String {
+        addrs
+            .iter()
+            .enumerate()
+            .map(|(i, a)| format!("    server {prefix}{} {a} check\n", i + 1))
+            .collect()
+    };
+    format!(
+        "global
+    maxconn 8192
+defaults
+    mode http
+    timeout connect 2s
+    timeout client 60s
+    timeout server 60s
+    option forwardfor
+    retries 2
+    option redispatch 1
+    retry-on conn-failure
+    default-server inter 250ms fall 2 rise 1
+frontend api
+    bind 127.0.0.1:{port}
+    acl write path {writes}
+    use_backend commands if write
+    default_backend queries
+backend commands
+    balance roundrobin
+    option httpchk GET /healthz
+{c}backend queries
+    balance roundrobin
+    option httpchk GET /healthz
+{q}",
+        writes = WRITE_PATHS.join(" "),
+        c = servers("c", commands),
+        q = servers("q", queries),
+    )
+}
+
+/// haproxy (Debian's package) on a free loopback port; stopped when dropped.
+pub struct Balancer {
+    child: std::process::Child,
+    pub port: u16,
+}
+
+impl Balancer {
+    /// Start haproxy in front of `commands` and `queries` (`host:port` each), its config written
+    /// to `dir/haproxy.cfg` and its log to `dir/haproxy.log`; waits until it accepts connections.
+    pub async fn start(
+        dir: &Path,
+        commands: &[String],
+        queries: &[String],
+    ) -> anyhow::Result<Balancer> {
+        let port = free_port()?;
+        let path = dir.join("haproxy.cfg");
+        std::fs::write(&path, haproxy_config(port, commands, queries))?;
+        let log = std::fs::File::create(dir.join("haproxy.log"))?;
+        let child = std::process::Command::new("haproxy")
+            .arg("-db")
+            .arg("-f")
+            .arg(&path)
+            .stdout(Stdio::from(log.try_clone()?))
+            .stderr(Stdio::from(log))
+            .spawn()
+            .context(
+                "cannot start haproxy (Debian package haproxy; scripts/services.sh installs it)",
+            )?;
+        let mut balancer = Balancer { child, port };
+        for _ in 0..200 {
+            if tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .is_ok()
+            {
+                return Ok(balancer);
+            }
+            if let Ok(Some(status)) = balancer.child.try_wait() {
+                anyhow::bail!(
+                    "haproxy exited ({status}): {}",
+                    std::fs::read_to_string(dir.join("haproxy.log")).unwrap_or_default()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        anyhow::bail!("haproxy did not listen on {port} within 5 s")
+    }
+
+    /// The haproxy process id (for its CPU share).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for Balancer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Whether haproxy is installed.
+pub fn haproxy_available() -> bool {
+    std::process::Command::new("haproxy")
+        .arg("-v")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+/// CPU time (user + system) of a process so far, in clock ticks; 0 once it is gone.
+pub fn process_ticks(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| {
+            // Fields after the command name (which may hold spaces) start after the last ')'.
+            let rest = stat.rsplit_once(')')?.1;
+            let fields: Vec<&str> = rest.split_whitespace().collect();
+            let utime: u64 = fields.get(11)?.parse().ok()?;
+            let stime: u64 = fields.get(12)?.parse().ok()?;
+            Some(utime + stime)
+        })
+        .unwrap_or(0)
+}
+
+/// Busy clock ticks of the whole machine so far (every CPU, all but idle and iowait).
+pub fn machine_busy_ticks() -> u64 {
+    std::fs::read_to_string("/proc/stat")
+        .ok()
+        .and_then(|stat| {
+            let cpu = stat.lines().next()?;
+            let values: Vec<u64> = cpu
+                .split_whitespace()
+                .skip(1)
+                .filter_map(|v| v.parse().ok())
+                .collect();
+            let total: u64 = values.iter().take(8).sum();
+            Some(total - values.get(3).copied().unwrap_or(0) - values.get(4).copied().unwrap_or(0))
+        })
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_config_routes_every_write_path_to_the_command_apis() {
+        let config = haproxy_config(
+            9000,
+            &["127.0.0.1:1".into()],
+            &["127.0.0.1:2".into(), "127.0.0.1:3".into()],
+        );
+        for path in WRITE_PATHS {
+            assert!(config.contains(path), "{path}");
+        }
+        assert!(config.contains("server c1 127.0.0.1:1 check"));
+        assert!(config.contains("server q2 127.0.0.1:3 check"));
+        assert!(config.contains("bind 127.0.0.1:9000"));
+    }
+}
