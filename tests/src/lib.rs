@@ -1031,7 +1031,7 @@ async fn launch(
         .unwrap_or_else(|| {
             panic!(
                 "server exited; log:\n{}",
-                std::fs::read_to_string(data_dir.join("server.log")).unwrap_or_default()
+                std::fs::read_to_string(data_dir.join(log_name)).unwrap_or_default()
             )
         });
     let base = first

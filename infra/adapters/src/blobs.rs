@@ -30,8 +30,10 @@ impl BlobStore for LocalBlobs {
             tokio::fs::create_dir_all(dir).await?;
         }
         // Write to a temporary name, fsync, then rename: a crash never leaves a torn file behind
-        // a URL that an acknowledged event points at.
-        let tmp = target.with_extension("part");
+        // a URL that an acknowledged event points at. The name is unique, so that instances
+        // sharing the volume writing the same file at once (every query API writes the static
+        // images at start) each rename their own complete copy.
+        let tmp = target.with_extension(format!("{}.part", uuid::Uuid::now_v7().simple()));
         let mut file = tokio::fs::File::create(&tmp).await?;
         tokio::io::AsyncWriteExt::write_all(&mut file, bytes).await?;
         file.sync_all().await?;

@@ -264,8 +264,28 @@ pub async fn sqlite_accounts(path: &Path) -> Result<AnyPool, sqlx::Error> {
 }
 
 /// Apply the MySQL migrations (accounts and views share one database and one history).
+///
+/// Instances that start together (every role of a scaled deployment) migrate one at a time under
+/// a named lock of their own: sqlx's migration lock (`GET_LOCK(…, -1)`, result unchecked) did not
+/// keep two instances starting on a fresh MariaDB database from applying the same migration twice
+/// (`Duplicate entry '1' for key 'PRIMARY'`).
 pub async fn migrate_mysql(pool: &AnyPool) -> Result<(), sqlx::Error> {
-    titok_schemas::MYSQL.run(pool).await?;
+    let mut conn = pool.acquire().await?;
+    let (locked,): (Option<i64>,) =
+        sqlx::query_as("SELECT GET_LOCK(CONCAT('titok-migrate-', DATABASE()), 120)")
+            .fetch_one(&mut *conn)
+            .await?;
+    if locked != Some(1) {
+        return Err(sqlx::Error::Protocol(
+            "another instance held the migration lock for 120 s".into(),
+        ));
+    }
+    let migrated = titok_schemas::MYSQL.run(&mut *conn).await;
+    let released = sqlx::query("SELECT RELEASE_LOCK(CONCAT('titok-migrate-', DATABASE()))")
+        .execute(&mut *conn)
+        .await;
+    migrated?;
+    released?;
     Ok(())
 }
 

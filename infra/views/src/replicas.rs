@@ -50,12 +50,12 @@ impl Replica {
         let Ok(seen) = self.state.lock() else {
             return false;
         };
+        // Every target partition must have been seen, even at offset 0: a replica without the
+        // checkpoint rows has not replicated the tables yet.
         targets.iter().all(|t| {
-            t.offset <= 0
-                || seen
-                    .checkpoints
-                    .get(&(t.topic, t.partition))
-                    .is_some_and(|applied| *applied >= t.offset)
+            seen.checkpoints
+                .get(&(t.topic, t.partition))
+                .is_some_and(|applied| *applied >= t.offset)
         })
     }
 
@@ -147,7 +147,8 @@ impl ReadPools {
     /// applied) of `topics`. Without replicas, the primary at once.
     pub async fn choose(&self, topics: &[Topic], targets: &[Position]) -> (AnyPool, Chosen) {
         let n = self.replicas.len();
-        if n == 0 {
+        if n == 0 || targets.is_empty() {
+            // Nothing to compare a replica's checkpoints with: only the primary is known to do.
             return (self.primary.clone(), Chosen::Primary);
         }
         let deadline = Instant::now() + self.patience;

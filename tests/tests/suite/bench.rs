@@ -86,6 +86,19 @@ async fn the_quick_bench_runs_and_reports_every_number() {
             value.is_finite() && value > 0.0,
             "kafka_ingest_vs_produce = {value}"
         );
+        // The scaled topology (haproxy is installed with the services): both runs made requests
+        // without failures, and read-after-write held through the balancer.
+        for run in ["topology_1_of_each", "topology_2_of_each"] {
+            for phase in ["feed", "ingest"] {
+                let phase_results = &results[run][phase];
+                assert!(
+                    phase_results["ok"].as_u64().unwrap_or(0) > 0 && phase_results["failed"] == 0,
+                    "{run} {phase}: {phase_results}"
+                );
+            }
+            assert_eq!(results[run]["raw_stale"], 0, "{run}: {}", results[run]);
+            assert!(results[run]["raw_probes"].as_u64().unwrap_or(0) > 0);
+        }
     }
     // Not a timing: idle polls must not touch the database at all.
     assert_eq!(results["chat_db_queries_per_idle_poll"], 0.0);
