@@ -1,7 +1,7 @@
 //! The command line: subcommands, process roles and the configuration (every flag has an
 //! environment variable), logging set-up, and the entry point that dispatches to a role or a tool.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
@@ -164,15 +164,16 @@ pub struct Config {
         global = true
     )]
     pub login_attempts_per_address: u32,
-    /// A load balancer's address (repeatable, or comma-separated in the variable): requests from
-    /// it are attributed to the client its `X-Forwarded-For` names (login limits per address).
+    /// A load balancer's address or network (repeatable, or comma-separated in the variable):
+    /// requests from it are attributed to the client its `X-Forwarded-For` names (login limits
+    /// per address).
     #[arg(
         long = "trusted-proxy",
         env = "TITOK_TRUSTED_PROXIES",
         value_delimiter = ',',
         global = true
     )]
-    pub trusted_proxies: Vec<IpAddr>,
+    pub trusted_proxies: Vec<titok_command_api::limits::TrustedProxy>,
     /// `/readyz` answers 503 while the projections are more than this many events behind.
     #[arg(
         long,

@@ -24,7 +24,7 @@ pub struct LoginLimits {
     quotas: (u32, u32),
     shared: Option<Arc<dyn AttemptLimits>>,
     /// Load balancers whose `X-Forwarded-For` names the client (`--trusted-proxy`).
-    trusted_proxies: Arc<[IpAddr]>,
+    trusted_proxies: Arc<[TrustedProxy]>,
 }
 
 impl LoginLimits {
@@ -42,7 +42,7 @@ impl LoginLimits {
     }
 
     /// Take the client address from `X-Forwarded-For` when the peer is one of `proxies`.
-    pub fn behind(self, proxies: Vec<IpAddr>) -> LoginLimits {
+    pub fn behind(self, proxies: Vec<TrustedProxy>) -> LoginLimits {
         LoginLimits {
             trusted_proxies: proxies.into(),
             ..self
@@ -53,7 +53,8 @@ impl LoginLimits {
     /// in `X-Forwarded-For` that is not itself a trusted proxy (entries to its left were written
     /// by the client and prove nothing).
     pub fn client_address(&self, peer: IpAddr, forwarded_for: Option<&str>) -> IpAddr {
-        if !self.trusted_proxies.contains(&peer) {
+        let trusted = |ip: &IpAddr| self.trusted_proxies.iter().any(|p| p.0.contains(ip));
+        if !trusted(&peer) {
             return peer;
         }
         let Some(header) = forwarded_for else {
@@ -64,7 +65,7 @@ impl LoginLimits {
             match hop.trim().parse::<IpAddr>() {
                 Ok(ip) => {
                     client = ip;
-                    if !self.trusted_proxies.contains(&ip) {
+                    if !trusted(&ip) {
                         break;
                     }
                 }
@@ -134,6 +135,21 @@ impl LoginLimits {
     }
 }
 
+/// A `--trusted-proxy` value: one address (`10.0.0.5`) or a network (`10.0.0.0/8`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TrustedProxy(pub ipnet::IpNet);
+
+impl std::str::FromStr for TrustedProxy {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        s.parse::<ipnet::IpNet>()
+            .or_else(|_| s.parse::<IpAddr>().map(ipnet::IpNet::from))
+            .map(TrustedProxy)
+            .map_err(|_| format!("{s:?} is neither an IP address nor a network like 10.0.0.0/8"))
+    }
+}
+
 fn refused(wait: Duration, what: &str) -> ApiError {
     ApiError::TooManyRequests(format!(
         "too many login attempts {what}, try again in {} s",
@@ -182,7 +198,8 @@ mod tests {
     fn forwarded_for_counts_only_behind_a_trusted_proxy() {
         let lb: IpAddr = "10.0.0.1".parse().expect("ip");
         let client: IpAddr = "203.0.113.7".parse().expect("ip");
-        let limits = LoginLimits::per_minute(1, 1).behind(vec![lb]);
+        let proxy = |s: &str| s.parse::<TrustedProxy>().expect("proxy");
+        let limits = LoginLimits::per_minute(1, 1).behind(vec![proxy("10.0.0.1")]);
         let xff = Some("198.51.100.1, 203.0.113.7");
         assert_eq!(limits.client_address(lb, xff), client, "the proxy's view");
         assert_eq!(
@@ -192,11 +209,12 @@ mod tests {
         );
         assert_eq!(limits.client_address(lb, None), lb);
         assert_eq!(limits.client_address(lb, Some("garbage")), lb);
-        let two = LoginLimits::per_minute(1, 1).behind(vec![lb, "10.0.0.2".parse().expect("ip")]);
+        let two = LoginLimits::per_minute(1, 1).behind(vec![proxy("10.0.0.0/30")]);
         assert_eq!(
             two.client_address(lb, Some("203.0.113.7, 10.0.0.2")),
             client,
             "a chain of trusted proxies"
         );
+        assert!("not-an-ip".parse::<TrustedProxy>().is_err());
     }
 }
