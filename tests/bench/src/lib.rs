@@ -15,6 +15,7 @@
 //! | feed | `/douyin/feed/`, concurrent batched join | one author/count/is_favorite/is_follow query per video, in turn |
 //! | chat | idle polls with the shortcut | the SQL query on every poll |
 //! | lag | acknowledged → visible through the query API | plain read latency (the wait's cost) |
+//! | scaled topology (real services + haproxy) | 2 command / 2 query / 2 projector instances behind haproxy: feed and ingest requests/s, CPU split, stale reads | 1 of each behind the same haproxy |
 //!
 //! Results: a table on stdout and, with `--json PATH`, the numbers as JSON.
 
