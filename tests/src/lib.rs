@@ -280,15 +280,43 @@ impl TestApp {
 
     /// GET with query parameters; returns (HTTP status, JSON body).
     pub async fn get_raw(&self, path: &str, query: &[(&str, String)]) -> (u16, Value) {
-        let resp = self
-            .client
-            .get(self.url(path))
-            .query(query)
-            .send()
-            .await
-            .expect("GET");
-        let status = resp.status().as_u16();
-        (status, resp.json().await.unwrap_or(Value::Null))
+        let (status, _, body) = self.get_full(path, query).await;
+        (status, body)
+    }
+
+    /// A form POST carrying an `Idempotency-Key` header, ready to send (and send again).
+    pub fn keyed_post(
+        &self,
+        path: &str,
+        key: &str,
+        form: &[(&str, String)],
+    ) -> reqwest::RequestBuilder {
+        self.client
+            .post(self.url(path))
+            .header("Idempotency-Key", key)
+            .form(form)
+    }
+
+    /// `n` logins of `username` with a wrong password: each refused, the `n`-th (only) with HTTP
+    /// 429 — the login quota is `n - 1`.
+    pub async fn assert_nth_login_throttled(&self, username: &str, n: usize) {
+        for attempt in 1..=n {
+            let (status, body) = self
+                .post_raw(
+                    "/douyin/user/login/",
+                    &[
+                        ("username", username.into()),
+                        ("password", "wrong-guess".into()),
+                    ],
+                )
+                .await;
+            assert_ne!(body["status_code"], 0, "{body}");
+            assert_eq!(
+                status == 429,
+                attempt == n,
+                "attempt {attempt}: HTTP {status} {body}"
+            );
+        }
     }
 
     /// GET with query parameters; returns (HTTP status, headers, JSON body).
@@ -1182,23 +1210,19 @@ fn installed(name: &str) -> PathBuf {
 impl PrivateService {
     /// A Redis server without persistence.
     pub async fn redis() -> PrivateService {
+        PrivateService::redis_with(&[]).await
+    }
+
+    /// A Redis server without persistence, with more arguments (e.g. cluster mode).
+    pub async fn redis_with(extra: &[&str]) -> PrivateService {
         let port = free_port();
-        let args = [
-            "--port",
-            &port.to_string(),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-        ];
-        PrivateService::launch(
-            installed("redis-server"),
-            args.iter().map(|s| s.to_string()).collect(),
-            port,
-        )
-        .await
+        let args: Vec<String> = ["--port", &port.to_string(), "--bind", "127.0.0.1"]
+            .iter()
+            .chain(&["--save", "", "--appendonly", "no"])
+            .chain(extra)
+            .map(|s| s.to_string())
+            .collect();
+        PrivateService::launch(installed("redis-server"), args, port).await
     }
 
     /// A tansu Kafka-API broker with SQLite storage in its own directory.
@@ -1352,31 +1376,18 @@ impl RedisCluster {
     pub async fn start() -> RedisCluster {
         let mut nodes = Vec::new();
         for _ in 0..6 {
-            let port = free_port();
-            let args = [
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--cluster-enabled",
-                "yes",
-                "--cluster-port",
-                &free_port().to_string(),
-                "--cluster-config-file",
-                "nodes.conf",
-                "--cluster-node-timeout",
-                "1000",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ];
+            let bus = free_port().to_string();
             nodes.push(
-                PrivateService::launch(
-                    installed("redis-server"),
-                    args.iter().map(|s| s.to_string()).collect(),
-                    port,
-                )
+                PrivateService::redis_with(&[
+                    "--cluster-enabled",
+                    "yes",
+                    "--cluster-port",
+                    &bus,
+                    "--cluster-config-file",
+                    "nodes.conf",
+                    "--cluster-node-timeout",
+                    "1000",
+                ])
                 .await,
             );
         }

@@ -302,6 +302,34 @@ struct Loaded {
     seconds: f64,
 }
 
+/// Register 16 accounts `<prefix>0…15` through `base`: the clients' users, with tokens.
+async fn register_viewers(
+    client: &reqwest::Client,
+    base: &str,
+    prefix: &str,
+) -> anyhow::Result<Vec<Viewer>> {
+    let mut viewers = Vec::new();
+    for i in 0..16 {
+        let body: Value = client
+            .post(format!("{base}/douyin/user/register/"))
+            .form(&[
+                ("username", format!("{prefix}{i}")),
+                ("password", "bench-password".into()),
+            ])
+            .send()
+            .await?
+            .json()
+            .await?;
+        viewers.push(Viewer {
+            id: body["user_id"]
+                .as_i64()
+                .with_context(|| format!("register: {body}"))?,
+            token: body["token"].as_str().unwrap_or_default().to_owned(),
+        });
+    }
+    Ok(viewers)
+}
+
 /// Run the bench (or, with `--soak`, the soak): one function per scenario, in this order.
 pub async fn run(args: BenchArgs, config: Config) -> anyhow::Result<()> {
     let size = Size::of(&args);
@@ -347,23 +375,7 @@ pub async fn run(args: BenchArgs, config: Config) -> anyhow::Result<()> {
     let mut report = Report::default();
 
     // Viewers: real accounts with tokens.
-    let mut viewers = Vec::new();
-    for i in 0..16 {
-        let body: Value = client
-            .post(format!("{base}/douyin/user/register/"))
-            .form(&[
-                ("username", format!("viewer{i}")),
-                ("password", "bench-password".into()),
-            ])
-            .send()
-            .await?
-            .json()
-            .await?;
-        viewers.push(Viewer {
-            id: body["user_id"].as_i64().context("register")?,
-            token: body["token"].as_str().unwrap_or_default().to_owned(),
-        });
-    }
+    let viewers = register_viewers(&client, &base, "viewer").await?;
     let ctx = Ctx {
         args,
         size,
@@ -1573,26 +1585,7 @@ async fn run_topology(ctx: &Ctx, n: usize) -> anyhow::Result<TopologyRun> {
     let pids: Vec<u32> = children.iter().filter_map(|c| c.id()).collect();
     let balancer = topology::Balancer::start(&dir, &commands, &queries).await?;
     let base = format!("http://127.0.0.1:{}", balancer.port);
-    let mut fans = Vec::new();
-    for i in 0..16 {
-        let body: Value = client
-            .post(format!("{base}/douyin/user/register/"))
-            .form(&[
-                ("username", format!("fan{i}")),
-                ("password", "bench-password".into()),
-            ])
-            .send()
-            .await?
-            .json()
-            .await?;
-        fans.push(Viewer {
-            id: body["user_id"]
-                .as_i64()
-                .with_context(|| format!("register: {body}"))?,
-            token: body["token"].as_str().unwrap_or_default().to_owned(),
-        });
-    }
-    let fans = Arc::new(fans);
+    let fans = Arc::new(register_viewers(client, &base, "fan").await?);
     wait_caught_up(client, &base).await?;
 
     let mark = cpu_mark(&pids, balancer.pid());

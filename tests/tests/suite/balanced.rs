@@ -27,20 +27,7 @@ async fn the_login_quota_holds_across_command_instances() {
     app.register("target", "password1").await;
     // Round robin: the attempts alternate between the two command APIs, so an in-process quota
     // of 4 would let 8 through; the shared one refuses the fifth.
-    for attempt in 1..=5 {
-        let (status, body) = app
-            .post_raw(
-                "/douyin/user/login/",
-                &[("username", "target".into()), ("password", "guess".into())],
-            )
-            .await;
-        assert_ne!(body["status_code"], 0, "{body}");
-        assert_eq!(
-            status == 429,
-            attempt == 5,
-            "attempt {attempt}: HTTP {status} {body}"
-        );
-    }
+    app.assert_nth_login_throttled("target", 5).await;
 }
 
 /// POST with an `Idempotency-Key`, retried with the same key on transport errors and 5xx (an
@@ -48,13 +35,7 @@ async fn the_login_quota_holds_across_command_instances() {
 async fn until_acked(app: &TestApp, path: &str, key: &str, form: &[(&str, String)]) -> Value {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     loop {
-        let sent = app
-            .client
-            .post(app.url(path))
-            .header("Idempotency-Key", key)
-            .form(form)
-            .send()
-            .await;
+        let sent = app.keyed_post(path, key, form).send().await;
         match sent {
             Ok(resp) if resp.status().is_server_error() => {}
             Ok(resp) => {

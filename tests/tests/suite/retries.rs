@@ -17,14 +17,7 @@ async fn keyed(
     key: &str,
     form: &[(&str, String)],
 ) -> (u16, Value, String) {
-    let resp = app
-        .client
-        .post(app.url(path))
-        .header("Idempotency-Key", key)
-        .form(form)
-        .send()
-        .await
-        .expect("send");
+    let resp = app.keyed_post(path, key, form).send().await.expect("send");
     let status = resp.status().as_u16();
     let position = resp
         .headers()
