@@ -6,6 +6,8 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use titok_adapters::redis_store::{self, RedisCounters};
+use titok_ports::counters::{Counters, UserCounts, Versioned};
 use titok_tests::*;
 
 const FAVORITES: &str = "/douyin/favorite/list/";
@@ -141,6 +143,34 @@ async fn a_redis_cluster_spreads_the_keys_holds_the_login_quota_and_survives_a_m
     assert_eq!(info["total_favorited"], i64::from(liked), "{info}");
     assert_eq!(info["follower_count"], 1, "{info}");
     assert_eq!(app.chat(&author, fan.id, 0).await.len(), 1);
+
+    // Clearing the cache (a rebuild's swap) reaches every master of the cluster.
+    let counters = RedisCounters::new(
+        redis_store::connect(&cluster.url()).await.expect("cluster"),
+        "clearing",
+    );
+    let rows: Vec<(i64, Versioned<UserCounts>)> = (0..64)
+        .map(|id| {
+            (
+                id,
+                Versioned {
+                    version: 1,
+                    value: UserCounts::default(),
+                },
+            )
+        })
+        .collect();
+    counters.put_users(&rows).await.expect("put");
+    let cached = |cluster: &RedisCluster| -> usize {
+        cluster
+            .masters()
+            .into_iter()
+            .map(|port| cluster.keys_on(port, "clearing:*").len())
+            .sum()
+    };
+    assert_eq!(cached(&cluster), 64);
+    counters.clear().await.expect("clear");
+    assert_eq!(cached(&cluster), 0, "keys left after clear()");
 }
 
 /// The URL of `base` (a server URL without database) for database `db`.
