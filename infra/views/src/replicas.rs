@@ -163,14 +163,17 @@ impl ReadPools {
             if let Some(r) = order.iter().find(|r| r.covers(targets)) {
                 return self.replica(r);
             }
+            let mut answering = 0;
             for r in &order {
                 match r.look(topics).await {
                     Ok(()) if r.covers(targets) => return self.replica(r),
-                    Ok(()) => {}
+                    Ok(()) => answering += 1,
                     Err(why) => r.mark_down(&why),
                 }
             }
-            if Instant::now() + pause > deadline {
+            // Waiting is for replicas that answer but lag; with none answering, read the primary
+            // at once.
+            if answering == 0 || Instant::now() + pause > deadline {
                 metrics::counter!("titok_replica_fallbacks_total").increment(1);
                 metrics::counter!("titok_reads_total", "pool" => "primary").increment(1);
                 return (self.primary.clone(), Chosen::Primary);

@@ -350,6 +350,13 @@ pub async fn run(args: BenchArgs, config: Config) -> anyhow::Result<()> {
             .context("--mysql-url needs a database")?;
         config.mysql_url = Some(format!("{base}/{}", config.namespace));
     }
+    // The replicas of that database: the same name on each replica server.
+    for url in &mut config.mysql_read_urls {
+        let (base, _) = url
+            .rsplit_once('/')
+            .context("--mysql-read-url needs a database")?;
+        *url = format!("{base}/{}", config.namespace);
+    }
     if config.token_secret.is_none()
         && (config.kafka_brokers.is_some()
             || config.redis_url.is_some()
