@@ -425,7 +425,15 @@ impl TestApp {
             .find(|v| v["title"] == title)
             .and_then(|v| v["id"].as_i64())
             .unwrap_or_else(|| {
-                panic!("published video {title:?} not in the author's list: {list:?}")
+                let logs = self.logs();
+                let warnings: Vec<&str> = logs
+                    .lines()
+                    .filter(|l| l.contains("WARN") || l.contains("ERROR"))
+                    .collect();
+                panic!(
+                    "published video {title:?} not in the author's list: {list:?}\nwarnings:\n{}",
+                    warnings.join("\n")
+                )
             })
     }
 
@@ -747,17 +755,40 @@ impl TestApp {
                     .create()
                     .expect("producer");
                 let name = format!("{namespace}.{}", topic.name().trim_start_matches("titok."));
+                let mut ends: std::collections::HashMap<u32, i64> = Default::default();
                 for (key, payload) in records {
+                    let partition = partition_for(key, 4);
                     let record = FutureRecord::to(&name)
                         .key(key)
                         .payload(payload)
-                        .partition(partition_for(key, 4) as i32);
-                    producer
+                        .partition(partition as i32);
+                    let delivered = producer
                         .send(record, Duration::from_secs(10))
                         .await
                         .map_err(|(e, _)| e)
                         .expect("produce");
+                    let end = ends.entry(partition).or_default();
+                    *end = (*end).max(delivered.offset + 1);
                 }
+                // Acknowledge them as a command API would, so that reads wait for them.
+                let redis = self.arg("--redis-url").expect("--redis-url").to_owned();
+                let positions = titok_adapters::redis_store::RedisPositions::new(
+                    titok_adapters::redis_store::connect(&redis)
+                        .await
+                        .expect("redis"),
+                    &namespace,
+                );
+                let ends: Vec<titok_ports::log::Position> = ends
+                    .into_iter()
+                    .map(|(partition, offset)| titok_ports::log::Position {
+                        topic,
+                        partition,
+                        offset,
+                    })
+                    .collect();
+                titok_ports::progress::Positions::record_acked(&positions, &ends)
+                    .await
+                    .expect("record acked");
             }
             None => {
                 assert!(self.terminate().await, "clean stop");
@@ -1002,6 +1033,12 @@ async fn launch_topology(
                 }
             }
             args.extend(["--trusted-proxy".to_owned(), "127.0.0.1".to_owned()]);
+            // Two projector instances joining one consumer group together take seconds on tansu
+            // before either is given partitions; reads of a test's first writes wait for that
+            // instead of answering stale (the default 2 s bound is for a running deployment).
+            if !extra.iter().any(|a| a == "--consistency-timeout-ms") {
+                args.extend(["--consistency-timeout-ms".to_owned(), "15000".to_owned()]);
+            }
             args.extend(extra.iter().cloned());
             launches.push(async move {
                 let (child, base) = launch(data_dir, &args, env, &format!("{role}-{i}.log")).await;
@@ -1387,6 +1424,10 @@ impl RedisCluster {
                     "nodes.conf",
                     "--cluster-node-timeout",
                     "1000",
+                    // A replica may take over however long ago it last heard from its master
+                    // (on a loaded test machine the default validity check can veto it).
+                    "--cluster-replica-validity-factor",
+                    "0",
                 ])
                 .await,
             );
@@ -1447,9 +1488,9 @@ impl RedisCluster {
             .stop();
     }
 
-    /// Wait (30 s at most) until every running node reports `cluster_state:ok` with three masters.
+    /// Wait (60 s at most) until every running node reports `cluster_state:ok` with three masters.
     pub async fn wait_healthy(&self) {
-        for _ in 0..300 {
+        for _ in 0..600 {
             let ok = self.nodes.iter().filter(|n| n.child.is_some()).all(|n| {
                 let info = redis_cli(n.port, &["cluster", "info"]);
                 info.contains("cluster_state:ok") && info.contains("cluster_size:3")
@@ -1459,7 +1500,15 @@ impl RedisCluster {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        panic!("the Redis Cluster did not become healthy within 30 s");
+        let port = self
+            .nodes
+            .iter()
+            .find(|n| n.child.is_some())
+            .map_or(0, |n| n.port);
+        panic!(
+            "the Redis Cluster did not become healthy within 60 s:\n{}",
+            redis_cli(port, &["cluster", "nodes"])
+        );
     }
 }
 
