@@ -776,7 +776,7 @@ impl TestApp {
                     titok_adapters::redis_store::connect(&redis)
                         .await
                         .expect("redis"),
-                    &namespace,
+                    namespace,
                 );
                 let ends: Vec<titok_ports::log::Position> = ends
                     .into_iter()
