@@ -5,6 +5,10 @@
 //! views reflect all writes acknowledged before it arrived — read-after-write for every user the
 //! write touches, because it waits per partition for what was acknowledged — and says `x-titok-stale: true` when the wait timed out.
 //!
+//! With MySQL read replicas configured, a read then goes to a replica whose checkpoints show
+//! every write that wait covered, else to the primary (`titok_views::replicas`); the reply names
+//! the pool in `x-titok-read-from`.
+//!
 //! [`router`] builds the axum router over a [`QueryState`]; the `titok` binary serves it.
 
 mod chat;

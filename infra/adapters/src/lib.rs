@@ -10,10 +10,10 @@
 //! | [`kafka_log`] | `EventLog` | Kafka (rdkafka; tested on tansu) |
 //! | [`counters`] | `Counters` | in-process maps |
 //! | [`progress`] | `Positions` | in-process, with a notifier |
-//! | [`redis_store`] | `Counters`, `Positions` | Redis hashes and Lua scripts |
-//! | [`accounts`] | `AccountStore` | SQLite or MySQL through sqlx `Any` |
+//! | [`redis_store`] | `Counters`, `Positions`, `AttemptLimits` | Redis or a Redis Cluster: hashes and single-key Lua scripts |
+//! | [`accounts`] | `AccountStore`, `CommandKeys` | SQLite or MySQL through sqlx `Any` |
 //! | [`blobs`] | `BlobStore` | a local directory |
-//! | [`store`] | — | the SQL pools: the views' `ViewStore`, opening and migrating SQLite/MySQL |
+//! | [`store`] | — | the SQL pools: the views' `ViewStore`, opening and migrating SQLite/MySQL, lazy pools on MySQL read replicas |
 
 pub mod accounts;
 pub mod blobs;
