@@ -39,25 +39,12 @@ use titok_ports::progress::{Positions, PositionsError};
 /// Longest any single Redis round trip may take before it counts as unavailable.
 const CALL_TIMEOUT: Duration = Duration::from_millis(500);
 
-/// `put_if_newer` for one hash (also correct for several, though never used so: a cluster
-/// refuses keys of different slots in one script). KEYS = hashes; ARGV = n, n field names, then
-/// per key its version followed by its n values. A hash is replaced only if its stored `v` is
-/// older.
+/// `put_if_newer` for one hash. KEYS[1] = the hash; ARGV = version, then field, value, … The
+/// hash is replaced only if its stored `v` is older.
 const PUT_IF_NEWER: &str = r"
-local n = tonumber(ARGV[1])
-local pos = 2 + n
-for k = 1, #KEYS do
-  local version = tonumber(ARGV[pos])
-  local held = tonumber(redis.call('HGET', KEYS[k], 'v') or '-1')
-  if held < version then
-    local args = {'v', ARGV[pos]}
-    for i = 1, n do
-      args[#args + 1] = ARGV[1 + i]
-      args[#args + 1] = ARGV[pos + i]
-    end
-    redis.call('HSET', KEYS[k], unpack(args))
-  end
-  pos = pos + 1 + n
+local held = tonumber(redis.call('HGET', KEYS[1], 'v') or '-1')
+if held < tonumber(ARGV[1]) then
+  redis.call('HSET', KEYS[1], 'v', ARGV[1], unpack(ARGV, 2))
 end
 return 0
 ";
@@ -371,10 +358,10 @@ impl RedisCounters {
                 let mut invocation = self.put_if_newer.prepare_invoke();
                 invocation
                     .key(format!("{}:{prefix}:{id}", self.ns))
-                    .arg(fields.len())
-                    .arg(fields)
-                    .arg(version)
-                    .arg(values);
+                    .arg(version);
+                for (field, value) in fields.iter().zip(values) {
+                    invocation.arg(field).arg(value);
+                }
                 invocation
             })
             .collect();

@@ -25,10 +25,10 @@ use crate::model::{Message, User, Video};
 use crate::stats::{select_in, user_stats, video_stats};
 use crate::ViewTable;
 
-/// A `videos` row.
 /// Most videos one feed page serves when a single millisecond holds more than a page.
 pub const MAX_SAME_MS_PAGE: i64 = 4096;
 
+/// A `videos` row.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct VideoRow {
     pub id: i64,
