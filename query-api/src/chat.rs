@@ -14,7 +14,7 @@ use crate::{answer, normalize_ms, QueryState};
 use titok_views::model::ChatBody;
 
 pub async fn chat(State(state): State<QueryState>, params: Params) -> Reply<ChatBody> {
-    answer(&state, &[Topic::Messages], move |state| async move {
+    answer(&state, &[Topic::Messages], async |state| {
         let viewer = state.auth.require(&params).await?;
         let other = params.id("to_user_id")?;
         if other == viewer {
@@ -23,7 +23,7 @@ pub async fn chat(State(state): State<QueryState>, params: Params) -> Reply<Chat
             ));
         }
         let pre = normalize_ms(params.int_or_zero("pre_msg_time")?);
-        ensure_user(&state, other).await?;
+        ensure_user(state, other).await?;
         let pair = (viewer.min(other), viewer.max(other));
         let cached = state
             .reader

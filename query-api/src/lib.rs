@@ -16,14 +16,13 @@ mod lists;
 
 use axum::routing::{get, MethodRouter};
 use axum::Router;
-use futures::Future;
 use titok_events::Topic;
 use titok_ports::progress::{Consistency, Freshness};
 use titok_views::model::{
     ChatBody, CommentListBody, FeedBody, FriendListBody, UserBody, UserListBody, VideoListBody,
 };
 use titok_views::reads::Reader;
-use titok_views::replicas::{Chosen, ReadPools};
+use titok_views::replicas::ReadPools;
 use titok_web::http::{ApiError, Authenticator, Reply};
 use titok_web::openapi::{opt, reply, req, Endpoint, TOKEN};
 
@@ -57,28 +56,25 @@ const CONTENT_TOPICS: &[Topic] = &[
 /// Wait for the views fed by `topics`, then run the read — on a read replica that shows every
 /// write the wait covered, when replicas are configured (`x-titok-read-from` names the pool) —
 /// and mark the reply stale if the wait gave up (a stale read goes to the primary).
-async fn answer<T, F, Fut>(state: &QueryState, topics: &[Topic], read: F) -> Reply<T>
-where
-    F: FnOnce(QueryState) -> Fut,
-    Fut: Future<Output = Result<T, ApiError>>,
-{
+async fn answer<T>(
+    state: &QueryState,
+    topics: &[Topic],
+    read: impl AsyncFnOnce(&QueryState) -> Result<T, ApiError>,
+) -> Reply<T> {
     let (freshness, targets) = state.consistency.wait_for(topics).await;
-    let mut on = state.clone();
-    let mut read_from = None;
-    if state.pools.has_replicas() {
-        let (pool, chosen) = match freshness {
-            Freshness::Fresh => state.pools.choose(topics, &targets).await,
-            Freshness::Stale => (state.pools.primary_pool().clone(), Chosen::Primary),
+    let reply = if state.pools.has_replicas() {
+        // A stale read has nothing a replica could be checked against: the primary.
+        let targets = match freshness {
+            Freshness::Fresh => targets,
+            Freshness::Stale => Vec::new(),
         };
+        let (pool, chosen) = state.pools.choose(topics, &targets).await;
+        let mut on = state.clone();
         on.reader.pool = pool;
-        read_from = Some(chosen);
-    }
-    let mut reply = Reply::from(read(on).await);
-    match read_from {
-        Some(Chosen::Primary) => reply = reply.with_header("x-titok-read-from", "primary".into()),
-        Some(Chosen::Replica(name)) => reply = reply.with_header("x-titok-read-from", name),
-        None => {}
-    }
+        Reply::from(read(&on).await).with_header("x-titok-read-from", chosen.name())
+    } else {
+        Reply::from(read(state).await)
+    };
     match freshness {
         Freshness::Fresh => reply,
         Freshness::Stale => reply.with_header("x-titok-stale", "true".into()),

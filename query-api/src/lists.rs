@@ -16,7 +16,7 @@ pub const FEED_PAGE: i64 = 30;
 /// earliest publish time (epoch ms), to send back as the next `latest_time`. A page never ends
 /// inside a millisecond the next video shares ([`titok_views::reads::Reader::feed_page`]).
 pub async fn feed(State(state): State<QueryState>, params: Params) -> Reply<FeedBody> {
-    answer(&state, CONTENT_TOPICS, move |state| async move {
+    answer(&state, CONTENT_TOPICS, async |state| {
         let viewer = state.auth.optional(&params).await?;
         let now = titok_ports::now_ms();
         let latest = match normalize_ms(params.int_or_zero("latest_time")?) {
@@ -53,8 +53,8 @@ pub async fn ensure_user(state: &QueryState, user_id: i64) -> Result<(), ApiErro
 
 /// Row 4: one user, relative to the token's user.
 pub async fn user_info(State(state): State<QueryState>, params: Params) -> Reply<UserBody> {
-    answer(&state, CONTENT_TOPICS, move |state| async move {
-        let (viewer, user_id) = subject(&state, &params).await?;
+    answer(&state, CONTENT_TOPICS, async |state| {
+        let (viewer, user_id) = subject(state, &params).await?;
         let user = state.reader.users(Some(viewer), &[user_id]).await?.pop();
         Ok(UserBody { user })
     })
@@ -84,8 +84,8 @@ async fn video_list(
 
 /// Row 6: the user's videos, newest first.
 pub async fn publish_list(State(state): State<QueryState>, params: Params) -> Reply<VideoListBody> {
-    answer(&state, CONTENT_TOPICS, move |state| async move {
-        video_list(&state, &params, Videos::Published).await
+    answer(&state, CONTENT_TOPICS, async |state| {
+        video_list(state, &params, Videos::Published).await
     })
     .await
 }
@@ -95,8 +95,8 @@ pub async fn favorite_list(
     State(state): State<QueryState>,
     params: Params,
 ) -> Reply<VideoListBody> {
-    answer(&state, CONTENT_TOPICS, move |state| async move {
-        video_list(&state, &params, Videos::Liked).await
+    answer(&state, CONTENT_TOPICS, async |state| {
+        video_list(state, &params, Videos::Liked).await
     })
     .await
 }
@@ -106,7 +106,7 @@ pub async fn comment_list(
     State(state): State<QueryState>,
     params: Params,
 ) -> Reply<CommentListBody> {
-    answer(&state, CONTENT_TOPICS, move |state| async move {
+    answer(&state, CONTENT_TOPICS, async |state| {
         let viewer = state.auth.require(&params).await?;
         let video_id = params.id("video_id")?;
         if state.reader.video_author(video_id).await?.is_none() {
@@ -145,16 +145,16 @@ async fn user_list(
 
 /// Row 12: whom the user follows, most recent first.
 pub async fn follow_list(State(state): State<QueryState>, params: Params) -> Reply<UserListBody> {
-    answer(&state, CONTENT_TOPICS, move |state| async move {
-        user_list(&state, &params, false).await
+    answer(&state, CONTENT_TOPICS, async |state| {
+        user_list(state, &params, false).await
     })
     .await
 }
 
 /// Row 13: who follows the user, most recent first.
 pub async fn follower_list(State(state): State<QueryState>, params: Params) -> Reply<UserListBody> {
-    answer(&state, CONTENT_TOPICS, move |state| async move {
-        user_list(&state, &params, true).await
+    answer(&state, CONTENT_TOPICS, async |state| {
+        user_list(state, &params, true).await
     })
     .await
 }
@@ -165,8 +165,8 @@ pub async fn follower_list(State(state): State<QueryState>, params: Params) -> R
 pub async fn friend_list(State(state): State<QueryState>, params: Params) -> Reply<FriendListBody> {
     let mut topics = CONTENT_TOPICS.to_vec();
     topics.push(Topic::Messages);
-    answer(&state, &topics, move |state| async move {
-        let (viewer, user_id) = subject(&state, &params).await?;
+    answer(&state, &topics, async |state| {
+        let (viewer, user_id) = subject(state, &params).await?;
         let rows = state.reader.friends_of(user_id).await?;
         let ids: Vec<i64> = rows.iter().map(|r| r.0).collect();
         let users = state.reader.users(Some(viewer), &ids).await?;

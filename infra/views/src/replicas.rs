@@ -110,12 +110,17 @@ pub enum Chosen {
     Replica(String),
 }
 
-impl ReadPools {
-    /// Only the primary.
-    pub fn primary(primary: AnyPool) -> ReadPools {
-        ReadPools::new(primary, Vec::new(), Duration::ZERO)
+impl Chosen {
+    /// `primary`, or the replica's `host:port` (the `x-titok-read-from` header).
+    pub fn name(self) -> String {
+        match self {
+            Chosen::Primary => "primary".into(),
+            Chosen::Replica(name) => name,
+        }
     }
+}
 
+impl ReadPools {
     /// The primary and replicas (`(name, pool)`); a read waits at most `patience` for a replica
     /// to catch up before reading the primary.
     pub fn new(
@@ -144,12 +149,12 @@ impl ReadPools {
     }
 
     /// The pool for a read that must reflect `targets` (acknowledged ends the primary has
-    /// applied) of `topics`. Without replicas, the primary at once.
+    /// applied) of `topics`. Without replicas, or without targets, the primary at once.
     pub async fn choose(&self, topics: &[Topic], targets: &[Position]) -> (AnyPool, Chosen) {
         let n = self.replicas.len();
         if n == 0 || targets.is_empty() {
             // Nothing to compare a replica's checkpoints with: only the primary is known to do.
-            return (self.primary.clone(), Chosen::Primary);
+            return self.on_primary();
         }
         let deadline = Instant::now() + self.patience;
         let mut pause = Duration::from_millis(1);
@@ -175,8 +180,7 @@ impl ReadPools {
             // at once.
             if answering == 0 || Instant::now() + pause > deadline {
                 metrics::counter!("titok_replica_fallbacks_total").increment(1);
-                metrics::counter!("titok_reads_total", "pool" => "primary").increment(1);
-                return (self.primary.clone(), Chosen::Primary);
+                return self.on_primary();
             }
             tokio::time::sleep(pause).await;
             pause = (pause * 2).min(Duration::from_millis(10));
@@ -188,8 +192,8 @@ impl ReadPools {
         (r.pool.clone(), Chosen::Replica(r.name.clone()))
     }
 
-    /// The primary's pool.
-    pub fn primary_pool(&self) -> &AnyPool {
-        &self.primary
+    fn on_primary(&self) -> (AnyPool, Chosen) {
+        metrics::counter!("titok_reads_total", "pool" => "primary").increment(1);
+        (self.primary.clone(), Chosen::Primary)
     }
 }
