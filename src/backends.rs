@@ -44,6 +44,8 @@ pub struct Backends {
     pub read_pools: ReadPools,
     /// Login quotas shared by instances (Redis), if configured.
     pub attempts: Option<Arc<dyn AttemptLimits>>,
+    /// The projections of this process that stopped on a hole in the log (`/readyz` shows them).
+    pub halts: titok_projectors::continuity::Halts,
 }
 
 /// Fewer distinct bytes than this in a configured secret: a placeholder ("aaaa…", "changeme…"),
@@ -162,6 +164,7 @@ impl Backends {
             keys,
             read_pools,
             attempts,
+            halts: Default::default(),
         })
     }
 
@@ -172,6 +175,7 @@ impl Backends {
             counters: self.counters.clone(),
             positions: self.positions.clone(),
             group_prefix: format!("{}.projector", config.namespace),
+            halts: self.halts.clone(),
         }
     }
 
@@ -223,6 +227,7 @@ impl Backends {
             config.login_attempts_per_user,
             config.login_attempts_per_address,
         )
+        .registers_per_hour(config.registers_per_address)
         .behind(config.trusted_proxies.clone());
         match &self.attempts {
             Some(shared) => limits.shared(shared.clone()),

@@ -111,7 +111,8 @@ pub struct Config {
     )]
     pub token_ttl_hours: u64,
     /// This instance's id for id generation (0–15, unique per running command API).
-    #[arg(long, env = "TITOK_NODE_ID", default_value_t = 0, global = true)]
+    #[arg(long, env = "TITOK_NODE_ID", default_value_t = 0, global = true,
+          value_parser = clap::value_parser!(u8).range(0..=titok_events::MAX_NODE_ID as i64))]
     pub node_id: u8,
     /// MySQL/MariaDB URL for accounts and views (e.g. mysql://user:pass@host:3306/titok);
     /// the database is created if missing. Default: SQLite files in the data dir.
@@ -164,6 +165,15 @@ pub struct Config {
         global = true
     )]
     pub login_attempts_per_address: u32,
+    /// Sign-ups allowed per client address per hour (then HTTP 429); shared by every instance
+    /// with Redis, like the login quotas.
+    #[arg(
+        long,
+        env = "TITOK_REGISTERS_PER_ADDRESS",
+        default_value_t = titok_command_api::limits::DEFAULT_REGISTERS_PER_HOUR,
+        global = true
+    )]
+    pub registers_per_address: u32,
     /// A load balancer's address or network (repeatable, or comma-separated in the variable):
     /// requests from it are attributed to the client its `X-Forwarded-For` names (login limits
     /// per address).
@@ -182,6 +192,11 @@ pub struct Config {
         global = true
     )]
     pub ready_max_lag: i64,
+    /// Run projections and rebuilds even when the Kafka topics' settings delete events
+    /// (`retention.ms`/`retention.bytes` not -1, or compaction): only for deployments that
+    /// archive the log elsewhere and never rebuild views from this one.
+    #[arg(long, env = "TITOK_ALLOW_LOG_RETENTION", global = true)]
+    pub allow_log_retention: bool,
     /// Kafka bootstrap servers (host:port,…); switches the event log from the embedded one to Kafka.
     #[arg(long, env = "TITOK_KAFKA_BROKERS", global = true)]
     pub kafka_brokers: Option<String>,
@@ -302,6 +317,10 @@ pub fn init_tracing(json: bool, default: &str) {
 pub async fn main_entry() -> anyhow::Result<()> {
     let cli = Cli::parse();
     init_tracing(cli.config.log_json, "info,sqlx=warn,tower_http=warn");
+    // Test builds only: fault points from the FAILPOINTS variable (e.g.
+    // `rebuild::before_swap_ms=return(4000)`), kept for the life of the process.
+    #[cfg(feature = "failpoints")]
+    std::mem::forget(fail::FailScenario::setup());
     let role = match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => Role::All,
         Command::CommandApi => Role::CommandApi,

@@ -80,7 +80,9 @@ pub async fn run(args: RebuildArgs, config: Config) -> anyhow::Result<()> {
         counters,
         positions: Arc::new(InProcessPositions::default()),
         group_prefix: format!("{}.projector", config.namespace),
+        halts: Default::default(),
     };
+    crate::startup::refuse_log_retention(deps.log.as_ref(), &config)?;
     for group in groups {
         let label: Vec<_> = group.iter().map(|v| v.projection).collect();
         let mut progress = crate::progress::for_rebuild(&label.join(", "));

@@ -35,9 +35,15 @@ pub(crate) async fn seed_sample(
             .map(char::from)
             .collect()
     };
-    let (user_id, _) = titok_command_api::register_user(command, DEMO_USERNAME, &password)
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot register the demo account: {e}"))?;
+    let user_id = match titok_command_api::register_user(command, DEMO_USERNAME, &password).await {
+        Ok((user_id, _)) => user_id,
+        // Instances started together on an empty store all try; one wins, the rest carry on.
+        Err(_) if command.accounts.by_username(DEMO_USERNAME).await?.is_some() => {
+            tracing::info!("sample content is being loaded by another instance");
+            return Ok(());
+        }
+        Err(e) => anyhow::bail!("cannot register the demo account: {e}"),
+    };
     titok_command_api::publish_video(command, user_id, "Welcome to titok-plus", SAMPLE_VIDEO)
         .await
         .map_err(|e| anyhow::anyhow!("cannot publish the sample video: {e}"))?;

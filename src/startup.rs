@@ -69,6 +69,9 @@ pub async fn start(role: Role, config: Config) -> anyhow::Result<Running> {
         .with_context(|| format!("cannot create data dir {}", data.display()))?;
     titok_web::telemetry::prometheus();
     let backends = Backends::open(&config, role).await?;
+    if role.runs_projectors() {
+        refuse_log_retention(backends.log.as_ref(), &config)?;
+    }
     titok_projectors::rebuild::prepare(
         &backends.projector_deps(&config),
         config.stale_views.into(),
@@ -101,6 +104,8 @@ pub async fn start(role: Role, config: Config) -> anyhow::Result<Running> {
                 store: backends.store.clone(),
                 positions: backends.positions.clone(),
                 max_lag: config.ready_max_lag,
+                halts: backends.halts.clone(),
+                cache: Default::default(),
             }),
         );
     if role.runs_commands() {
@@ -186,6 +191,22 @@ pub async fn start(role: Role, config: Config) -> anyhow::Result<Running> {
         server,
         projectors,
     })
+}
+
+/// Projections and rebuilds fold the whole log: refuse to run them on topics that delete events
+/// (unless the operator said `--allow-log-retention`).
+pub fn refuse_log_retention(
+    log: &dyn titok_ports::log::EventLog,
+    config: &Config,
+) -> anyhow::Result<()> {
+    if let titok_ports::log::Retention::Deletes(what) = log.retention() {
+        if config.allow_log_retention {
+            tracing::warn!(what, "the event log deletes events (--allow-log-retention): views rebuilt from it will lack what it deleted");
+        } else {
+            anyhow::bail!("refusing to run projections: the event log deletes events: {what}");
+        }
+    }
+    Ok(())
 }
 
 /// The bench's ceiling: everything a request costs before a handler does its work (routing,

@@ -126,6 +126,10 @@ pub async fn run(args: TapArgs, config: Config) -> anyhow::Result<()> {
     for topic in topics(&args)? {
         let partitions = log.partitions(topic) as usize;
         let start = if args.from_beginning {
+            // "From the beginning" must mean the whole history: a log that lost its first
+            // events (retention, deleted records) is an error, not a shorter answer.
+            titok_projectors::continuity::check_start(log.as_ref(), topic, &vec![0; partitions])
+                .await?;
             vec![0; partitions]
         } else {
             let mut start = vec![0; partitions];
@@ -145,6 +149,8 @@ pub async fn run(args: TapArgs, config: Config) -> anyhow::Result<()> {
     let (mut seen, mut last_event, mut last_report) = (0usize, None::<Instant>, Instant::now());
     let started = Instant::now();
     let mut likes = Likes::default();
+    // The next offset expected per (topic, partition): a record beyond it is a hole in the log.
+    let mut expected: HashMap<(titok_events::Topic, u32), i64> = HashMap::new();
     let stop = tokio::signal::ctrl_c();
     tokio::pin!(stop);
     loop {
@@ -155,6 +161,17 @@ pub async fn run(args: TapArgs, config: Config) -> anyhow::Result<()> {
             };
             let mut out = stdout.lock();
             for rec in batch {
+                let first = if args.from_beginning { 0 } else { rec.offset };
+                let next = expected.entry((rec.topic, rec.partition)).or_insert(first);
+                if rec.offset > *next {
+                    anyhow::bail!(titok_projectors::continuity::LogGap::Hole {
+                        topic: rec.topic,
+                        partition: rec.partition,
+                        from: *next,
+                        to: rec.offset,
+                    });
+                }
+                *next = (*next).max(rec.offset + 1);
                 let Ok(event) = Envelope::decode(&rec.payload) else {
                     eprintln!(
                         "undecodable event at {}/{}@{}",

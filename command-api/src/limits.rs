@@ -1,6 +1,7 @@
-//! Login attempt limits, per username and per client address. Attempts over the quota get HTTP
-//! 429 with the envelope and how long to wait, before any password is checked — so guessing is
-//! throttled and the argon2 work an attacker can cause is bounded.
+//! Login attempt limits, per username and per client address, and sign-ups per client address
+//! (per hour). Attempts over the quota get HTTP 429 with the envelope and how long to wait, before
+//! any password is checked or hashed — so guessing is throttled and the argon2 work an attacker
+//! can cause is bounded.
 //!
 //! With Redis configured the quotas are shared by every command API instance
 //! ([`titok_ports::limits::AttemptLimits`]); while Redis cannot be reached, and without Redis,
@@ -21,7 +22,10 @@ use titok_web::http::ApiError;
 pub struct LoginLimits {
     per_user: Arc<DefaultKeyedRateLimiter<String>>,
     per_address: Arc<DefaultKeyedRateLimiter<IpAddr>>,
+    registers: Arc<DefaultKeyedRateLimiter<IpAddr>>,
     quotas: (u32, u32),
+    /// Sign-ups per address per hour.
+    registers_quota: u32,
     shared: Option<Arc<dyn AttemptLimits>>,
     /// Load balancers whose `X-Forwarded-For` names the client (`--trusted-proxy`).
     trusted_proxies: Arc<[TrustedProxy]>,
@@ -35,10 +39,50 @@ impl LoginLimits {
         LoginLimits {
             per_user: Arc::new(RateLimiter::keyed(quota(per_user))),
             per_address: Arc::new(RateLimiter::keyed(quota(per_address))),
+            registers: Arc::new(RateLimiter::keyed(hourly(DEFAULT_REGISTERS_PER_HOUR))),
             quotas: (per_user.max(1), per_address.max(1)),
+            registers_quota: DEFAULT_REGISTERS_PER_HOUR,
             shared: None,
             trusted_proxies: Arc::new([]),
         }
+    }
+
+    /// At most `n` sign-ups per hour from one client address.
+    pub fn registers_per_hour(self, n: u32) -> LoginLimits {
+        LoginLimits {
+            registers: Arc::new(RateLimiter::keyed(hourly(n))),
+            registers_quota: n.max(1),
+            ..self
+        }
+    }
+
+    /// Count one sign-up from `address`; refuse it when the address's hourly quota is used up.
+    pub async fn check_register(&self, address: IpAddr) -> Result<(), ApiError> {
+        let hour = Duration::from_secs(3600);
+        let refused = |wait: Duration| {
+            ApiError::TooManyRequests(format!(
+                "too many sign-ups from this address, try again in {} s",
+                wait.as_secs().max(1)
+            ))
+        };
+        if let Some(shared) = &self.shared {
+            let key = format!("register:a:{address}");
+            match shared.attempt(&key, self.registers_quota, hour).await {
+                Ok(None) => return Ok(()),
+                Ok(Some(wait)) => return Err(refused(wait)),
+                Err(err) => {
+                    tracing::warn!(error = %err, "shared sign-up limits unavailable; limiting in process")
+                }
+            }
+        }
+        let now = DefaultClock::default().now();
+        self.registers
+            .check_key(&address)
+            .map_err(|not_until| refused(not_until.wait_time_from(now)))?;
+        if every_1024th_call() {
+            self.registers.retain_recent();
+        }
+        Ok(())
     }
 
     /// Take the client address from `X-Forwarded-For` when the peer is one of `proxies`.
@@ -150,6 +194,14 @@ impl std::str::FromStr for TrustedProxy {
     }
 }
 
+/// Sign-ups per client address per hour unless configured (`--registers-per-address`): enough
+/// for a household or an office behind one address, not for a script creating accounts.
+pub const DEFAULT_REGISTERS_PER_HOUR: u32 = 30;
+
+fn hourly(n: u32) -> Quota {
+    Quota::per_hour(NonZeroU32::new(n.max(1)).unwrap_or(NonZeroU32::MIN))
+}
+
 fn refused(wait: Duration, what: &str) -> ApiError {
     ApiError::TooManyRequests(format!(
         "too many login attempts {what}, try again in {} s",
@@ -216,5 +268,22 @@ mod tests {
             "a chain of trusted proxies"
         );
         assert!("not-an-ip".parse::<TrustedProxy>().is_err());
+    }
+
+    #[tokio::test]
+    async fn sign_ups_are_limited_per_address() {
+        let limits = LoginLimits::per_minute(10, 10).registers_per_hour(2);
+        let a: IpAddr = "203.0.113.7".parse().expect("ip");
+        assert!(limits.check_register(a).await.is_ok());
+        assert!(limits.check_register(a).await.is_ok());
+        let third = limits.check_register(a).await;
+        assert!(
+            matches!(&third, Err(ApiError::TooManyRequests(m)) if m.contains("sign-ups")),
+            "{third:?}"
+        );
+        assert!(limits
+            .check_register("203.0.113.8".parse().expect("ip"))
+            .await
+            .is_ok());
     }
 }

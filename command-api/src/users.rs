@@ -5,7 +5,7 @@
 //! removed again, so a 503 leaves nothing behind; if the process dies in between, start-up
 //! ([`recover_pending_registrations`]) appends the event.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use axum::extract::{ConnectInfo, State};
 use axum::http::HeaderMap;
@@ -54,10 +54,33 @@ fn session(state: &CommandState, user_id: i64) -> Result<SessionBody, ApiError> 
     Ok(SessionBody { user_id, token })
 }
 
-pub async fn register(State(state): State<CommandState>, params: Params) -> Reply<SessionBody> {
+/// The client's address for the per-address quotas: the peer, or behind a trusted proxy what its
+/// `X-Forwarded-For` names — every line of that header, in order, as one list (a client's own
+/// `X-Forwarded-For` line comes first and cannot hide the proxy's).
+fn client_address(state: &CommandState, peer: SocketAddr, headers: &HeaderMap) -> IpAddr {
+    let lines: Vec<&str> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    let forwarded_for = (!lines.is_empty()).then(|| lines.join(","));
+    state
+        .login_limits
+        .client_address(peer.ip(), forwarded_for.as_deref())
+}
+
+pub async fn register(
+    State(state): State<CommandState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    params: Params,
+) -> Reply<SessionBody> {
     acknowledged(
         async {
             let (username, password) = credentials(&params)?;
+            // Before the argon2 hash: sign-ups share the hashing pool with logins.
+            let client = client_address(&state, peer, &headers);
+            state.login_limits.check_register(client).await?;
             let (user_id, position) = register_user(&state, &username, &password).await?;
             Ok((session(&state, user_id)?, position))
         }
@@ -131,8 +154,7 @@ pub async fn login(
     Reply::from(
         async {
             let (username, password) = credentials(&params)?;
-            let forwarded_for = headers.get("x-forwarded-for").and_then(|v| v.to_str().ok());
-            let client = state.login_limits.client_address(peer.ip(), forwarded_for);
+            let client = client_address(&state, peer, &headers);
             state.login_limits.check(&username, Some(client)).await?;
             let wrong = || ApiError::Unauthenticated("wrong username or password".into());
             let account = state

@@ -10,6 +10,9 @@ use std::sync::Mutex;
 /// 2025-01-01T00:00:00Z.
 pub const ID_EPOCH_MS: i64 = 1_735_689_600_000;
 const NODE_BITS: u32 = 4;
+/// The highest node id (`--node-id` is range-checked against it; a larger one would wrap onto
+/// another node's ids).
+pub const MAX_NODE_ID: u8 = (1 << NODE_BITS) - 1;
 const SEQ_BITS: u32 = 8;
 
 /// Generates ids for one node. Cheap to share behind an `Arc`.

@@ -22,7 +22,7 @@ mod json_schema;
 mod payloads;
 
 pub use envelope::{DecodeError, Envelope, EventBody};
-pub use ids::{IdGenerator, ID_EPOCH_MS};
+pub use ids::{IdGenerator, ID_EPOCH_MS, MAX_NODE_ID};
 pub use json_schema::json_schemas;
 pub use payloads::*;
 

@@ -16,4 +16,6 @@ pub struct ProjectorDeps {
     pub positions: Arc<dyn Positions>,
     /// Prefix of consumer group names (`<group_prefix>.<projection>`).
     pub group_prefix: String,
+    /// Projections of this process stopped because the log is not whole where they read it.
+    pub halts: crate::continuity::Halts,
 }

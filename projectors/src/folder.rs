@@ -85,6 +85,9 @@ impl Folder {
 /// version, breaking an invariant of its type, or on another type's topic.
 pub(crate) fn decode_checked(rec: &LogRecord) -> Result<Envelope, String> {
     let event = Envelope::decode(&rec.payload).map_err(|e| e.to_string())?;
+    if let Some(why) = titok_views::fold::unstorable(&event) {
+        return Err(why);
+    }
     if event.topic() != rec.topic {
         return Err(format!(
             "a {} event does not belong on {}",

@@ -21,7 +21,9 @@
 //! the records a projection could not apply.
 
 pub mod catalog;
+pub mod continuity;
 mod deps;
+mod faults;
 pub mod folder;
 pub mod generations;
 pub mod parked;

@@ -19,10 +19,19 @@
 //!    projector process does the same when it sees the generation change), so ids that only the
 //!    old — damaged — tables had leave the cache.
 //!
+//! The pause lease is renewed while the rebuild works (with the rebuild lease), and the swap's own
+//! transaction checks, under the locked checkpoint rows, that both leases are still this
+//! rebuild's and that the live checkpoints are where the shadow caught up to — a rebuild that
+//! stalled past its lease aborts instead of swapping in views that lack what the live projections
+//! folded meanwhile. A log that no longer holds offset 0, or has a hole, fails the rebuild
+//! ([`crate::continuity`]); nothing is swapped.
+//!
 //! Nothing the fold does has side effects beyond the view tables, so replay suppresses nothing
 //! today; the cache refresh and position publishing of live batches are skipped during replay.
 
 use std::collections::{BTreeSet, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use titok_adapters::store::ViewStore;
@@ -32,14 +41,24 @@ use titok_views::ledger::{self, Checkpoint, Parts, SwapRecord};
 use titok_views::Tables;
 
 use crate::catalog::{self, View};
+use crate::continuity::{check_start, LogGap};
 use crate::deps::ProjectorDeps;
+use crate::faults::fault;
 use crate::folder::{Folder, BATCH};
 
 /// By default the rebuild pauses the live projections once the shadow is this close to the log's
 /// end (`titok rebuild --pause-within`).
 pub const SWAP_WITHIN: i64 = 2000;
-/// How long the pause lease lasts; the final catch-up must finish within it.
+/// How long the pause lease lasts unless renewed (it is, with the rebuild lease, while the
+/// rebuild works); the final catch-up must finish within half of it.
 const LEASE: Duration = Duration::from_secs(60);
+
+/// The pause lease, shortened by the fault point `rebuild::pause_lease_ms` in tests.
+fn pause_lease() -> Duration {
+    fault("rebuild::pause_lease_ms")
+        .and_then(|ms| ms.parse().ok())
+        .map_or(LEASE, Duration::from_millis)
+}
 /// How long a rebuild lease lasts unless renewed; a running rebuild renews it every third of that,
 /// so a crashed rebuild's group can be rebuilt again this long after it died.
 pub const REBUILD_LEASE: Duration = Duration::from_secs(30);
@@ -216,6 +235,15 @@ impl Stream {
             if rec.offset < *slot || limit.is_some_and(|l| rec.offset >= l[p]) {
                 continue;
             }
+            if rec.offset > *slot {
+                return Err(LogGap::Hole {
+                    topic: rec.topic,
+                    partition: rec.partition,
+                    from: *slot,
+                    to: rec.offset,
+                }
+                .into());
+            }
             *slot = rec.offset + 1;
             fresh.push(rec);
         }
@@ -273,11 +301,18 @@ pub async fn rebuild(
         }
         .into());
     }
+    // Set once the pause lease is taken: from then on the renewal extends it too.
+    let paused = Arc::new(AtomicBool::new(false));
+    let lease = pause_lease();
     let renewal = tokio::spawn({
         let (store, names_of, holder) = (store.clone(), names_of.clone(), holder.clone());
+        let paused = paused.clone();
         async move {
             loop {
-                tokio::time::sleep(REBUILD_LEASE / 3).await;
+                tokio::time::sleep((REBUILD_LEASE / 3).min(lease / 3)).await;
+                if fault("rebuild::stop_renewing").is_some() {
+                    continue; // a test's stalled rebuild: no renewal reaches the database
+                }
                 let until = titok_ports::now_ms() + REBUILD_LEASE.as_millis() as i64;
                 match ledger::renew_rebuild(&store.write, &names_of, &holder, until).await {
                     Ok(true) => {}
@@ -286,6 +321,15 @@ pub async fn rebuild(
                         return;
                     }
                     Err(err) => tracing::warn!(error = %err, "cannot renew the rebuild lease"),
+                }
+                if paused.load(Ordering::SeqCst) {
+                    let until = titok_ports::now_ms() + lease.as_millis() as i64;
+                    match ledger::renew_pause(&store.write, &names_of, &holder, until).await {
+                        Ok(true) => {}
+                        Ok(false) => tracing::warn!(%holder,
+                            "the pause lease expired before it was renewed: this rebuild will not swap"),
+                        Err(err) => tracing::warn!(error = %err, "cannot renew the pause lease"),
+                    }
                 }
             }
         }
@@ -296,6 +340,9 @@ pub async fn rebuild(
         let mut streams = Vec::new();
         for view in group {
             let partitions = deps.log.partitions(view.topic) as usize;
+            // A fold from offset 0 of a log that no longer holds offset 0 would swap in views
+            // lacking everything it lost.
+            check_start(deps.log.as_ref(), view.topic, &vec![0; partitions]).await?;
             let consumer_group =
                 format!("{}.rebuild.{prefix}{}", deps.group_prefix, view.projection);
             streams.push(Stream {
@@ -311,7 +358,8 @@ pub async fn rebuild(
         }
         let events = replay(deps, &mut streams, pause_within, progress).await?;
         ledger::create_tables(store, &shadow, &bases, Parts::Indexes).await?;
-        let events = events + pause_and_catch_up(deps, group, &mut streams).await?;
+        paused.store(true, Ordering::SeqCst);
+        let events = events + pause_and_catch_up(deps, group, &mut streams, lease).await?;
         let record = SwapRecord {
             checkpoints: streams
                 .iter()
@@ -334,6 +382,10 @@ pub async fn rebuild(
             ledger::renew_rebuild(&store.write, &names_of, &holder, lease_end()).await?,
             "this rebuild lost its lease (it stalled longer than {REBUILD_LEASE:?}); not swapping"
         );
+        if let Some(ms) = fault("rebuild::before_swap_ms").and_then(|ms| ms.parse().ok()) {
+            tracing::warn!(ms, "fault point: the rebuild stalls before its swap");
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+        }
         ledger::swap(store, &shadow, &bases, &record).await?;
         anyhow::Ok(events)
     }
@@ -408,16 +460,17 @@ async fn pause_and_catch_up(
     deps: &ProjectorDeps,
     group: &[&'static View],
     streams: &mut [Stream],
+    lease: Duration,
 ) -> anyhow::Result<u64> {
     let store = &deps.store;
-    let until = titok_ports::now_ms() + LEASE.as_millis() as i64;
+    let until = titok_ports::now_ms() + lease.as_millis() as i64;
     ledger::set_pause(store, &projections(group), until).await?;
     // Live batches lock their checkpoint rows: once we hold them, none is in flight, and every
     // later one sees the lease.
     let mut tx = store.begin_write().await?;
     let live = ledger::lock_group_checkpoints(&mut tx, store.dialect, &projections(group)).await?;
     tx.commit().await?;
-    let deadline = Instant::now() + LEASE / 2;
+    let deadline = Instant::now() + lease / 2;
     let mut events = 0;
     for s in streams.iter_mut() {
         let limit: Vec<i64> = (0..s.next.len())
@@ -432,7 +485,7 @@ async fn pause_and_catch_up(
                 Instant::now() < deadline,
                 "the final catch-up of {} did not finish within {:?}",
                 s.view.projection,
-                LEASE / 2
+                lease / 2
             );
             events += s
                 .step(store, Some(&limit), Duration::from_millis(200))

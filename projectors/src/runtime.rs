@@ -14,24 +14,38 @@
 //! A record that cannot be decoded is parked with its reason, and so is every later record of the
 //! same key (per-key order must hold); the rest of the partition flows on.
 //!
+//! **The log must be whole** ([`crate::continuity`]): a projection whose checkpoint the log no
+//! longer holds, or that meets a hole between its checkpoint and the next record, stops (and says
+//! so in `/readyz`) instead of folding on.
+//!
+//! **Positions are published only for what this instance applied and cached.** A batch publishes
+//! the partitions it folded. Before it publishes a partition another instance advanced since this
+//! one last published it, it makes sure that instance's cache refresh happened: if the published
+//! position is behind the checkpoint (the other instance died between its commit and its
+//! refresh), the records in between are read again from the log and the counters and
+//! conversations they touch are refreshed from the views ([`Projection::repair`]). About once a
+//! second a projection does the same for any partition left in that state for 2 s, so reads do
+//! not wait for a dead peer until the group rebalances (or forever, if it was scaled away).
+//!
 //! While a rebuild swaps tables it holds a pause lease on the projection (`projection_meta`); the
 //! loop keeps its batch and retries until the lease is gone. A task per process watches the
 //! rebuild generations and refills the counter cache from the new tables after a swap.
 
 use std::collections::{BTreeMap, HashSet};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use titok_events::Topic;
 use titok_ports::counters::{CountersError, UserCounts, Versioned, VideoCounts};
-use titok_ports::log::{LogConsumer, LogRecord};
-use titok_views::fold::Touched;
-use titok_views::stats::{user_stats, video_stats};
+use titok_ports::log::{LogConsumer, LogRecord, Position};
+use titok_views::fold::{touched_by, Touched};
+use titok_views::stats::{latest_messages_of, user_stats, video_stats};
 use titok_views::{ledger, Tables};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use crate::continuity::{check_start, LogGap};
 use crate::deps::ProjectorDeps;
-use crate::folder::{projection_name, Folder, BATCH};
+use crate::folder::{decode_checked, projection_name, Folder, BATCH};
 
 /// Counter rows read back per query after a batch.
 const READ_BACK: usize = 5_000;
@@ -46,12 +60,18 @@ pub async fn spawn_all(
     deps: ProjectorDeps,
     shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<Vec<JoinHandle<()>>> {
+    // The checkpoints are read before the refill, so the refill covers everything they say is
+    // applied, and only then published.
+    let mut projections = Vec::new();
+    for topic in Topic::ALL {
+        projections.push(Projection::load(deps.clone(), topic, shutdown.clone()).await?);
+    }
     if deps.counters.outlives_process() {
         crate::generations::refill_counters(&deps.store, deps.counters.as_ref()).await?;
     }
     let mut handles = Vec::new();
-    for topic in Topic::ALL {
-        let projection = Projection::load(deps.clone(), topic, shutdown.clone()).await?;
+    for mut projection in projections {
+        projection.publish_loaded().await?;
         handles.push(tokio::spawn(projection.run(shutdown.clone())));
     }
     handles.push(tokio::spawn(crate::generations::watch_generations(
@@ -85,12 +105,28 @@ impl StallWatch {
     }
 }
 
+/// How long a partition's published position may stay behind its checkpoint, with the checkpoint
+/// not moving, before an idle projection repairs it (the instance that applied it died before its
+/// cache refresh; a live one publishes within milliseconds).
+const REPAIR_AFTER: Duration = Duration::from_secs(2);
+/// A repair re-reads at most this many records per partition; more than that (positions lost
+/// with Redis) refills the whole cache instead.
+const REPAIR_MAX: i64 = 4 * BATCH as i64;
+
 struct Projection {
     topic: Topic,
     deps: ProjectorDeps,
     folder: Folder,
     name: &'static str,
     shutdown: watch::Receiver<bool>,
+    /// Per partition, the applied position this process published last (or loaded at start).
+    published: BTreeMap<u32, i64>,
+    /// Partitions whose published position was behind the checkpoint at the last idle check:
+    /// `(checkpoint, since)`.
+    unpublished: BTreeMap<u32, (i64, Instant)>,
+    last_unpublished_check: Option<Instant>,
+    /// A hole met once: met again right after reconnecting, the projection halts.
+    hole: Option<(u32, i64)>,
 }
 
 impl Projection {
@@ -104,35 +140,52 @@ impl Projection {
         ledger::ensure_checkpoints(&deps.store, name, topic, deps.log.partitions(topic)).await?;
         let mut folder = Folder::new(topic, Tables::live(deps.store.dialect));
         folder.parked_keys = ledger::parked_keys(&deps.store.write, name, topic).await?;
+        let published = ledger::checkpoints(&deps.store, name, topic)
+            .await?
+            .into_iter()
+            .collect();
         Ok(Projection {
             name,
             topic,
             deps,
             folder,
             shutdown,
+            published,
+            unpublished: BTreeMap::new(),
+            last_unpublished_check: None,
+            hole: None,
         })
     }
 
-    /// The stored checkpoints, one per partition (published as applied positions too).
+    /// Publish the checkpoints read at load time (the cache was refilled since).
+    async fn publish_loaded(&mut self) -> anyhow::Result<()> {
+        for (&partition, &offset) in &self.published {
+            self.deps
+                .positions
+                .record_applied(self.topic, partition, offset)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// The stored checkpoints, one per partition.
     async fn checkpoints(&self) -> anyhow::Result<Vec<i64>> {
         let mut next = vec![0_i64; self.deps.log.partitions(self.topic) as usize];
         let rows = ledger::checkpoints(&self.deps.store, self.name, self.topic).await?;
         for (partition, offset) in rows {
             if let Some(slot) = next.get_mut(partition as usize) {
                 *slot = offset;
-                self.deps
-                    .positions
-                    .record_applied(self.topic, partition, offset)
-                    .await?;
             }
         }
         Ok(next)
     }
 
-    /// A consumer from the stored checkpoints. After [`FRESH_GROUP_AFTER`] rejoins in a row that
-    /// did not get the projection moving, in a consumer group of its own (see `run`).
+    /// A consumer from the stored checkpoints, once the log is known to hold them. After
+    /// [`FRESH_GROUP_AFTER`] rejoins in a row that did not get the projection moving, in a
+    /// consumer group of its own (see `run`).
     async fn connect(&self, stuck_rejoins: u32) -> anyhow::Result<Box<dyn LogConsumer>> {
         let start = self.checkpoints().await?;
+        check_start(self.deps.log.as_ref(), self.topic, &start).await?;
         tracing::info!(projection = self.name, positions = ?start, "projection consuming");
         let mut group = format!("{}.{}", self.deps.group_prefix, self.name);
         if stuck_rejoins >= FRESH_GROUP_AFTER {
@@ -190,6 +243,15 @@ impl Projection {
                     backoff = Duration::from_millis(50);
                     if !idle {
                         stuck_rejoins = 0;
+                        self.hole = None;
+                        self.deps.halts.clear(self.name);
+                    }
+                    // About once a second (the check limits itself), busy or idle: a dead
+                    // peer's partitions must not wait for a rebalance to be published.
+                    if self.deps.counters.outlives_process() {
+                        if let Err(err) = self.repair_unpublished().await {
+                            tracing::warn!(projection = self.name, error = %err, "cannot repair positions left unpublished");
+                        }
                     }
                     if idle && stall.due() {
                         if let Some(partitions) = self.stalled_partitions(&mut stall).await {
@@ -204,6 +266,30 @@ impl Projection {
                             ahead = None;
                             stuck_rejoins += 1;
                         }
+                    }
+                }
+                Err(err) if err.downcast_ref::<LogGap>().is_some() => {
+                    consumer = None;
+                    ahead = None;
+                    let gap = err.downcast_ref::<LogGap>().cloned();
+                    if let Some(LogGap::Hole {
+                        partition, from, ..
+                    }) = gap
+                    {
+                        if self.hole != Some((partition, from)) {
+                            // This consumer may have been ahead of the checkpoint (a checkpoint
+                            // moved back): read again from the checkpoints before judging.
+                            self.hole = Some((partition, from));
+                            tracing::warn!(projection = self.name, error = %err, "records skipped; reading again from the checkpoints");
+                            continue;
+                        }
+                    }
+                    tracing::error!(projection = self.name, error = %err,
+                        "projection halted: the event log is not whole where it must read");
+                    self.deps.halts.halt(self.name, err.to_string());
+                    tokio::select! {
+                        _ = tokio::time::sleep(Duration::from_secs(10)) => {}
+                        _ = shutdown.changed() => {}
                     }
                 }
                 Err(err) => {
@@ -253,7 +339,8 @@ impl Projection {
             // while it works, so this read sees its result).
             self.folder.parked_keys = ledger::parked_keys(&mut *tx, self.name, self.topic).await?;
         }
-        let mut next: BTreeMap<u32, i64> = stored.into_iter().collect();
+        let stored: BTreeMap<u32, i64> = stored.into_iter().collect();
+        let mut next = stored.clone();
         let mut touched = Touched::default();
         let mut advanced = BTreeMap::new();
         let mut parked = HashSet::new();
@@ -262,6 +349,18 @@ impl Projection {
             let slot = next.entry(rec.partition).or_insert(0);
             if rec.offset < *slot {
                 continue; // applied before (redelivery, or another instance before a rebalance)
+            }
+            if rec.offset > *slot {
+                // Offsets are contiguous: records between the checkpoint and this one were
+                // never delivered. Fold nothing of the batch.
+                let gap = LogGap::Hole {
+                    topic: self.topic,
+                    partition: rec.partition,
+                    from: *slot,
+                    to: rec.offset,
+                };
+                tx.rollback().await?;
+                return Err(gap.into());
             }
             *slot = rec.offset + 1;
             advanced.insert(rec.partition, rec.offset + 1);
@@ -284,6 +383,13 @@ impl Projection {
             video_rows.extend(video_stats(&mut *tx, chunk).await?);
         }
         tx.commit().await?;
+        if crate::faults::fault("projector::crash_after_commit").as_deref() == Some(self.name) {
+            tracing::error!(
+                projection = self.name,
+                "fault point: dying between a batch's commit and its cache refresh"
+            );
+            std::process::abort();
+        }
 
         if !parked.is_empty() {
             metrics::counter!("titok_parked_events_total", "projection" => self.name)
@@ -297,17 +403,176 @@ impl Projection {
             // Shutting down with the cache behind the views: publish nothing.
             return Ok(Some(next.into_iter().collect()));
         }
-        for (&partition, &offset) in &next {
+        // Publish what this batch applied and cached, and nothing of partitions it did not fold:
+        // another instance may own them, and its cache refresh may not have happened.
+        for (&partition, &offset) in &advanced {
+            let before = stored.get(&partition).copied().unwrap_or(0);
+            if self.published.get(&partition).copied().unwrap_or(0) < before {
+                // Another instance applied this partition since this one last published it.
+                self.repair(partition, before).await?;
+            }
             self.deps
                 .positions
                 .record_applied(self.topic, partition, offset)
                 .await?;
+            self.published.insert(partition, offset);
             metrics::gauge!("titok_projector_applied_offset", "projection" => self.name, "partition" => partition.to_string())
                 .set(offset as f64);
         }
         self.report_lag(&next, batch.len(), touched.newest_event_ms)
             .await;
         Ok(Some(next.into_iter().collect()))
+    }
+
+    /// Partitions whose published position stayed behind their checkpoint for [`REPAIR_AFTER`]
+    /// (checked about once a second) are repaired and published.
+    async fn repair_unpublished(&mut self) -> anyhow::Result<()> {
+        if self
+            .last_unpublished_check
+            .is_some_and(|at| at.elapsed() < Duration::from_secs(1))
+        {
+            return Ok(());
+        }
+        self.last_unpublished_check = Some(Instant::now());
+        let checkpoints = self.checkpoints().await?;
+        let targets: Vec<Position> = checkpoints
+            .iter()
+            .enumerate()
+            .map(|(partition, &offset)| Position {
+                topic: self.topic,
+                partition: partition as u32,
+                offset,
+            })
+            .collect();
+        let applied = self.deps.positions.applied_of(&targets).await?;
+        let mut due = Vec::new();
+        for (target, applied) in targets.iter().zip(applied) {
+            if applied >= target.offset {
+                self.unpublished.remove(&target.partition);
+                continue;
+            }
+            match self.unpublished.get(&target.partition) {
+                Some(&(at, since)) if at == target.offset => {
+                    if since.elapsed() >= REPAIR_AFTER {
+                        due.push((target.partition, target.offset));
+                    }
+                }
+                _ => {
+                    self.unpublished
+                        .insert(target.partition, (target.offset, Instant::now()));
+                }
+            }
+        }
+        for (partition, upto) in due {
+            self.repair(partition, upto).await?;
+            self.unpublished.remove(&partition);
+            self.published.insert(partition, upto);
+        }
+        Ok(())
+    }
+
+    /// Make sure the cache reflects `partition` up to `upto` (a checkpoint another instance
+    /// committed), then publish `upto`: the records between the published position and `upto`
+    /// are read again from the log and every counter row and conversation they may have touched
+    /// is refreshed from the views (versioned writes: nothing moves back). Far behind (positions
+    /// lost), the whole cache is refilled instead.
+    async fn repair(&self, partition: u32, upto: i64) -> anyhow::Result<()> {
+        let target = Position {
+            topic: self.topic,
+            partition,
+            offset: upto,
+        };
+        let applied = self
+            .deps
+            .positions
+            .applied_of(&[target])
+            .await?
+            .first()
+            .copied()
+            .unwrap_or(0);
+        if applied >= upto {
+            return Ok(());
+        }
+        if upto - applied > REPAIR_MAX {
+            crate::generations::refill_counters(&self.deps.store, self.deps.counters.as_ref())
+                .await?;
+        } else {
+            let records = self.read_range(partition, applied, upto).await?;
+            let mut touched = Touched::default();
+            for rec in &records {
+                if let Ok(event) = decode_checked(rec) {
+                    touched_by(&event, &mut touched);
+                }
+            }
+            let users: Vec<i64> = touched.users.iter().copied().collect();
+            let videos: Vec<i64> = touched.videos.iter().copied().collect();
+            let pairs: Vec<(i64, i64)> = touched.chats.iter().map(|(pair, _)| *pair).collect();
+            let db = &self.deps.store.write;
+            let mut user_rows = Vec::new();
+            for chunk in users.chunks(READ_BACK) {
+                user_rows.extend(user_stats(db, chunk).await?);
+            }
+            let mut video_rows = Vec::new();
+            for chunk in videos.chunks(READ_BACK) {
+                video_rows.extend(video_stats(db, chunk).await?);
+            }
+            let chats = latest_messages_of(db, &pairs).await?;
+            let counters = &self.deps.counters;
+            counters.put_users(&user_rows).await?;
+            counters.put_videos(&video_rows).await?;
+            for (pair, created) in chats {
+                counters.put_chat_latest(pair, created).await?;
+            }
+        }
+        tracing::info!(projection = self.name, partition, from = applied, to = upto,
+            "another instance applied these records but did not publish them (it died between its commit and its cache refresh): cache refreshed, position published");
+        metrics::counter!("titok_projector_repairs_total", "projection" => self.name).increment(1);
+        self.deps
+            .positions
+            .record_applied(self.topic, partition, upto)
+            .await?;
+        Ok(())
+    }
+
+    /// The records `[from, to)` of one partition, read in a consumer group of this process's own.
+    async fn read_range(
+        &self,
+        partition: u32,
+        from: i64,
+        to: i64,
+    ) -> anyhow::Result<Vec<LogRecord>> {
+        let ends = self.deps.log.end_offsets(&[self.topic]).await?;
+        let mut start = vec![0_i64; self.deps.log.partitions(self.topic) as usize];
+        for end in &ends {
+            if let Some(slot) = start.get_mut(end.partition as usize) {
+                *slot = end.offset;
+            }
+        }
+        if let Some(slot) = start.get_mut(partition as usize) {
+            *slot = from;
+        }
+        let group = format!(
+            "{}.repair.{}.{}",
+            self.deps.group_prefix,
+            self.name,
+            std::process::id()
+        );
+        let mut consumer = self.deps.log.consumer(&group, self.topic, start).await?;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let mut records: Vec<LogRecord> = Vec::new();
+        while records.last().map_or(from, |r| r.offset + 1) < to {
+            anyhow::ensure!(
+                Instant::now() < deadline,
+                "cannot read {}/{partition} [{from}, {to}) again within 30 s",
+                self.topic
+            );
+            for rec in consumer.poll(BATCH, Duration::from_millis(500)).await? {
+                if rec.partition == partition && rec.offset >= from && rec.offset < to {
+                    records.push(rec);
+                }
+            }
+        }
+        Ok(records)
     }
 
     /// Batch size, lag in events (acknowledged but not applied) and in seconds (age of the newest

@@ -163,6 +163,13 @@ impl TestApp {
         panic!("no role {role}");
     }
 
+    /// Whether every process of this app has exited (without waiting).
+    pub fn exited(&mut self) -> bool {
+        self.children
+            .iter_mut()
+            .all(|c| matches!(c.try_wait(), Ok(Some(_))))
+    }
+
     /// Whether this app is the scaled-out topology behind a load balancer.
     pub fn is_scaled(&self) -> bool {
         self.balancer.is_some()
@@ -227,6 +234,23 @@ impl TestApp {
             .arg("--data-dir")
             .arg(&self.data_dir)
             .args(&self.extra_args);
+        output_of(command, Duration::from_secs(120)).await
+    }
+
+    /// Like [`TestApp::cli_result`], with extra environment variables for the command (e.g.
+    /// `FAILPOINTS`).
+    pub async fn cli_result_env(
+        &self,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> (bool, String, String) {
+        let mut command = titok_command();
+        command
+            .args(args)
+            .arg("--data-dir")
+            .arg(&self.data_dir)
+            .args(&self.extra_args)
+            .envs(env.iter().copied());
         output_of(command, Duration::from_secs(120)).await
     }
 
@@ -580,13 +604,22 @@ impl Cluster {
 
     /// Start `titok <role> <args…>` on the cluster's services.
     pub async fn spawn(&mut self, role: &str, args: &[&str]) -> TestApp {
+        self.spawn_env(role, args, &[]).await
+    }
+
+    /// Like [`Cluster::spawn`], with extra environment variables (e.g. `FAILPOINTS`).
+    pub async fn spawn_env(&mut self, role: &str, args: &[&str], env: &[(&str, &str)]) -> TestApp {
         self.spawned += 1;
         let log_name = format!("{role}-{}.log", self.spawned);
         let mut extra_args = vec![role.to_owned()];
         extra_args.extend(args.iter().map(|s| s.to_string()));
         extra_args.extend(self.service_args.iter().cloned());
         let data_dir = self.dir.path().to_path_buf();
-        let (child, base) = launch(&data_dir, &extra_args, &[], &log_name).await;
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let (child, base) = launch(&data_dir, &extra_args, &env, &log_name).await;
         TestApp {
             base,
             client: client(),
@@ -595,7 +628,7 @@ impl Cluster {
             children: vec![child],
             balancer: None,
             extra_args,
-            env: Vec::new(),
+            env,
             log_name,
         }
     }
@@ -1081,6 +1114,9 @@ async fn launch(
         .arg(data_dir)
         .args(extra)
         .env("RUST_LOG", "info,sqlx=warn,titok_projectors=debug")
+        // Tests register users by the hundred from 127.0.0.1; the sign-up quota's own test sets
+        // its quota with the flag (or this variable), which wins.
+        .env("TITOK_REGISTERS_PER_ADDRESS", "1000000")
         .envs(env.iter().map(|(k, v)| (k, v)))
         .stdout(Stdio::piped())
         .stderr(Stdio::from(log))

@@ -277,6 +277,32 @@ impl EventLog for EmbeddedLog {
             .collect())
     }
 
+    async fn start_offsets(&self, topics: &[Topic]) -> Result<Vec<Position>, LogError> {
+        let mut first: HashMap<(Topic, u32), i64> = HashMap::new();
+        for &topic in topics {
+            let rows: Vec<(i64, i64)> = sqlx::query_as(
+                "SELECT partition, MIN(offset) FROM log WHERE topic = ? GROUP BY partition",
+            )
+            .bind(topic.name())
+            .fetch_all(&self.reads)
+            .await
+            .map_err(|e| LogError::Unavailable(Box::new(e)))?;
+            for (partition, offset) in rows {
+                if let Ok(partition) = u32::try_from(partition) {
+                    first.insert((topic, partition), offset);
+                }
+            }
+        }
+        // A partition without rows starts where its next event will go.
+        let mut starts = self.end_offsets(topics).await?;
+        for start in &mut starts {
+            if let Some(&offset) = first.get(&(start.topic, start.partition)) {
+                start.offset = offset;
+            }
+        }
+        Ok(starts)
+    }
+
     fn partitions(&self, _topic: Topic) -> u32 {
         self.partitions
     }

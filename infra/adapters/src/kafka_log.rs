@@ -6,19 +6,26 @@
 //!   `message.timeout.ms` makes the command fail with a 503 (the outcome is then unknown to the
 //!   client, as with any log: a retry is safe because likes/follows are idempotent).
 //! - **Topics** are created by the application through the admin API with the configured partition
-//!   count (an existing topic keeps its count, read from the metadata).
+//!   count (an existing topic keeps its count, read from the metadata) and the settings of a
+//!   database, not of a queue: `retention.ms=-1`, `retention.bytes=-1`, `cleanup.policy=delete`
+//!   and `min.insync.replicas` = min(2, replication). On connect the topics' configs are described
+//!   ([`KafkaLog::retention`]): a topic that would delete or compact events is reported as such
+//!   (the projector role refuses to run on it), and a broker that reports no configs (tansu) as
+//!   unverified.
 //! - **Consumers:** one consumer group per projection (`<namespace>.projector.<projection>`),
 //!   auto-commit off. Where to resume is the projection's SQL checkpoint: records below the
 //!   checkpoint the projection passed in are skipped here, and the projection's transaction skips
 //!   anything another instance applied meanwhile. Kafka's group offsets are committed after the SQL
-//!   commit, so they are never ahead of it and only save re-reading.
+//!   commit, so they are never ahead of it and only save re-reading. `auto.offset.reset` is
+//!   `error`: a checkpoint the broker no longer holds is an error the projection reports
+//!   (through [`EventLog::start_offsets`]), never a silent jump to the log's start.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, ResourceSpecifier, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, StreamConsumer};
@@ -29,7 +36,7 @@ use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use titok_events::{partition_for, Envelope, Topic};
 
-use titok_ports::log::{EventLog, LogConsumer, LogError, LogRecord, Position};
+use titok_ports::log::{EventLog, LogConsumer, LogError, LogRecord, Position, Retention};
 
 /// How to reach and use the brokers.
 #[derive(Debug, Clone)]
@@ -55,6 +62,11 @@ pub struct KafkaLog {
     settings: KafkaSettings,
     producer: FutureProducer,
     partitions: HashMap<Topic, u32>,
+    /// What the topics' configs said at connect time.
+    retention: Retention,
+    /// One client for metadata and watermarks (a librdkafka client per call cost a connection
+    /// and threads each time `/readyz` was probed).
+    metadata: Arc<BaseConsumer>,
 }
 
 /// Longest an append waits for the broker's acknowledgement before answering "unavailable".
@@ -85,14 +97,78 @@ impl KafkaLog {
             .set("request.timeout.ms", "4000")
             .create()
             .map_err(unavailable)?;
+        let metadata = Arc::new(
+            ClientConfig::new()
+                .set("bootstrap.servers", &settings.brokers)
+                .create()
+                .map_err(unavailable)?,
+        );
         let log = KafkaLog {
             settings,
             producer,
             partitions: HashMap::new(),
+            retention: Retention::Kept,
+            metadata,
         };
         log.create_topics().await?;
         let partitions = log.read_partition_counts().await?;
-        Ok(KafkaLog { partitions, ..log })
+        let retention = log.describe_retention().await;
+        match &retention {
+            Retention::Kept => {}
+            Retention::Unverified(why) => tracing::warn!(
+                why = why.as_str(),
+                "cannot verify that the event log keeps every event: check the topics' \
+                 retention.ms=-1, retention.bytes=-1 and cleanup.policy=delete by hand"
+            ),
+            Retention::Deletes(what) => {
+                tracing::error!(what = what.as_str(), "the event log deletes events")
+            }
+        }
+        Ok(KafkaLog {
+            partitions,
+            retention,
+            ..log
+        })
+    }
+
+    fn admin(&self) -> Result<AdminClient<DefaultClientContext>, LogError> {
+        ClientConfig::new()
+            .set("bootstrap.servers", &self.settings.brokers)
+            .create()
+            .map_err(unavailable)
+    }
+
+    /// What the brokers say about keeping the topics' events (see [`Retention`]).
+    async fn describe_retention(&self) -> Retention {
+        let names: Vec<String> = Topic::ALL.iter().map(|t| self.topic_name(*t)).collect();
+        let admin = match self.admin() {
+            Ok(admin) => admin,
+            Err(e) => return Retention::Unverified(format!("no admin client: {e}")),
+        };
+        let specifiers: Vec<ResourceSpecifier<'_>> =
+            names.iter().map(|n| ResourceSpecifier::Topic(n)).collect();
+        let options = AdminOptions::new().request_timeout(Some(Duration::from_secs(10)));
+        let results = match admin.describe_configs(&specifiers, &options).await {
+            Ok(results) => results,
+            Err(e) => return Retention::Unverified(format!("DescribeConfigs failed: {e}")),
+        };
+        let mut configs = Vec::new();
+        for (name, result) in names.iter().zip(results) {
+            match result {
+                Ok(resource) => configs.push((
+                    name.clone(),
+                    resource
+                        .entries
+                        .iter()
+                        .filter_map(|e| Some((e.name.clone(), e.value.clone()?)))
+                        .collect::<HashMap<String, String>>(),
+                )),
+                Err(code) => {
+                    return Retention::Unverified(format!("DescribeConfigs of {name}: {code}"))
+                }
+            }
+        }
+        judge_retention(&configs)
     }
 
     pub fn topic_name(&self, topic: Topic) -> String {
@@ -108,11 +184,11 @@ impl KafkaLog {
     }
 
     async fn create_topics(&self) -> Result<(), LogError> {
-        let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-            .set("bootstrap.servers", &self.settings.brokers)
-            .create()
-            .map_err(unavailable)?;
+        let admin = self.admin()?;
         let names: Vec<String> = Topic::ALL.iter().map(|t| self.topic_name(*t)).collect();
+        // The log is this system's database: nothing may expire or be compacted away, and an
+        // acknowledged write must be on more than one replica where there are several.
+        let min_insync = self.settings.replication.clamp(1, 2).to_string();
         let new: Vec<NewTopic> = names
             .iter()
             .map(|n| {
@@ -121,6 +197,10 @@ impl KafkaLog {
                     self.settings.partitions as i32,
                     TopicReplication::Fixed(self.settings.replication),
                 )
+                .set("retention.ms", "-1")
+                .set("retention.bytes", "-1")
+                .set("cleanup.policy", "delete")
+                .set("min.insync.replicas", &min_insync)
             })
             .collect();
         let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
@@ -139,11 +219,35 @@ impl KafkaLog {
         Ok(())
     }
 
-    fn metadata_consumer(&self) -> Result<BaseConsumer, LogError> {
-        ClientConfig::new()
-            .set("bootstrap.servers", &self.settings.brokers)
-            .create()
-            .map_err(unavailable)
+    fn metadata_consumer(&self) -> Result<Arc<BaseConsumer>, LogError> {
+        Ok(self.metadata.clone())
+    }
+
+    /// The low (`first`) or high watermark of every partition of `topics`.
+    async fn watermarks(&self, topics: &[Topic], first: bool) -> Result<Vec<Position>, LogError> {
+        let consumer = self.metadata_consumer()?;
+        let wanted: Vec<(Topic, String, u32)> = topics
+            .iter()
+            .map(|t| (*t, self.topic_name(*t), self.partitions(*t)))
+            .collect();
+        tokio::task::spawn_blocking(move || {
+            let mut ends = Vec::new();
+            for (topic, name, partitions) in wanted {
+                for partition in 0..partitions {
+                    let (low, high) = consumer
+                        .fetch_watermarks(&name, partition as i32, Duration::from_secs(10))
+                        .map_err(unavailable)?;
+                    ends.push(Position {
+                        topic,
+                        partition,
+                        offset: if first { low } else { high },
+                    });
+                }
+            }
+            Ok(ends)
+        })
+        .await
+        .map_err(unavailable)?
     }
 
     async fn read_partition_counts(&self) -> Result<HashMap<Topic, u32>, LogError> {
@@ -210,29 +314,15 @@ impl EventLog for KafkaLog {
     }
 
     async fn end_offsets(&self, topics: &[Topic]) -> Result<Vec<Position>, LogError> {
-        let consumer = self.metadata_consumer()?;
-        let wanted: Vec<(Topic, String, u32)> = topics
-            .iter()
-            .map(|t| (*t, self.topic_name(*t), self.partitions(*t)))
-            .collect();
-        tokio::task::spawn_blocking(move || {
-            let mut ends = Vec::new();
-            for (topic, name, partitions) in wanted {
-                for partition in 0..partitions {
-                    let (_, high) = consumer
-                        .fetch_watermarks(&name, partition as i32, Duration::from_secs(10))
-                        .map_err(unavailable)?;
-                    ends.push(Position {
-                        topic,
-                        partition,
-                        offset: high,
-                    });
-                }
-            }
-            Ok(ends)
-        })
-        .await
-        .map_err(unavailable)?
+        self.watermarks(topics, false).await
+    }
+
+    async fn start_offsets(&self, topics: &[Topic]) -> Result<Vec<Position>, LogError> {
+        self.watermarks(topics, true).await
+    }
+
+    fn retention(&self) -> Retention {
+        self.retention.clone()
     }
 
     fn partitions(&self, topic: Topic) -> u32 {
@@ -253,7 +343,9 @@ impl EventLog for KafkaLog {
             .set("bootstrap.servers", &self.settings.brokers)
             .set("group.id", group)
             .set("enable.auto.commit", "false")
-            .set("auto.offset.reset", "earliest")
+            // Never jump: a start offset the broker no longer holds (retention, deleted records) is
+            // an error, and the projection checks the log's first offsets itself.
+            .set("auto.offset.reset", "error")
             .set(
                 "session.timeout.ms",
                 self.settings.session_timeout_ms.to_string(),
@@ -400,5 +492,84 @@ impl LogConsumer for KafkaConsumer {
             tracing::debug!(error = %e, "kafka offset commit failed");
         }
         Ok(())
+    }
+}
+
+/// Whether topic configs (name → config entries) keep every event; a broker that reports no
+/// entries at all cannot be judged.
+fn judge_retention(configs: &[(String, HashMap<String, String>)]) -> Retention {
+    if configs.is_empty() || configs.iter().all(|(_, entries)| entries.is_empty()) {
+        return Retention::Unverified(
+            "the broker reported no topic configs (DescribeConfigs answered empty)".into(),
+        );
+    }
+    let mut problems = Vec::new();
+    for (name, entries) in configs {
+        for key in ["retention.ms", "retention.bytes"] {
+            match entries.get(key).map(String::as_str) {
+                Some("-1") => {}
+                Some(value) => problems.push(format!("{name}: {key}={value}")),
+                None => problems.push(format!("{name}: {key} not reported")),
+            }
+        }
+        if let Some(policy) = entries.get("cleanup.policy") {
+            if policy.split(',').any(|p| p.trim() == "compact") {
+                problems.push(format!("{name}: cleanup.policy={policy}"));
+            }
+        }
+    }
+    if problems.is_empty() {
+        Retention::Kept
+    } else {
+        Retention::Deletes(format!(
+            "{} — the event log is this system's database and must keep every event: run \
+             `kafka-configs.sh --alter --entity-type topics --entity-name <topic> --add-config \
+             retention.ms=-1,retention.bytes=-1,cleanup.policy=delete` for each topic (or start \
+             with --allow-log-retention if the events are archived elsewhere and views are never \
+             rebuilt from this log)",
+            problems.join("; ")
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn topic(entries: &[(&str, &str)]) -> (String, HashMap<String, String>) {
+        (
+            "t.favorites".to_owned(),
+            entries
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn retention_is_judged_from_the_topic_configs() {
+        let kept = topic(&[
+            ("retention.ms", "-1"),
+            ("retention.bytes", "-1"),
+            ("cleanup.policy", "delete"),
+        ]);
+        assert_eq!(judge_retention(std::slice::from_ref(&kept)), Retention::Kept);
+        let week = topic(&[("retention.ms", "604800000"), ("retention.bytes", "-1")]);
+        assert!(
+            matches!(judge_retention(&[kept.clone(), week]), Retention::Deletes(w) if w.contains("retention.ms=604800000"))
+        );
+        let compacted = topic(&[
+            ("retention.ms", "-1"),
+            ("retention.bytes", "-1"),
+            ("cleanup.policy", "compact,delete"),
+        ]);
+        assert!(matches!(
+            judge_retention(&[compacted]),
+            Retention::Deletes(_)
+        ));
+        assert!(matches!(
+            judge_retention(&[topic(&[])]),
+            Retention::Unverified(_)
+        ));
     }
 }

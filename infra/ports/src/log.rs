@@ -38,12 +38,34 @@ pub enum LogError {
     Unavailable(#[source] crate::BoxError),
 }
 
+/// What the log's own configuration says about keeping events.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Retention {
+    /// Every event is kept until deleted by hand (the embedded log; Kafka topics with
+    /// `retention.ms=-1`, `retention.bytes=-1` and `cleanup.policy=delete`).
+    Kept,
+    /// The broker did not say (tansu answers DescribeConfigs with no entries): why.
+    Unverified(String),
+    /// The topics' settings delete or compact events: which, and how to fix it.
+    Deletes(String),
+}
+
 #[async_trait]
 pub trait EventLog: Send + Sync + 'static {
     /// Append events, in order, and return once they are durable. All or nothing.
     async fn append(&self, events: &[Envelope]) -> Result<Vec<Position>, LogError>;
     /// For each partition of `topics`, the offset the next appended event will get.
     async fn end_offsets(&self, topics: &[Topic]) -> Result<Vec<Position>, LogError>;
+    /// For each partition of `topics`, the first offset the log still holds: 0 unless events were
+    /// deleted (a broker's retention, `DeleteRecords`, rows removed from the embedded file); the
+    /// end offset where a partition holds nothing. A fold that must start below it cannot be
+    /// complete.
+    async fn start_offsets(&self, topics: &[Topic]) -> Result<Vec<Position>, LogError>;
+    /// Whether the log keeps every event for good, as far as the log can tell (checked when it
+    /// was opened).
+    fn retention(&self) -> Retention {
+        Retention::Kept
+    }
     /// Partition count of a topic.
     fn partitions(&self, topic: Topic) -> u32;
     /// A consumer of `topic` in consumer group `group`. `start[p]` is where the caller's own

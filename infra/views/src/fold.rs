@@ -365,6 +365,77 @@ struct Batch {
     latest: Rows<(i64, i64), LatestRow>,
 }
 
+/// Longest text per view column, in characters: MySQL's `VARCHAR(n)` of `titok-schemas` (SQLite's
+/// `TEXT` holds anything, but one store's rules must not depend on the engine).
+pub const COLUMN_CHARS: [(&str, usize); 6] = [
+    ("username", 32),
+    ("title", 400),
+    ("play_path", 255),
+    ("cover_path", 255),
+    ("comment content", 2000),
+    ("message content", 4000),
+];
+
+/// Why the views cannot hold this event (a text longer than its column), if they cannot: such an
+/// event is parked with the reason instead of failing its batch again and again. Ids and times
+/// are 64-bit integers in every column, and ids are range-checked when decoded.
+pub fn unstorable(event: &Envelope) -> Option<String> {
+    let texts: Vec<(&str, &str)> = match &event.body {
+        EventBody::UserRegistered(e) => vec![("username", &e.username)],
+        EventBody::VideoPublished(e) => vec![
+            ("title", &e.title),
+            ("play_path", &e.play_path),
+            ("cover_path", &e.cover_path),
+        ],
+        EventBody::CommentAdded(e) => vec![("comment content", &e.content)],
+        EventBody::MessageSent(e) => vec![("message content", &e.content)],
+        _ => Vec::new(),
+    };
+    texts.into_iter().find_map(|(field, text)| {
+        let limit = COLUMN_CHARS.iter().find(|(f, _)| *f == field)?.1;
+        let chars = text.chars().count();
+        (chars > limit).then(|| {
+            format!("{field} has {chars} characters; the view column holds at most {limit}")
+        })
+    })
+}
+
+/// Every counter row and conversation an event may have changed (a superset: whether it did
+/// depends on the rows it met), for refreshing the cache after another instance's batch whose
+/// own refresh may not have happened. Chats are recorded with time 0: read their newest
+/// message time from the views ([`crate::stats::latest_messages_of`]).
+pub fn touched_by(event: &Envelope, touched: &mut Touched) {
+    match &event.body {
+        EventBody::UserRegistered(e) => {
+            touched.users.insert(e.user_id);
+        }
+        EventBody::VideoPublished(e) => {
+            touched.users.insert(e.author_id);
+            touched.videos.insert(e.video_id);
+        }
+        EventBody::VideoLiked(e) | EventBody::VideoUnliked(e) => {
+            touched.videos.insert(e.video_id);
+            touched.users.insert(e.user_id);
+            touched.users.insert(e.author_id);
+        }
+        EventBody::CommentAdded(e) => {
+            touched.videos.insert(e.video_id);
+        }
+        EventBody::CommentDeleted(e) => {
+            touched.videos.insert(e.video_id);
+        }
+        EventBody::UserFollowed(e) | EventBody::UserUnfollowed(e) => {
+            touched.users.insert(e.follower_id);
+            touched.users.insert(e.followee_id);
+        }
+        EventBody::MessageSent(e) => {
+            touched
+                .chats
+                .push((ordered(e.from_user_id, e.to_user_id), 0));
+        }
+    }
+}
+
 fn ordered(a: i64, b: i64) -> (i64, i64) {
     (a.min(b), a.max(b))
 }
@@ -855,4 +926,34 @@ fn pair_list<'a>(
         qb.push(")");
     }
     qb
+}
+
+#[cfg(test)]
+mod column_limits {
+    use super::COLUMN_CHARS;
+    use crate::ViewTable;
+
+    #[test]
+    fn the_limits_are_the_mysql_columns() {
+        let ddl = |table: ViewTable| table.create(true, "t").join(" ");
+        for (field, table, column) in [
+            ("username", ViewTable::Users, "name"),
+            ("title", ViewTable::Videos, "title"),
+            ("play_path", ViewTable::Videos, "play_path"),
+            ("cover_path", ViewTable::Videos, "cover_path"),
+            ("comment content", ViewTable::Comments, "content"),
+            ("message content", ViewTable::Messages, "content"),
+        ] {
+            let limit = COLUMN_CHARS
+                .iter()
+                .find(|(f, _)| *f == field)
+                .expect("a limit")
+                .1;
+            assert!(
+                ddl(table).contains(&format!("{column} VARCHAR({limit})")),
+                "{field}: {}",
+                ddl(table)
+            );
+        }
+    }
 }

@@ -314,6 +314,29 @@ pub async fn renew_rebuild<'e>(
     Ok(done.rows_affected() == projections.len() as u64)
 }
 
+/// Extend the pause lease of `projections` to `until_ms` while `holder` holds their rebuild lease
+/// and the pause has not expired (an expired pause let the live projections move on: extending it
+/// then would only hide that from the swap's check). False when it was not extended everywhere.
+pub async fn renew_pause<'e>(
+    executor: impl Executor<'e, Database = Any>,
+    projections: &[&str],
+    holder: &str,
+    until_ms: i64,
+) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(&format!(
+        "UPDATE projection_meta SET paused_until_ms = ? WHERE projection IN ({}) AND rebuild_by = ? \
+         AND paused_until_ms > ?",
+        in_list(projections)
+    ))
+    .bind(until_ms)
+    .bind_all(projections)
+    .bind(holder)
+    .bind(titok_ports::now_ms())
+    .execute(executor)
+    .await?;
+    Ok(done.rows_affected() == projections.len() as u64)
+}
+
 /// Release `holder`'s rebuild lease (what another holder took is left alone).
 pub async fn release_rebuild<'e>(
     executor: impl Executor<'e, Database = Any>,
@@ -568,6 +591,17 @@ pub struct Checkpoint<'a> {
     pub next: i64,
 }
 
+/// Why a swap did not happen; the live views are untouched.
+#[derive(Debug, thiserror::Error)]
+pub enum SwapError {
+    #[error(transparent)]
+    Sql(#[from] sqlx::Error),
+    /// Under the locked checkpoint rows, the leases or the live checkpoints were not what the
+    /// shadow caught up to.
+    #[error("not swapping: {0}")]
+    Moved(String),
+}
+
 /// What a swap records besides the tables: the rebuilt projections' checkpoints and their
 /// `(projection, version)`.
 #[derive(Debug, Clone, Default)]
@@ -586,12 +620,19 @@ pub struct SwapRecord<'a> {
 /// 3. move the checkpoints to the shadow's positions, replace the projections' parked events with
 ///    the shadow's, record the view versions, bump the generations and release the pause lease,
 ///    in one transaction (the same one as the renames on SQLite).
+///
+/// Before the renames, that transaction locks the live checkpoint rows and checks that the
+/// rebuild still holds its leases (rebuild and pause) and that the live checkpoints are exactly
+/// where the shadow caught up to ([`SwapError::Moved`] otherwise: a pause that expired let the
+/// live projections fold on, and a swap would lose what they folded). On MySQL, whose DDL commits
+/// implicitly, the renames run on a second connection while the first holds those row locks, so
+/// no live batch commits between the check and the bookkeeping.
 pub async fn swap(
     store: &ViewStore,
     shadow: &Tables,
     bases: &BTreeSet<ViewTable>,
     record: &SwapRecord<'_>,
-) -> Result<(), sqlx::Error> {
+) -> Result<(), SwapError> {
     let live = Tables::live(store.dialect);
     let old = replaced(shadow);
     for counters in [ViewTable::UserStats, ViewTable::VideoStats] {
@@ -618,6 +659,7 @@ pub async fn swap(
     match store.dialect {
         Dialect::Sqlite => {
             let mut tx = store.begin_write().await?;
+            verify_swap(&mut tx, store.dialect, record).await?;
             for (base, exists) in &present {
                 if *exists {
                     sqlx::query(&format!(
@@ -656,12 +698,68 @@ pub async fn swap(
                     )))
                 })
                 .collect();
-            sqlx::query(&format!("RENAME TABLE {}", renames.join(", ")))
-                .execute(&store.write)
-                .await?;
             let mut tx = store.begin_write().await?;
+            verify_swap(&mut tx, store.dialect, record).await?;
+            // Not `tx`: the RENAME would commit it and release the checkpoint locks.
+            let mut ddl = store.write.acquire().await?;
+            sqlx::query(&format!("RENAME TABLE {}", renames.join(", ")))
+                .execute(&mut *ddl)
+                .await?;
+            drop(ddl);
             record_swap(&mut tx, shadow, record).await?;
             tx.commit().await?;
+        }
+    }
+    Ok(())
+}
+
+/// Inside the swap's transaction: lock the live checkpoints of the rebuilt projections and check
+/// the leases and the checkpoints (see [`swap`]).
+async fn verify_swap(
+    conn: &mut AnyConnection,
+    dialect: Dialect,
+    record: &SwapRecord<'_>,
+) -> Result<(), SwapError> {
+    let projections: Vec<&str> = record.views.iter().map(|(p, _)| *p).collect();
+    let live = lock_group_checkpoints(conn, dialect, &projections).await?;
+    for c in &record.checkpoints {
+        let at = live
+            .get(&(c.projection.to_owned(), c.partition))
+            .copied()
+            .unwrap_or(0);
+        if at != c.next {
+            return Err(SwapError::Moved(format!(
+                "the live {} projection is at {}/{}@{at}, the rebuilt views at @{} (the live \
+                 projections folded on: the pause lease expired)",
+                c.projection, c.topic, c.partition, c.next
+            )));
+        }
+    }
+    let rows: Vec<(String, String, i64, i64)> = sqlx::query_as(&format!(
+        "SELECT projection, rebuild_by, rebuild_until_ms, paused_until_ms FROM projection_meta \
+         WHERE projection IN ({}){}",
+        in_list(&projections),
+        dialect.for_update()
+    ))
+    .bind_all(&projections)
+    .fetch_all(&mut *conn)
+    .await?;
+    let now = titok_ports::now_ms();
+    for projection in &projections {
+        let Some((_, by, rebuild_until, paused_until)) = rows.iter().find(|r| r.0 == *projection)
+        else {
+            return Err(SwapError::Moved(format!("{projection} has no meta row")));
+        };
+        if by != record.rebuild_by || *rebuild_until <= now {
+            return Err(SwapError::Moved(format!(
+                "this rebuild no longer holds the rebuild lease of {projection} (held by {by:?})"
+            )));
+        }
+        if *paused_until <= now {
+            return Err(SwapError::Moved(format!(
+                "the pause lease of {projection} expired {} ms ago",
+                now - paused_until
+            )));
         }
     }
     Ok(())

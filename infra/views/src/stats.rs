@@ -129,6 +129,31 @@ where
     Ok(rows.into_iter().map(video_row).collect())
 }
 
+/// The `create_time` of the newest message of each of `pairs` that has one.
+pub async fn latest_messages_of<'e, E>(
+    exec: E,
+    pairs: &[(i64, i64)],
+) -> Result<Vec<((i64, i64), i64)>, sqlx::Error>
+where
+    E: sqlx::Executor<'e, Database = Any> + Copy,
+{
+    let mut found = Vec::with_capacity(pairs.len());
+    for &(lo, hi) in pairs {
+        let row: Option<(i64,)> = sqlx::query_as(&format!(
+            "SELECT created_ms FROM {} WHERE pair_lo = ? AND pair_hi = ?",
+            ViewTable::LatestMessages
+        ))
+        .bind(lo)
+        .bind(hi)
+        .fetch_optional(exec)
+        .await?;
+        if let Some((created,)) = row {
+            found.push(((lo, hi), created));
+        }
+    }
+    Ok(found)
+}
+
 /// Up to `limit` conversations after `after` (in `(pair_lo, pair_hi)` order) with the
 /// `create_time` of their newest message: the chat-poll shortcut's refill.
 pub async fn latest_messages_page<'e, E>(

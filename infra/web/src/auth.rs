@@ -91,22 +91,107 @@ impl TokenKeys {
 }
 
 /// Read the token secret from `dir/token-secret`, creating a random 32-byte one on first use.
+///
+/// The file is created readable by its owner only (0600), atomically (a temp file renamed into
+/// place, so a crash never leaves half a secret). An existing file shorter than 32 bytes is an
+/// error, not silently replaced: replacing it would invalidate every token issued with it, and a
+/// short secret there was put by someone.
 pub fn load_or_create_secret(dir: &Path) -> std::io::Result<Vec<u8>> {
     let path = dir.join("token-secret");
     match std::fs::read(&path) {
-        Ok(bytes) if bytes.len() >= 32 => Ok(bytes),
-        _ => {
+        Ok(bytes) if bytes.len() >= 32 => {
+            restrict_to_owner(&path)?;
+            Ok(bytes)
+        }
+        Ok(bytes) => Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!(
+                "the token secret {} has {} bytes, at least 32 are needed: write a longer random \
+                 one (e.g. `openssl rand -hex 32`), or remove the file to have one generated \
+                 (tokens signed with the old one stop working)",
+                path.display(),
+                bytes.len()
+            ),
+        )),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let mut secret = vec![0u8; 32];
             rand::thread_rng().fill_bytes(&mut secret);
-            std::fs::write(&path, &secret)?;
-            Ok(secret)
+            let temp = dir.join(format!(".token-secret.{}", std::process::id()));
+            {
+                let mut options = std::fs::OpenOptions::new();
+                options.write(true).create(true).truncate(true);
+                #[cfg(unix)]
+                std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+                let mut file = options.open(&temp)?;
+                std::io::Write::write_all(&mut file, &secret)?;
+                file.sync_all()?;
+            }
+            // Two processes starting together: the first secret in place wins, both use it.
+            match std::fs::hard_link(&temp, &path) {
+                Ok(()) => {
+                    std::fs::remove_file(&temp)?;
+                    Ok(secret)
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    std::fs::remove_file(&temp)?;
+                    load_or_create_secret(dir)
+                }
+                Err(e) => {
+                    let _ = std::fs::remove_file(&temp);
+                    Err(e)
+                }
+            }
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Make a secret file readable by its owner only (files of older versions were 0644).
+fn restrict_to_owner(path: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(path)?.permissions().mode();
+        if mode & 0o077 != 0 {
+            tracing::warn!(path = %path.display(), "the token secret was readable by others: now 0600");
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
         }
     }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_secret_file_is_private_and_a_short_one_is_refused() {
+        let dir = tempfile::tempdir().expect("dir");
+        let secret = load_or_create_secret(dir.path()).expect("created");
+        assert_eq!(secret.len(), 32);
+        assert_eq!(load_or_create_secret(dir.path()).expect("read"), secret);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let path = dir.path().join("token-secret");
+            let mode = std::fs::metadata(&path).expect("meta").permissions().mode();
+            assert_eq!(mode & 0o777, 0o600, "created owner-only");
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+            load_or_create_secret(dir.path()).expect("read");
+            let mode = std::fs::metadata(&path).expect("meta").permissions().mode();
+            assert_eq!(mode & 0o777, 0o600, "tightened");
+        }
+        std::fs::write(dir.path().join("token-secret"), b"short").expect("write");
+        let err = load_or_create_secret(dir.path()).expect_err("short secret");
+        assert!(err.to_string().contains("at least 32"), "{err}");
+        assert_eq!(
+            std::fs::read(dir.path().join("token-secret")).expect("kept"),
+            b"short",
+            "not replaced"
+        );
+    }
 
     #[test]
     fn a_password_verifies_only_against_its_own_hash() {

@@ -343,6 +343,7 @@ pub async fn run(args: BenchArgs, config: Config) -> anyhow::Result<()> {
     config.bench_ceiling = true;
     config.login_attempts_per_user = u32::MAX;
     config.login_attempts_per_address = u32::MAX;
+    config.registers_per_address = u32::MAX;
     config.namespace = format!("bench{}", titok_ports::now_ms());
     if let Some(url) = &config.mysql_url {
         let (base, _) = url
@@ -1563,6 +1564,8 @@ async fn run_topology(ctx: &Ctx, n: usize) -> anyhow::Result<TopologyRun> {
         "--login-attempts-per-user".into(),
         u32::MAX.to_string(),
         "--login-attempts-per-address".into(),
+        u32::MAX.to_string(),
+        "--registers-per-address".into(),
         u32::MAX.to_string(),
         "--data-dir".into(),
         dir.display().to_string(),

@@ -142,3 +142,37 @@ async fn poison_events_are_parked_with_their_key_the_rest_flows_and_parked_retry
         .await;
     assert!(!refused.0, "dropping a record that is not parked fails");
 }
+
+/// Issue 21: an event the views cannot hold (a comment longer than its column) is parked with
+/// its reason instead of failing its batch forever (on MySQL the insert fails in strict mode, and
+/// the projection retried the same batch for good); the rest flows on.
+#[tokio::test]
+async fn an_event_too_long_for_its_column_is_parked_not_wedged() {
+    let mut app = spawn_app().await;
+    let a = app.register("long", "pw").await;
+    let (v1, v2) = (app.publish(&a, "v1").await, app.publish(&a, "v2").await);
+    let long = json!({
+        "event_id": "01937a4e-8f4b-7c3d-9a2b-1c2d3e4f5a6c", "type": "CommentAdded", "version": 1,
+        "occurred_at": "2026-11-25T10:00:00Z", "actor": a.id, "key": v1.to_string(),
+        "payload": {"comment_id": 4242, "video_id": v1, "user_id": a.id,
+                    "content": "x".repeat(2001), "created_at_ms": 1_764_064_800_000_i64}
+    });
+    inject(
+        &mut app,
+        Topic::Comments,
+        &v1.to_string(),
+        long.to_string().as_bytes(),
+    )
+    .await;
+    app.comment(&a, v2, "fits").await;
+    assert_eq!(app.comments(&a, v2).await.len(), 1, "the rest flows");
+    assert!(app.comments(&a, v1).await.is_empty());
+    let listed = parked(&app.cli(&["parked", "list", "--json"]).await);
+    assert!(
+        listed.iter().any(|e| e["projection"] == "comments"
+            && e["reason"].as_str().is_some_and(|r| r.contains(
+                "comment content has 2001 characters; the view column holds at most 2000"
+            ))),
+        "{listed:?}"
+    );
+}

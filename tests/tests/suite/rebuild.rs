@@ -675,3 +675,62 @@ async fn a_rebuild_removes_cache_entries_of_ids_only_the_damaged_tables_had() {
         "no stale cache entry for the ghost's id"
     );
 }
+
+/// Issue 21: a rebuild that stalls past its pause lease (fault points: a 1.5 s lease that is not
+/// renewed, 4 s asleep before the swap) while likes keep coming must not swap: the live
+/// projections folded on meanwhile, and a swap would have put their checkpoints back and left
+/// those likes out of the new views while the positions said "applied".
+#[tokio::test]
+async fn a_swap_delayed_past_its_pause_lease_aborts_and_the_views_stay_exact() {
+    let app = spawn_app().await;
+    let author = app.register("lease-author", "secret1").await;
+    let video = app.publish(&author, "lease").await;
+    let mut likers = Vec::new();
+    for i in 0..24 {
+        likers.push(app.register(&format!("lease{i}"), "secret1").await);
+    }
+    for u in &likers[..8] {
+        app.like(u, video, 1).await;
+    }
+    let faults = "rebuild::pause_lease_ms=return(1500);rebuild::stop_renewing=return;\
+                  rebuild::before_swap_ms=return(4000)";
+    let env = [("FAILPOINTS", faults)];
+    let rebuild = app.cli_result_env(&["rebuild", "favorites"], &env);
+    let writer = async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        for u in &likers[8..] {
+            app.like(u, video, 1).await;
+            tokio::time::sleep(Duration::from_millis(150)).await;
+        }
+    };
+    let ((ok, _, stderr), ()) = tokio::join!(rebuild, writer);
+    assert!(!ok, "the stalled rebuild must not swap");
+    assert!(
+        stderr.contains("not swapping") && stderr.contains("live views are unchanged"),
+        "{stderr}"
+    );
+    // Read at once, with nothing written after the rebuild gave up: every like is there, and the
+    // answer is not marked stale.
+    let (_, headers, body) = app
+        .get_full(
+            "/douyin/publish/list/",
+            &author.with(&[("user_id", author.id.to_string())]),
+        )
+        .await;
+    assert!(
+        !headers.contains_key("x-titok-stale"),
+        "a fresh answer: {headers:?}"
+    );
+    let videos = list(&body, "video_list");
+    assert_eq!(
+        videos[0]["favorite_count"], 24,
+        "every acknowledged like is in the views: {body}"
+    );
+    for u in &likers {
+        assert_eq!(ids(&app.favorite_list(u, u.id).await), vec![video]);
+    }
+    // And a rebuild without faults swaps and agrees.
+    app.cli(&["rebuild", "favorites"]).await;
+    let videos = app.publish_list(&author, author.id).await;
+    assert_eq!(videos[0]["favorite_count"], 24);
+}

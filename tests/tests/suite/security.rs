@@ -72,3 +72,85 @@ async fn passwords_are_stored_as_argon2id_with_the_documented_parameters() {
     );
     assert!(!hash.contains("correct horse"), "no plain text");
 }
+
+/// Issue 21: behind a trusted proxy, a client that sends its own `X-Forwarded-For` line must not
+/// escape the per-address login quota: every line of the header counts, in order, walked from
+/// the right past the trusted proxies (before the fix only the first line — the client's — was
+/// read: 0 of 70 failed logins were throttled).
+#[tokio::test]
+async fn a_forged_forwarded_for_line_does_not_escape_the_address_quota() {
+    let app = TestApp::start(&[
+        "--no-sample",
+        "--trusted-proxy",
+        "127.0.0.1",
+        "--login-attempts-per-user",
+        "1000",
+    ])
+    .await;
+    for attempt in 1..=61 {
+        let resp = app
+            .client
+            .post(app.url("/douyin/user/login/"))
+            .form(&[
+                ("username", format!("nobody{attempt}")),
+                ("password", "wrong-guess".to_owned()),
+            ])
+            // The client's own line first, then what its proxy appended.
+            .header("x-forwarded-for", format!("10.1.0.{attempt}"))
+            .header("x-forwarded-for", "203.0.113.7")
+            .send()
+            .await
+            .expect("login");
+        let status = resp.status().as_u16();
+        let body: serde_json::Value = resp.json().await.expect("envelope");
+        assert_ne!(body["status_code"], 0, "{body}");
+        assert_eq!(
+            status == 429,
+            attempt == 61,
+            "attempt {attempt}: HTTP {status} {body}"
+        );
+    }
+}
+
+/// Issue 21: sign-ups are limited per client address (`--registers-per-address`, per hour),
+/// before their argon2 hash; another address is not affected.
+#[tokio::test]
+async fn sign_ups_are_limited_per_address() {
+    let app = TestApp::start(&["--no-sample", "--registers-per-address", "3"]).await;
+    for i in 0..3 {
+        app.register(&format!("signup{i}"), "secret1").await;
+    }
+    let (status, body) = app
+        .post_raw(
+            "/douyin/user/register/",
+            &[
+                ("username", "signup3".into()),
+                ("password", "secret1".into()),
+            ],
+        )
+        .await;
+    assert_eq!(status, 429, "{body}");
+    assert_ne!(body["status_code"], 0);
+    assert!(
+        body["status_msg"]
+            .as_str()
+            .is_some_and(|m| m.contains("too many sign-ups from this address")),
+        "{body}"
+    );
+}
+
+/// Issue 21: `--node-id` above the id layout's 4 bits is refused instead of wrapping onto another
+/// node's ids.
+#[tokio::test]
+async fn a_node_id_out_of_range_is_refused() {
+    let (ok, stdout, stderr) = run_titok_bare(
+        &["--listen", "127.0.0.1:0", "--node-id", "16"],
+        Duration::from_secs(30),
+    )
+    .await;
+    assert!(!ok, "started with node id 16: {stdout}");
+    assert!(
+        stderr.contains("--node-id") && stderr.contains("0..=15"),
+        "{stderr}"
+    );
+}
