@@ -45,24 +45,35 @@ pub static VIEWS: [View; 6] = [
     View {
         projection: "favorites",
         topic: Topic::Favorites,
-        version: 1,
+        // 2: events are applied once by event id (a re-appended keyed retry is skipped).
+        version: 2,
         tables: &[
             ViewTable::Favorites,
             ViewTable::VideoStats,
             ViewTable::UserStats,
+            ViewTable::AppliedEvents,
         ],
     },
     View {
         projection: "comments",
         topic: Topic::Comments,
-        version: 1,
-        tables: &[ViewTable::Comments, ViewTable::VideoStats],
+        version: 2,
+        tables: &[
+            ViewTable::Comments,
+            ViewTable::VideoStats,
+            ViewTable::AppliedEvents,
+        ],
     },
     View {
         projection: "relations",
         topic: Topic::Relations,
-        version: 1,
-        tables: &[ViewTable::Follows, ViewTable::Friends, ViewTable::UserStats],
+        version: 2,
+        tables: &[
+            ViewTable::Follows,
+            ViewTable::Friends,
+            ViewTable::UserStats,
+            ViewTable::AppliedEvents,
+        ],
     },
     View {
         projection: "messages",

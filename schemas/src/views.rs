@@ -21,10 +21,11 @@ pub enum ViewTable {
     Friends,
     Messages,
     LatestMessages,
+    AppliedEvents,
 }
 
 impl ViewTable {
-    pub const ALL: [ViewTable; 10] = [
+    pub const ALL: [ViewTable; 11] = [
         ViewTable::Users,
         ViewTable::UserStats,
         ViewTable::Videos,
@@ -35,6 +36,7 @@ impl ViewTable {
         ViewTable::Friends,
         ViewTable::Messages,
         ViewTable::LatestMessages,
+        ViewTable::AppliedEvents,
     ];
 
     /// The live name.
@@ -81,7 +83,7 @@ macro_rules! mysql_table {
 /// Every view table's DDL, in [`ViewTable`] order. Counters live in their own rows (`user_stats`, `video_stats`) so a like can be
 /// folded before its video or user; `version` rises with every change and the counter cache only
 /// accepts newer versions.
-static DDL: [Ddl; 10] = [
+static DDL: [Ddl; 11] = [
     Ddl {
         name: "users",
         sqlite: &["CREATE TABLE IF NOT EXISTS {t} (id INTEGER PRIMARY KEY, name TEXT NOT NULL, created_ms INTEGER NOT NULL)"],
@@ -178,6 +180,17 @@ static DDL: [Ddl; 10] = [
                    from_user_id BIGINT NOT NULL, content VARCHAR(4000) NOT NULL, created_ms BIGINT NOT NULL, \
                    PRIMARY KEY (pair_lo, pair_hi)")],
     },
+    // The ids of the like, comment and follow events folded in the last days: a keyed retry
+    // re-appends its event (same id) at the log's end, which must not take effect again.
+    Ddl {
+        name: "applied_events",
+        sqlite: &[
+            "CREATE TABLE IF NOT EXISTS {t} (event_id TEXT NOT NULL PRIMARY KEY, occurred_ms INTEGER NOT NULL) WITHOUT ROWID",
+            "CREATE INDEX IF NOT EXISTS {t}_by_time ON {t} (occurred_ms)",
+        ],
+        mysql: &[mysql_table!("event_id CHAR(36) NOT NULL PRIMARY KEY, occurred_ms BIGINT NOT NULL, \
+                   KEY by_time (occurred_ms)")],
+    },
 ];
 
 #[cfg(test)]
@@ -199,7 +212,8 @@ mod tests {
                 "follows",
                 "friends",
                 "messages",
-                "latest_messages"
+                "latest_messages",
+                "applied_events"
             ]
         );
         for (i, t) in ViewTable::ALL.iter().enumerate() {

@@ -553,7 +553,10 @@ mod tests {
             ("retention.bytes", "-1"),
             ("cleanup.policy", "delete"),
         ]);
-        assert_eq!(judge_retention(std::slice::from_ref(&kept)), Retention::Kept);
+        assert_eq!(
+            judge_retention(std::slice::from_ref(&kept)),
+            Retention::Kept
+        );
         let week = topic(&[("retention.ms", "604800000"), ("retention.bytes", "-1")]);
         assert!(
             matches!(judge_retention(&[kept.clone(), week]), Retention::Deletes(w) if w.contains("retention.ms=604800000"))

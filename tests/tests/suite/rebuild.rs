@@ -492,7 +492,7 @@ async fn an_older_view_version_is_rebuilt_at_start_or_refused_by_flag_and_a_newe
             .fetch_one(&db)
             .await
             .expect("version");
-    assert_eq!(version, 1);
+    assert_eq!(version, 2, "this binary's favorites version");
     let after = snapshot(&app, &[people[0]], &people, &world.videos).await;
     let diff = differences(&healthy, &after);
     assert!(diff.is_empty(), "{diff:#?}");

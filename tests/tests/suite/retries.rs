@@ -313,3 +313,86 @@ async fn a_keyed_publish_retried_publishes_one_video_and_another_file_under_the_
     let videos = app.publish_list(&a, a.id).await;
     assert_eq!(videos.len(), 1, "{videos:?}");
 }
+
+/// Issue 21: a keyed retry whose first attempt's outcome was unknown re-appends the very same
+/// event (same bytes, same event id) at the log's end — after whatever the user did meanwhile.
+/// The copies are injected here exactly as the command API re-appends them. A comment deleted in
+/// between stays deleted, an unlike and an unfollow in between stay in force (before the folds
+/// remembered applied event ids, all three were undone), and a rebuild's replay agrees.
+#[tokio::test]
+async fn a_re_appended_retry_does_not_undo_a_delete_an_unlike_or_an_unfollow() {
+    let mut app = spawn_app().await;
+    let author = app.register("dup-author", "pw").await;
+    let fan = app.register("dup-fan", "pw").await;
+    let video = app.publish(&author, "dup").await;
+    let comment_id = app.comment(&fan, video, "first attempt").await["id"]
+        .as_i64()
+        .expect("comment id");
+    app.like(&fan, video, 1).await;
+    app.follow(&fan, author.id, 1).await;
+    // The events as the first attempts wrote them.
+    let tap = app
+        .cli(&["tap", "--from-beginning", "--idle-exit-ms", "2000"])
+        .await;
+    let written: Vec<serde_json::Value> = tap
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let first = |type_name: &str| {
+        let line = written
+            .iter()
+            .find(|l| l["event"]["type"] == type_name)
+            .unwrap_or_else(|| panic!("no {type_name} in the log: {tap}"));
+        (
+            line["key"].as_str().expect("key").to_owned(),
+            serde_json::to_vec(&line["event"]).expect("bytes"),
+        )
+    };
+    let retries = [
+        (titok_events::Topic::Comments, first("CommentAdded")),
+        (titok_events::Topic::Favorites, first("VideoLiked")),
+        (titok_events::Topic::Relations, first("UserFollowed")),
+    ];
+    // The user changes their mind meanwhile.
+    let deleted = app
+        .post(
+            "/douyin/comment/action/",
+            &fan.with(&[
+                ("video_id", video.to_string()),
+                ("action_type", "2".into()),
+                ("comment_id", comment_id.to_string()),
+            ]),
+        )
+        .await;
+    assert_ok(&deleted, "delete");
+    app.like(&fan, video, 2).await;
+    app.follow(&fan, author.id, 2).await;
+    // Then the retries' events land.
+    for (topic, record) in retries {
+        app.inject(topic, &[record]).await;
+    }
+    app.wait_ready().await;
+
+    async fn undone(app: &TestApp, fan: &User, author: &User, video: i64) {
+        assert!(
+            app.comments(fan, video).await.is_empty(),
+            "the comment stays deleted"
+        );
+        let videos = app.publish_list(fan, author.id).await;
+        assert_eq!(videos[0]["comment_count"], 0);
+        assert_eq!(videos[0]["favorite_count"], 0, "the unlike holds");
+        assert!(app.favorite_list(fan, fan.id).await.is_empty());
+        assert_eq!(
+            app.user_info(fan, author.id).await["follower_count"],
+            0,
+            "the unfollow holds"
+        );
+        assert!(app
+            .user_list("/douyin/relation/follow/list/", fan, fan.id)
+            .await
+            .is_empty());
+    }
+    undone(&app, &fan, &author, video).await;
+    app.cli(&["rebuild", "all"]).await;
+    undone(&app, &fan, &author, video).await;
+}
