@@ -183,3 +183,134 @@ async fn embedded_log_rows_deleted_stop_projections_rebuilds_and_taps() {
     );
     rebuild_and_tap_refuse(&app).await;
 }
+
+/// The same checks on Kafka. tansu does not implement `DeleteRecords` (tried: the broker drops
+/// the connection), so the records cannot be expired here; what can happen on any broker is the
+/// other way round — the views' checkpoints above the log's end (a topic deleted and recreated, a
+/// tail lost to an unclean leader election): new events there would be taken for applied ones.
+/// The projection stops instead, naming both offsets; the topics titok created keep their events
+/// as far as the broker says (`/readyz`).
+#[tokio::test]
+#[ignore = "needs Kafka, MySQL and Redis (scripts/test pass 2)"]
+async fn kafka_checkpoints_beyond_the_log_end_stop_the_projection() {
+    let mut app = spawn_app().await;
+    let ready: Value = app
+        .client
+        .get(app.url("/readyz"))
+        .send()
+        .await
+        .expect("readyz")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(
+        ready["checks"]["event_log_retention"], "ok",
+        "topics created by titok keep their events: {ready}"
+    );
+    app.register("kgap", "secret1").await;
+    app.wait_ready().await;
+    app.kill().await;
+    // The views say far more was applied than the log holds.
+    let db = app.view_db().await;
+    sqlx::query(
+        "UPDATE projection_offsets SET next_offset = next_offset + 1000 WHERE projection = 'users'",
+    )
+    .execute(&db)
+    .await
+    .expect("move checkpoints");
+    app.respawn().await;
+    let ready = wait_halted(&app, &["users"]).await;
+    let reason = ready["checks"]["projection_users"].as_str().unwrap_or("");
+    assert!(
+        reason.contains("but the event log ends at") && reason.contains("recreated"),
+        "{ready}"
+    );
+}
+
+/// Topics that exist with a week's retention (as a broker's default would give them): the
+/// projectors refuse to start and say how to fix it; `--allow-log-retention` overrides.
+#[tokio::test]
+#[ignore = "needs Kafka, MySQL and Redis (scripts/test pass 2)"]
+async fn kafka_topics_that_expire_events_are_refused() {
+    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+    use rdkafka::client::DefaultClientContext;
+
+    let namespace = format!("week{}", std::process::id());
+    let admin: AdminClient<DefaultClientContext> = rdkafka::ClientConfig::new()
+        .set(
+            "bootstrap.servers",
+            std::env::var("TITOK_TEST_KAFKA_BROKERS").expect("brokers"),
+        )
+        .create()
+        .expect("admin");
+    let names: Vec<String> = titok_events::Topic::ALL
+        .iter()
+        .map(|t| format!("{namespace}.{}", t.name().trim_start_matches("titok.")))
+        .collect();
+    let topics: Vec<NewTopic> = names
+        .iter()
+        .map(|n| {
+            NewTopic::new(n, 4, TopicReplication::Fixed(1))
+                .set("retention.ms", "604800000")
+                .set("retention.bytes", "-1")
+        })
+        .collect();
+    for result in admin
+        .create_topics(&topics, &AdminOptions::new())
+        .await
+        .expect("create topics")
+    {
+        result.expect("topic created");
+    }
+    let broker = std::env::var("TITOK_TEST_KAFKA_BROKERS").expect("brokers");
+    let mysql = std::env::var("TITOK_TEST_MYSQL_URL").expect("mysql");
+    let redis = std::env::var("TITOK_TEST_REDIS_URL").expect("redis");
+    let args = |extra: &'static [&'static str]| {
+        let mut args: Vec<String> = [
+            "projectors",
+            "--listen",
+            "127.0.0.1:0",
+            "--namespace",
+            &namespace,
+            "--kafka-brokers",
+            &broker,
+            "--redis-url",
+            &redis,
+            "--token-secret",
+            "a-test-secret-0123456789abcdefghijklmnop",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        args.extend([
+            "--mysql-url".to_owned(),
+            format!("{}/{namespace}", mysql.trim_end_matches('/')),
+        ]);
+        args.extend(extra.iter().map(|s| s.to_string()));
+        args
+    };
+    let plain = args(&[]);
+    let plain: Vec<&str> = plain.iter().map(String::as_str).collect();
+    let (ok, _, stderr) = run_titok_bare(&plain, Duration::from_secs(60)).await;
+    assert!(!ok, "projectors ran on topics that expire events");
+    assert!(
+        stderr.contains("refusing to run projections")
+            && stderr.contains("retention.ms=604800000")
+            && stderr.contains("kafka-configs.sh"),
+        "{stderr}"
+    );
+    let (ok, _, stderr) = run_titok_bare(
+        &["rebuild", "all"]
+            .iter()
+            .copied()
+            .chain(plain[1..].iter().copied())
+            .filter(|a| *a != "--listen" && *a != "127.0.0.1:0")
+            .collect::<Vec<_>>(),
+        Duration::from_secs(60),
+    )
+    .await;
+    assert!(
+        !ok && stderr.contains("refusing to run projections"),
+        "{stderr}"
+    );
+}
