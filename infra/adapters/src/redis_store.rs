@@ -18,6 +18,7 @@
 //! Every call is bounded by a short timeout; callers treat errors as "cache unavailable" and fall
 //! back to SQL, so a query API keeps answering while Redis is down and uses it again once back.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -257,6 +258,32 @@ impl RedisConn {
             }
         }
     }
+}
+
+/// The field of an acknowledged-ends hash that says which Redis incarnation the positions were
+/// last recovered on ([`RedisPositions::identity`]).
+const EPOCH_FIELD: &str = "epoch";
+
+/// `run_id` from `INFO server` output.
+fn run_id(info: &str) -> Option<String> {
+    info.lines()
+        .find_map(|l| l.trim().strip_prefix("run_id:"))
+        .map(|id| id.trim().to_owned())
+}
+
+/// The ids of the masters in `CLUSTER NODES` output, sorted and joined.
+fn master_ids(nodes: &str) -> String {
+    let mut ids: Vec<&str> = nodes
+        .lines()
+        .filter_map(|line| {
+            let mut fields = line.split_whitespace();
+            let id = fields.next()?;
+            let flags = fields.nth(1)?;
+            flags.split(',').any(|f| f == "master").then_some(id)
+        })
+        .collect();
+    ids.sort_unstable();
+    ids.join(",")
 }
 
 /// The reachable masters in `CLUSTER NODES` output (`<id> <ip:port@cport[,hostname]> <flags> …`).
@@ -541,6 +568,77 @@ impl RedisPositions {
         format!("{}:{kind}:{}", self.ns, topic.name())
     }
 
+    /// Who holds the positions now: a single Redis's `run_id` (new at every restart, whatever it
+    /// reloaded), or a cluster's master node ids (a failover promotes another node). Stored in
+    /// every acknowledged-ends hash when the projectors recover the positions; a hash without it,
+    /// or with another one, is from before a loss.
+    async fn identity(&self) -> Result<String, PositionsError> {
+        match &self.conn {
+            RedisConn::Single(_) => {
+                let info: Vec<String> = bounded(
+                    self.conn
+                        .each(vec![redis::cmd("INFO").arg("server").to_owned()]),
+                )
+                .await
+                .map_err(PositionsError)?;
+                run_id(info.first().map(String::as_str).unwrap_or_default())
+                    .ok_or_else(|| PositionsError("INFO server has no run_id".into()))
+            }
+            RedisConn::Cluster(cluster) => {
+                let mut cluster = cluster.clone();
+                let nodes: String = bounded(async {
+                    redis::from_redis_value(
+                        &cluster
+                            .route_command(
+                                &redis::cmd("CLUSTER").arg("NODES").to_owned(),
+                                RoutingInfo::SingleNode(SingleNodeRoutingInfo::Random),
+                            )
+                            .await?,
+                    )
+                })
+                .await
+                .map_err(PositionsError)?;
+                Ok(master_ids(&nodes))
+            }
+        }
+    }
+
+    /// The acknowledged-ends hashes of `topics` (field → value), and on a single Redis its
+    /// current identity, read in the same pipeline (a read checks it at no extra round trip).
+    async fn acked_hashes(
+        &self,
+        topics: &[Topic],
+    ) -> Result<(Option<String>, Vec<HashMap<String, String>>), PositionsError> {
+        let mut cmds: Vec<Cmd> = topics
+            .iter()
+            .map(|t| redis::cmd("HGETALL").arg(self.key("acked", *t)).to_owned())
+            .collect();
+        let single = matches!(self.conn, RedisConn::Single(_));
+        if single {
+            cmds.push(redis::cmd("INFO").arg("server").to_owned());
+        }
+        let mut values: Vec<redis::Value> = bounded(self.conn.each(cmds))
+            .await
+            .map_err(PositionsError)?;
+        let identity = if single {
+            let info: String = values
+                .pop()
+                .map(|v| redis::from_redis_value(&v))
+                .transpose()
+                .map_err(|e| PositionsError(Box::new(e)))?
+                .unwrap_or_default();
+            Some(run_id(&info).ok_or_else(|| PositionsError("INFO server has no run_id".into()))?)
+        } else {
+            None
+        };
+        let hashes = values
+            .iter()
+            .map(redis::from_redis_value)
+            .collect::<Result<Vec<HashMap<String, String>>, _>>()
+            .map_err(|e| PositionsError(Box::new(e)))?;
+        Ok((identity, hashes))
+    }
+
     /// Raise the given partitions' values of `kind` (one script per topic hash).
     async fn raise(&self, kind: &str, ends: &[Position]) -> Result<(), PositionsError> {
         let mut by_topic: Vec<(Topic, Vec<(u32, i64)>)> = Vec::new();
@@ -574,24 +672,72 @@ impl Positions for RedisPositions {
     }
 
     async fn acked_ends(&self, topics: &[Topic]) -> Result<Vec<Position>, PositionsError> {
+        let (identity, hashes) = self.acked_hashes(topics).await?;
+        let mut ends = Vec::new();
+        for (topic, fields) in topics.iter().zip(hashes) {
+            match fields.get(EPOCH_FIELD) {
+                Some(epoch) if identity.as_ref().is_none_or(|id| id == epoch) => {}
+                _ => {
+                    return Err(PositionsError(
+                        format!(
+                            "positions of {topic} are unknown: Redis restarted, failed over or \
+                             lost data since the projectors last recovered them"
+                        )
+                        .into(),
+                    ))
+                }
+            }
+            ends.extend(fields.iter().filter_map(|(field, value)| {
+                Some(Position {
+                    topic: *topic,
+                    partition: field.parse().ok()?,
+                    offset: value.parse().ok()?,
+                })
+            }));
+        }
+        Ok(ends)
+    }
+
+    async fn lost(&self, topics: &[Topic]) -> Result<bool, PositionsError> {
+        let identity = self.identity().await?;
+        let (_, hashes) = self.acked_hashes(topics).await?;
+        Ok(hashes
+            .iter()
+            .any(|fields| fields.get(EPOCH_FIELD) != Some(&identity)))
+    }
+
+    async fn mark_unknown(&self, topics: &[Topic]) -> Result<(), PositionsError> {
         let cmds = topics
             .iter()
-            .map(|t| redis::cmd("HGETALL").arg(self.key("acked", *t)).to_owned())
+            .map(|t| {
+                redis::cmd("HDEL")
+                    .arg(self.key("acked", *t))
+                    .arg(EPOCH_FIELD)
+                    .to_owned()
+            })
             .collect();
-        let all: Vec<Vec<(u32, i64)>> = bounded(self.conn.each(cmds))
+        let _: Vec<i64> = bounded(self.conn.each(cmds))
             .await
             .map_err(PositionsError)?;
-        Ok(topics
+        Ok(())
+    }
+
+    async fn mark_known(&self, topics: &[Topic]) -> Result<(), PositionsError> {
+        let identity = self.identity().await?;
+        let cmds = topics
             .iter()
-            .zip(all)
-            .flat_map(|(topic, fields)| {
-                fields.into_iter().map(|(partition, offset)| Position {
-                    topic: *topic,
-                    partition,
-                    offset,
-                })
+            .map(|t| {
+                redis::cmd("HSET")
+                    .arg(self.key("acked", *t))
+                    .arg(EPOCH_FIELD)
+                    .arg(&identity)
+                    .to_owned()
             })
-            .collect())
+            .collect();
+        let _: Vec<i64> = bounded(self.conn.each(cmds))
+            .await
+            .map_err(PositionsError)?;
+        Ok(())
     }
 
     async fn applied_of(&self, targets: &[Position]) -> Result<Vec<i64>, PositionsError> {

@@ -46,6 +46,21 @@ pub trait Positions: Send + Sync + 'static {
         targets: &[Position],
         timeout: Duration,
     ) -> Result<bool, PositionsError>;
+    /// Whether the store may have forgotten positions (or counters) since they were last marked
+    /// known: restarted, failed over, flushed. Until [`Positions::mark_known`], reading the
+    /// acknowledged ends fails, so reads answer marked stale. Never for a store in this process.
+    async fn lost(&self, _topics: &[Topic]) -> Result<bool, PositionsError> {
+        Ok(false)
+    }
+    /// Make reads treat positions as unknown (a projector recovering them after a loss).
+    async fn mark_unknown(&self, _topics: &[Topic]) -> Result<(), PositionsError> {
+        Ok(())
+    }
+    /// Positions (and the counter cache) were rebuilt from the views and the log's end offsets:
+    /// reads may trust them again, until the store loses data next time.
+    async fn mark_known(&self, _topics: &[Topic]) -> Result<(), PositionsError> {
+        Ok(())
+    }
 }
 
 /// Whether an answer reflects every write acknowledged before the read began.
