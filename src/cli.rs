@@ -184,6 +184,10 @@ pub struct Config {
         global = true
     )]
     pub trusted_proxies: Vec<titok_command_api::limits::TrustedProxy>,
+    /// Serve `/metrics` and `/readyz` (and `/healthz`) on this address instead of the public one,
+    /// so that a balancer in front of the public address never exposes them.
+    #[arg(long, env = "TITOK_ADMIN_LISTEN", global = true)]
+    pub admin_listen: Option<std::net::SocketAddr>,
     /// `/readyz` answers 503 while the projections are more than this many events behind.
     #[arg(
         long,

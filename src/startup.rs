@@ -18,6 +18,8 @@ pub struct Running {
     pub deps: titok_projectors::ProjectorDeps,
     shutdown: watch::Sender<bool>,
     server: JoinHandle<std::io::Result<()>>,
+    /// The `--admin-listen` server, if any.
+    admin: Option<JoinHandle<std::io::Result<()>>>,
     projectors: Vec<JoinHandle<()>>,
 }
 
@@ -26,6 +28,9 @@ impl Running {
     pub async fn stop(self) -> anyhow::Result<()> {
         let _ = self.shutdown.send(true);
         self.server.await??;
+        if let Some(admin) = self.admin {
+            admin.await??;
+        }
         for p in self.projectors {
             p.await?;
         }
@@ -95,7 +100,21 @@ pub async fn start(role: Role, config: Config) -> anyhow::Result<Running> {
         .clone()
         .unwrap_or_else(|| format!("http://{addr}"));
     let query = backends.query_state(&config, &public_url);
-    let mut app = Router::new()
+    let pools = [
+        ("read", backends.store.read.clone()),
+        ("write", backends.store.write.clone()),
+    ];
+    let metrics = move || {
+        let pools = pools.clone();
+        async move {
+            for (name, pool) in &pools {
+                titok_adapters::store::record_pool(name, pool);
+            }
+            titok_web::telemetry::prometheus().render()
+        }
+    };
+    // `/readyz` and `/metrics`: on the public listener, or on `--admin-listen` alone.
+    let admin = Router::new()
         .route("/healthz", axum::routing::get(|| async { "ok" }))
         .route(
             "/readyz",
@@ -107,7 +126,29 @@ pub async fn start(role: Role, config: Config) -> anyhow::Result<Running> {
                 halts: backends.halts.clone(),
                 cache: Default::default(),
             }),
-        );
+        )
+        .route("/metrics", axum::routing::get(metrics));
+    let mut app = Router::new();
+    let mut admin_server = None;
+    match config.admin_listen {
+        Some(at) => {
+            let listener = tokio::net::TcpListener::bind(at)
+                .await
+                .with_context(|| format!("cannot listen on --admin-listen {at}"))?;
+            tracing::info!(addr = %listener.local_addr()?, "admin endpoints (/readyz, /metrics) on their own listener");
+            let admin = admin.fallback(titok_web::http::unknown_path);
+            let mut stop = shutdown_rx.clone();
+            admin_server = Some(tokio::spawn(async move {
+                axum::serve(listener, admin)
+                    .with_graceful_shutdown(async move {
+                        let _ = stop.wait_for(|s| *s).await;
+                    })
+                    .await
+            }));
+            app = app.route("/healthz", axum::routing::get(|| async { "ok" }));
+        }
+        None => app = app.merge(admin),
+    }
     if role.runs_commands() {
         let command = backends.command_state(&config, query.clone());
         titok_command_api::recover_pending_registrations(&command).await?;
@@ -154,21 +195,7 @@ pub async fn start(role: Role, config: Config) -> anyhow::Result<Running> {
             tower_http::services::ServeDir::new(backends.blobs.root()),
         );
     }
-    let pools = [
-        ("read", backends.store.read.clone()),
-        ("write", backends.store.write.clone()),
-    ];
-    let metrics = move || {
-        let pools = pools.clone();
-        async move {
-            for (name, pool) in &pools {
-                titok_adapters::store::record_pool(name, pool);
-            }
-            titok_web::telemetry::prometheus().render()
-        }
-    };
     let app = app
-        .route("/metrics", axum::routing::get(metrics))
         .fallback(titok_web::http::unknown_path)
         .method_not_allowed_fallback(titok_web::http::unsupported_method)
         .layer(axum::middleware::from_fn(titok_web::telemetry::observe));
@@ -189,6 +216,7 @@ pub async fn start(role: Role, config: Config) -> anyhow::Result<Running> {
         deps: backends.projector_deps(&config),
         shutdown,
         server,
+        admin: admin_server,
         projectors,
     })
 }

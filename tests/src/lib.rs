@@ -193,6 +193,18 @@ impl TestApp {
         self.base = base;
     }
 
+    /// `/readyz` once: (HTTP status, body).
+    pub async fn readyz(&self) -> (u16, Value) {
+        let resp = self
+            .client
+            .get(self.url("/readyz"))
+            .send()
+            .await
+            .expect("readyz");
+        let status = resp.status().as_u16();
+        (status, resp.json().await.expect("readyz JSON"))
+    }
+
     /// Poll `/readyz` until it answers 200 (60 s at most).
     pub async fn wait_ready(&self) {
         let mut last = String::new();

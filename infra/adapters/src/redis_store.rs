@@ -35,7 +35,7 @@ use titok_ports::counters::{
 };
 use titok_ports::limits::{AttemptLimits, LimitsError};
 use titok_ports::log::Position;
-use titok_ports::progress::{Positions, PositionsError};
+use titok_ports::progress::{Positions, PositionsError, PositionsUnknown};
 
 /// Longest any single Redis round trip may take before it counts as unavailable.
 const CALL_TIMEOUT: Duration = Duration::from_millis(500);
@@ -603,6 +603,29 @@ impl RedisPositions {
         }
     }
 
+    /// Set (or, with `None`, remove) the epoch field of the acknowledged-ends hashes of `topics`.
+    async fn set_epochs(
+        &self,
+        topics: &[Topic],
+        identity: Option<&str>,
+    ) -> Result<(), PositionsError> {
+        let cmds = topics
+            .iter()
+            .map(|t| {
+                let mut cmd = redis::cmd(if identity.is_some() { "HSET" } else { "HDEL" });
+                cmd.arg(self.key("acked", *t)).arg(EPOCH_FIELD);
+                if let Some(identity) = identity {
+                    cmd.arg(identity);
+                }
+                cmd
+            })
+            .collect();
+        let _: Vec<i64> = bounded(self.conn.each(cmds))
+            .await
+            .map_err(PositionsError)?;
+        Ok(())
+    }
+
     /// The acknowledged-ends hashes of `topics` (field → value), and on a single Redis its
     /// current identity, read in the same pipeline (a read checks it at no extra round trip).
     async fn acked_hashes(
@@ -678,13 +701,10 @@ impl Positions for RedisPositions {
             match fields.get(EPOCH_FIELD) {
                 Some(epoch) if identity.as_ref().is_none_or(|id| id == epoch) => {}
                 _ => {
-                    return Err(PositionsError(
-                        format!(
-                            "positions of {topic} are unknown: Redis restarted, failed over or \
-                             lost data since the projectors last recovered them"
-                        )
-                        .into(),
-                    ))
+                    return Err(PositionsError(Box::new(PositionsUnknown(format!(
+                        "positions of {topic} are unknown: Redis restarted, failed over or lost \
+                         data since the projectors last recovered them"
+                    )))))
                 }
             }
             ends.extend(fields.iter().filter_map(|(field, value)| {
@@ -698,6 +718,24 @@ impl Positions for RedisPositions {
         Ok(ends)
     }
 
+    async fn acked_ends_when_known(
+        &self,
+        topics: &[Topic],
+        timeout: Duration,
+    ) -> Result<Vec<Position>, PositionsError> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut pause = Duration::from_millis(5);
+        loop {
+            match self.acked_ends(topics).await {
+                Err(err) if err.unknown() && tokio::time::Instant::now() + pause < deadline => {
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_millis(100));
+                }
+                result => return result,
+            }
+        }
+    }
+
     async fn lost(&self, topics: &[Topic]) -> Result<bool, PositionsError> {
         let identity = self.identity().await?;
         let (_, hashes) = self.acked_hashes(topics).await?;
@@ -707,37 +745,12 @@ impl Positions for RedisPositions {
     }
 
     async fn mark_unknown(&self, topics: &[Topic]) -> Result<(), PositionsError> {
-        let cmds = topics
-            .iter()
-            .map(|t| {
-                redis::cmd("HDEL")
-                    .arg(self.key("acked", *t))
-                    .arg(EPOCH_FIELD)
-                    .to_owned()
-            })
-            .collect();
-        let _: Vec<i64> = bounded(self.conn.each(cmds))
-            .await
-            .map_err(PositionsError)?;
-        Ok(())
+        self.set_epochs(topics, None).await
     }
 
     async fn mark_known(&self, topics: &[Topic]) -> Result<(), PositionsError> {
         let identity = self.identity().await?;
-        let cmds = topics
-            .iter()
-            .map(|t| {
-                redis::cmd("HSET")
-                    .arg(self.key("acked", *t))
-                    .arg(EPOCH_FIELD)
-                    .arg(&identity)
-                    .to_owned()
-            })
-            .collect();
-        let _: Vec<i64> = bounded(self.conn.each(cmds))
-            .await
-            .map_err(PositionsError)?;
-        Ok(())
+        self.set_epochs(topics, Some(&identity)).await
     }
 
     async fn applied_of(&self, targets: &[Position]) -> Result<Vec<i64>, PositionsError> {

@@ -25,6 +25,20 @@ use crate::log::Position;
 #[error("positions unavailable: {0}")]
 pub struct PositionsError(#[source] pub crate::BoxError);
 
+/// The source of a [`PositionsError`] when the store answers but its positions cannot be trusted
+/// (it lost data and the projectors have not recovered them yet): a read waits for the recovery
+/// (within its bound) instead of skipping its wait.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct PositionsUnknown(pub String);
+
+impl PositionsError {
+    /// Whether the positions are unknown for now (see [`PositionsUnknown`]).
+    pub fn unknown(&self) -> bool {
+        self.0.is::<PositionsUnknown>()
+    }
+}
+
 #[async_trait]
 pub trait Positions: Send + Sync + 'static {
     /// Record acknowledged ends (`offset` = the next offset after an acknowledged event).
@@ -46,6 +60,15 @@ pub trait Positions: Send + Sync + 'static {
         targets: &[Position],
         timeout: Duration,
     ) -> Result<bool, PositionsError>;
+    /// Like [`Positions::acked_ends`], waiting up to `timeout` while the positions are unknown
+    /// ([`PositionsUnknown`]) instead of failing at once.
+    async fn acked_ends_when_known(
+        &self,
+        topics: &[Topic],
+        _timeout: Duration,
+    ) -> Result<Vec<Position>, PositionsError> {
+        self.acked_ends(topics).await
+    }
     /// Whether the store may have forgotten positions (or counters) since they were last marked
     /// known: restarted, failed over, flushed. Until [`Positions::mark_known`], reading the
     /// acknowledged ends fails, so reads answer marked stale. Never for a store in this process.
@@ -90,8 +113,14 @@ impl Consistency {
         let start = std::time::Instant::now();
         let mut ends = Vec::new();
         let waited = async {
-            ends = self.positions.acked_ends(topics).await?;
-            self.positions.wait_applied(&ends, self.timeout).await
+            // Positions the store cannot vouch for (it lost data; the projectors are recovering
+            // them from the log's end offsets) are waited for, not skipped.
+            ends = self
+                .positions
+                .acked_ends_when_known(topics, self.timeout)
+                .await?;
+            let left = self.timeout.saturating_sub(start.elapsed());
+            self.positions.wait_applied(&ends, left).await
         };
         let freshness = match waited.await {
             Ok(true) => Freshness::Fresh,

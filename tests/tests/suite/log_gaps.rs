@@ -12,9 +12,9 @@ use titok_tests::*;
 async fn wait_halted(app: &TestApp, projections: &[&str]) -> Value {
     let mut last = Value::Null;
     for _ in 0..300 {
-        if let Ok(resp) = app.client.get(app.url("/readyz")).send().await {
-            let status = resp.status().as_u16();
-            last = resp.json().await.unwrap_or(Value::Null);
+        {
+            let (status, body) = app.readyz().await;
+            last = body;
             let halted = projections.iter().all(|p| {
                 last["checks"][format!("projection_{p}")]
                     .as_str()
@@ -194,15 +194,7 @@ async fn embedded_log_rows_deleted_stop_projections_rebuilds_and_taps() {
 #[ignore = "needs Kafka, MySQL and Redis (scripts/test pass 2)"]
 async fn kafka_checkpoints_beyond_the_log_end_stop_the_projection() {
     let mut app = spawn_app().await;
-    let ready: Value = app
-        .client
-        .get(app.url("/readyz"))
-        .send()
-        .await
-        .expect("readyz")
-        .json()
-        .await
-        .expect("json");
+    let (_, ready) = app.readyz().await;
     assert_eq!(
         ready["checks"]["event_log_retention"], "ok",
         "topics created by titok keep their events: {ready}"

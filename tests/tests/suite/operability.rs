@@ -20,15 +20,7 @@ async fn health_and_readiness_answer() {
     let u = app.register("u", "pw").await;
     app.publish(&u, "v").await;
     app.wait_ready().await;
-    let ready: serde_json::Value = app
-        .client
-        .get(app.url("/readyz"))
-        .send()
-        .await
-        .expect("readyz")
-        .json()
-        .await
-        .expect("json");
+    let (_, ready) = app.readyz().await;
     assert_eq!(ready["ready"], true, "{ready}");
     assert_eq!(ready["lag_events"], 0, "everything applied: {ready}");
     for dependency in ["read_store", "event_log", "positions"] {
@@ -281,4 +273,39 @@ async fn one_write_can_be_followed_from_its_request_to_the_projector_in_the_logs
         "the projector names the same event"
     );
     assert_eq!(applied["fields"]["projection"], "favorites");
+}
+
+/// Issue 21: with `--admin-listen`, `/metrics` and `/readyz` are served there and not on the
+/// public address (where a balancer would expose them); `/healthz` stays on both.
+#[tokio::test]
+async fn admin_endpoints_move_to_their_own_listener() {
+    let port = free_port();
+    let app = TestApp::start(&[
+        "--no-sample",
+        "--admin-listen",
+        &format!("127.0.0.1:{port}"),
+    ])
+    .await;
+    for path in ["/metrics", "/readyz"] {
+        let (status, body) = app.get_raw(path, &[]).await;
+        assert_eq!(status, 404, "{path} is not public: {body}");
+        assert_ne!(body["status_code"], 0);
+    }
+    assert_eq!(app.get_text("/healthz").await, "ok");
+    let admin = format!("http://127.0.0.1:{port}");
+    let metrics = app
+        .client
+        .get(format!("{admin}/metrics"))
+        .send()
+        .await
+        .expect("admin metrics");
+    assert_eq!(metrics.status(), 200);
+    assert!(metrics.text().await.expect("text").contains("titok_"));
+    let ready = app
+        .client
+        .get(format!("{admin}/readyz"))
+        .send()
+        .await
+        .expect("admin readyz");
+    assert_eq!(ready.status(), 200);
 }

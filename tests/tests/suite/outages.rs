@@ -133,12 +133,7 @@ async fn nothing_acknowledged_lost(
 async fn the_query_api_answers_from_mysql_while_redis_is_down_and_uses_redis_again_when_back() {
     needs_real_services!();
     // Arrange
-    let mut redis = PrivateService::redis().await;
-    let app = TestApp::start_with(
-        &["--no-sample"],
-        &[("--redis-url", format!("redis://127.0.0.1:{}", redis.port))],
-    )
-    .await;
+    let (mut redis, app) = on_private_redis().await;
     let author = app.register("author", "pw").await;
     let fans = [
         app.register("f1", "pw").await,
@@ -197,14 +192,62 @@ async fn the_query_api_answers_from_mysql_while_redis_is_down_and_uses_redis_aga
     );
 }
 
+/// A server (no sample content) whose Redis is a private one the test stops and starts.
+async fn on_private_redis() -> (PrivateService, TestApp) {
+    let redis = PrivateService::redis().await;
+    let app = TestApp::start_with(
+        &["--no-sample"],
+        &[("--redis-url", format!("redis://127.0.0.1:{}", redis.port))],
+    )
+    .await;
+    (redis, app)
+}
+
 /// Stop `service` for `down` under a steady like load on `app`, and start it again. When
 /// `must_refuse`, the load must meet 503s: an outage longer than the 5 s the command API waits for
 /// the broker (delivery timeout) or MySQL (pool acquire timeout) fails the writes it held; a
 /// shorter one only delays their acknowledgement. Then writes recover by themselves, nothing
 /// acknowledged is lost, and the counts are exact.
+/// How a test takes a service away: the process SIGKILLed and started again, or (the broker) the
+/// network to it resetting every connection while the process keeps running.
+///
+/// The broker is taken away by the network: tansu 0.6, SIGKILLed and started again, reports
+/// watermarks that disagree with the records it holds (a partition's high watermark 0, or its
+/// low watermark above offsets it still serves; seen here 2026-12-03 with its sqlite storage),
+/// which the projections' log-continuity checks rightly refuse to fold past. Apache Kafka keeps
+/// its offsets across a restart.
+enum Outage<'a> {
+    Process(&'a mut PrivateService),
+    Network(&'a FaultyProxy),
+}
+
+impl Outage<'_> {
+    fn down(&mut self) {
+        match self {
+            Outage::Process(service) => service.stop(),
+            Outage::Network(proxy) => proxy.set(Fault::Reset),
+        }
+    }
+
+    async fn up(&mut self) {
+        match self {
+            Outage::Process(service) => service.start().await,
+            Outage::Network(proxy) => proxy.set(Fault::None),
+        }
+    }
+}
+
+/// A private broker behind a proxy that can cut it off: `(broker, proxy, brokers argument)`.
+async fn broker_behind_proxy() -> (PrivateService, FaultyProxy, String) {
+    let (port, proxy_port) = (free_port(), free_port());
+    let broker = PrivateService::tansu_advertising(port, proxy_port).await;
+    let proxy = FaultyProxy::start_on(proxy_port, port).await;
+    (broker, proxy, format!("127.0.0.1:{proxy_port}"))
+}
+
 async fn outage_under_load(
     app: &TestApp,
-    service: &mut PrivateService,
+    mut service: Outage<'_>,
     what: &str,
     down: Duration,
     must_refuse: bool,
@@ -219,7 +262,7 @@ async fn outage_under_load(
     let (loaded, later) = fans.split_at(20);
 
     let seen = likes_during(app, loaded, video, async {
-        service.stop();
+        service.down();
         let started = std::time::Instant::now();
         if register_refused {
             // A register needs the accounts store: refused with the envelope, within the timeout.
@@ -234,7 +277,7 @@ async fn outage_under_load(
             assert_eq!(body["user_id"], 0, "{body}");
         }
         tokio::time::sleep(down.saturating_sub(started.elapsed())).await;
-        service.start().await;
+        service.up().await;
     })
     .await;
     eprintln!("{what} outage under load: {seen:?}");
@@ -254,18 +297,18 @@ async fn outage_under_load(
 #[ignore = "needs Kafka, MySQL and Redis: scripts/test runs it in its real-service pass"]
 async fn the_command_api_answers_503_while_the_broker_is_down_and_loses_nothing_it_acknowledged() {
     needs_real_services!();
-    let mut broker = PrivateService::tansu().await;
+    let (_broker, proxy, brokers) = broker_behind_proxy().await;
     // tansu 0.6 panics when an idempotent producer from before its restart produces again
     // ("more or less than one row" in its idempotence check) and then refuses all writes; the
     // production default (idempotence on) is covered by the rest of the suite.
     let app = TestApp::start_with(
         &["--no-sample", "--kafka-idempotence", "false"],
-        &[("--kafka-brokers", format!("127.0.0.1:{}", broker.port))],
+        &[("--kafka-brokers", brokers)],
     )
     .await;
     outage_under_load(
         &app,
-        &mut broker,
+        Outage::Network(&proxy),
         "broker",
         Duration::from_secs(8),
         true,
@@ -285,7 +328,7 @@ async fn likes_go_on_while_mysql_is_down_registers_answer_503_and_nothing_acknow
     let app = TestApp::start_with(&["--no-sample"], &[("--mysql-url", mysql.mysql_url())]).await;
     outage_under_load(
         &app,
-        &mut mysql,
+        Outage::Process(&mut mysql),
         "MySQL",
         Duration::from_secs(8),
         false,
@@ -299,15 +342,10 @@ async fn likes_go_on_while_mysql_is_down_registers_answer_503_and_nothing_acknow
 async fn writes_go_on_through_a_redis_outage_under_load_and_nothing_acknowledged_is_lost() {
     needs_real_services!();
     // Redis is a cache and a position board: writes go on (or answer 503), counts come from MySQL.
-    let mut redis = PrivateService::redis().await;
-    let app = TestApp::start_with(
-        &["--no-sample"],
-        &[("--redis-url", format!("redis://127.0.0.1:{}", redis.port))],
-    )
-    .await;
+    let (mut redis, app) = on_private_redis().await;
     outage_under_load(
         &app,
-        &mut redis,
+        Outage::Process(&mut redis),
         "Redis",
         Duration::from_secs(3),
         false,
@@ -390,12 +428,7 @@ async fn sigterm_during_a_redis_outage_stops_the_server_while_a_projection_waits
     needs_real_services!();
     // Arrange: a like whose fold commits while Redis is down, so the projection retries its
     // counter-cache refresh.
-    let mut redis = PrivateService::redis().await;
-    let mut app = TestApp::start_with(
-        &["--no-sample"],
-        &[("--redis-url", format!("redis://127.0.0.1:{}", redis.port))],
-    )
-    .await;
+    let (mut redis, mut app) = on_private_redis().await;
     let author = app.register("author", "pw").await;
     let fan = app.register("fan", "pw").await;
     let video = app.publish(&author, "v").await;
@@ -444,7 +477,7 @@ async fn a_register_refused_during_a_broker_outage_is_kept_and_completed_by_a_re
     needs_real_services!();
     // Arrange: the broker goes away; two registers' appends time out (their outcome is unknown:
     // with Kafka an event whose acknowledgement was lost may still be in the log).
-    let mut broker = PrivateService::tansu().await;
+    let (_broker, proxy, brokers) = broker_behind_proxy().await;
     let app = TestApp::start_with(
         &[
             "--no-sample",
@@ -453,11 +486,11 @@ async fn a_register_refused_during_a_broker_outage_is_kept_and_completed_by_a_re
             "--login-attempts-per-user",
             "1000",
         ],
-        &[("--kafka-brokers", format!("127.0.0.1:{}", broker.port))],
+        &[("--kafka-brokers", brokers)],
     )
     .await;
     let early = app.register("early", "pw").await;
-    broker.stop();
+    proxy.set(Fault::Reset);
     let ann = [
         ("username", "ann".to_owned()),
         ("password", "secret-1".to_owned()),
@@ -474,7 +507,7 @@ async fn a_register_refused_during_a_broker_outage_is_kept_and_completed_by_a_re
             "{body}"
         );
     }
-    broker.start().await;
+    proxy.set(Fault::None);
 
     // Act: ann logs in (before: her account had been deleted, so this was "wrong password"
     // although her UserRegistered could be in the log); bob retries the register.
@@ -525,12 +558,7 @@ async fn a_register_refused_during_a_broker_outage_is_kept_and_completed_by_a_re
 #[ignore = "needs Kafka, MySQL and Redis: scripts/test runs it in its real-service pass"]
 async fn redis_restarted_from_an_older_snapshot_serves_nothing_old_unmarked() {
     needs_real_services!();
-    let mut redis = PrivateService::redis().await;
-    let app = TestApp::start_with(
-        &["--no-sample"],
-        &[("--redis-url", format!("redis://127.0.0.1:{}", redis.port))],
-    )
-    .await;
+    let (mut redis, app) = on_private_redis().await;
     let author = app.register("snap-author", "pw").await;
     let friend = app.register("snap-friend", "pw").await;
     let mut fans = Vec::new();

@@ -156,19 +156,11 @@ async fn wipe_views(app: &TestApp) {
     }
 }
 
-fn titok_schemas_tables() -> [&'static str; 10] {
-    [
-        "users",
-        "user_stats",
-        "videos",
-        "video_stats",
-        "favorites",
-        "comments",
-        "follows",
-        "friends",
-        "messages",
-        "latest_messages",
-    ]
+fn titok_schemas_tables() -> Vec<&'static str> {
+    titok_views::ViewTable::ALL
+        .iter()
+        .map(|t| t.name())
+        .collect()
 }
 
 #[tokio::test]
