@@ -303,6 +303,19 @@ impl EventLog for EmbeddedLog {
         Ok(starts)
     }
 
+    async fn holds(&self, topic: Topic, partition: u32, offset: i64) -> Result<bool, LogError> {
+        let row: Option<(i64,)> = sqlx::query_as(
+            "SELECT offset FROM log WHERE topic = ? AND partition = ? AND offset = ?",
+        )
+        .bind(topic.name())
+        .bind(i64::from(partition))
+        .bind(offset)
+        .fetch_optional(&self.reads)
+        .await
+        .map_err(|e| LogError::Unavailable(Box::new(e)))?;
+        Ok(row.is_some())
+    }
+
     fn partitions(&self, _topic: Topic) -> u32 {
         self.partitions
     }

@@ -327,6 +327,47 @@ impl EventLog for KafkaLog {
         self.retention.clone()
     }
 
+    async fn holds(&self, topic: Topic, partition: u32, offset: i64) -> Result<bool, LogError> {
+        let name = self.topic_name(topic);
+        let brokers = self.settings.brokers.clone();
+        tokio::task::spawn_blocking(move || {
+            // An assigned (not subscribed) consumer: it joins no group and commits nothing.
+            let consumer: BaseConsumer = ClientConfig::new()
+                .set("bootstrap.servers", &brokers)
+                .set("group.id", "titok-probe")
+                .set("enable.auto.commit", "false")
+                .set("auto.offset.reset", "error")
+                .set("enable.partition.eof", "true")
+                .create()
+                .map_err(unavailable)?;
+            let mut tpl = TopicPartitionList::new();
+            tpl.add_partition_offset(&name, partition as i32, Offset::Offset(offset))
+                .map_err(unavailable)?;
+            consumer.assign(&tpl).map_err(unavailable)?;
+            let deadline = std::time::Instant::now() + Duration::from_secs(10);
+            while std::time::Instant::now() < deadline {
+                match consumer.poll(Duration::from_millis(200)) {
+                    None => {}
+                    Some(Ok(msg)) => return Ok(msg.offset() == offset),
+                    Some(Err(rdkafka::error::KafkaError::PartitionEOF(_))) => return Ok(false),
+                    Some(Err(e)) => {
+                        let gone = matches!(
+                            e.rdkafka_error_code(),
+                            Some(RDKafkaErrorCode::OffsetOutOfRange)
+                                | Some(RDKafkaErrorCode::AutoOffsetReset)
+                        );
+                        return if gone { Ok(false) } else { Err(unavailable(e)) };
+                    }
+                }
+            }
+            Err(unavailable(format!(
+                "no answer for {name}/{partition}@{offset} within 10 s"
+            )))
+        })
+        .await
+        .map_err(unavailable)?
+    }
+
     fn partitions(&self, topic: Topic) -> u32 {
         self.partitions
             .get(&topic)

@@ -15,6 +15,15 @@
 //! replaces an entry only with a newer version; positions and chat times only ever rise (`max`).
 //! So redelivery, crashes and several projector instances cannot make Redis drift from SQL.
 //!
+//! **Redis may forget.** A restart (even from a snapshot), a failover or a flush can take back
+//! what was written, and nothing in the rule above notices. So every acknowledged-ends hash
+//! carries an `epoch` field: the Redis incarnation the projectors last recovered the positions
+//! on (a single Redis's `run_id`, a cluster's master node ids). A read of the acknowledged ends
+//! checks it in the same pipeline (`INFO server` rides along on a single Redis) and reports
+//! [`PositionsUnknown`] when it is missing or another; the projectors' watch
+//! (`titok_projectors::generations`) then recovers counters and positions from the views and the
+//! log and writes the new incarnation.
+//!
 //! Every call is bounded by a short timeout; callers treat errors as "cache unavailable" and fall
 //! back to SQL, so a query API keeps answering while Redis is down and uses it again once back.
 

@@ -15,6 +15,10 @@
 //! | [`accounts::CommandKeys`] — idempotency keys of commands | `accounts` on SQLite | `accounts` on MySQL |
 //! | [`limits::AttemptLimits`] — login quotas shared by instances | (in process, in the command API) | `redis_store`: Redis + Lua |
 //!
+//! The log port also says where a partition starts ([`EventLog::start_offsets`]) and whether its
+//! configuration keeps every event ([`log::Retention`]); the positions port says when a shared
+//! store lost them ([`progress::Positions::lost`], [`progress::PositionsUnknown`]).
+//!
 //! Plus the read-after-write rule over the positions port ([`progress::Consistency`]) and a
 //! positive cache of existing ids ([`known`]). Port errors carry the adapter's own error as their
 //! [`std::error::Error::source`], so logs show the cause (a sqlx or Redis error) and not a string.

@@ -61,6 +61,9 @@ pub trait EventLog: Send + Sync + 'static {
     /// end offset where a partition holds nothing. A fold that must start below it cannot be
     /// complete.
     async fn start_offsets(&self, topics: &[Topic]) -> Result<Vec<Position>, LogError>;
+    /// Whether the log serves the record at `offset` of a partition (a check of what
+    /// [`EventLog::start_offsets`] reports: some brokers misreport their low watermark).
+    async fn holds(&self, topic: Topic, partition: u32, offset: i64) -> Result<bool, LogError>;
     /// Whether the log keeps every event for good, as far as the log can tell (checked when it
     /// was opened).
     fn retention(&self) -> Retention {
