@@ -66,7 +66,11 @@ pub async fn spawn_all(
     for topic in Topic::ALL {
         projections.push(Projection::load(deps.clone(), topic, shutdown.clone()).await?);
     }
-    if deps.counters.outlives_process() {
+    if deps.positions.lost(&Topic::ALL).await.unwrap_or(false) {
+        // A store that lost data (or a fresh one): the recovery refills the cache too, so the
+        // watch does not do it a second time.
+        crate::generations::recover_positions(&deps).await?;
+    } else if deps.counters.outlives_process() {
         crate::generations::refill_counters(&deps.store, deps.counters.as_ref()).await?;
     }
     let mut handles = Vec::new();

@@ -302,16 +302,15 @@ pub async fn renew_rebuild<'e>(
     holder: &str,
     until_ms: i64,
 ) -> Result<bool, sqlx::Error> {
-    let done = sqlx::query(&format!(
-        "UPDATE projection_meta SET rebuild_until_ms = ? WHERE projection IN ({}) AND rebuild_by = ?",
-        in_list(projections)
-    ))
-    .bind(until_ms)
-    .bind_all(projections)
-    .bind(holder)
-    .execute(executor)
-    .await?;
-    Ok(done.rows_affected() == projections.len() as u64)
+    extend(
+        executor,
+        "rebuild_until_ms",
+        projections,
+        holder,
+        until_ms,
+        i64::MIN,
+    )
+    .await
 }
 
 /// Extend the pause lease of `projections` to `until_ms` while `holder` holds their rebuild lease
@@ -323,15 +322,37 @@ pub async fn renew_pause<'e>(
     holder: &str,
     until_ms: i64,
 ) -> Result<bool, sqlx::Error> {
+    let now = titok_ports::now_ms();
+    extend(
+        executor,
+        "paused_until_ms",
+        projections,
+        holder,
+        until_ms,
+        now,
+    )
+    .await
+}
+
+/// Set lease column `column` to `until_ms` on `projections` held by `holder` whose current value
+/// is above `above`; whether every projection's row was extended.
+async fn extend<'e>(
+    executor: impl Executor<'e, Database = Any>,
+    column: &str,
+    projections: &[&str],
+    holder: &str,
+    until_ms: i64,
+    above: i64,
+) -> Result<bool, sqlx::Error> {
     let done = sqlx::query(&format!(
-        "UPDATE projection_meta SET paused_until_ms = ? WHERE projection IN ({}) AND rebuild_by = ? \
-         AND paused_until_ms > ?",
+        "UPDATE projection_meta SET {column} = ? WHERE projection IN ({}) AND rebuild_by = ? \
+         AND {column} > ?",
         in_list(projections)
     ))
     .bind(until_ms)
     .bind_all(projections)
     .bind(holder)
-    .bind(titok_ports::now_ms())
+    .bind(above)
     .execute(executor)
     .await?;
     Ok(done.rows_affected() == projections.len() as u64)
