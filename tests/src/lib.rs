@@ -11,6 +11,9 @@
 //! two projector instances sharing the services and the data dir (uploads), behind haproxy
 //! ([`Balancer`]) routing the write endpoints to the command APIs and everything else to the query
 //! APIs, round robin — so consecutive requests of a test land on different instances.
+//!
+//! **Size.** ~1,600 lines, 7 concerns: issue 24 turns it into a test kit (app/launch, API
+//! helpers, cluster, injection, fault proxy, services, metrics).
 
 use std::path::PathBuf;
 use std::process::Stdio;

@@ -26,6 +26,9 @@
 //!
 //! Every call is bounded by a short timeout; callers treat errors as "cache unavailable" and fall
 //! back to SQL, so a query API keeps answering while Redis is down and uses it again once back.
+//!
+//! **Size.** Over 450 lines, four concerns (connection/cluster, counters, positions with their
+//! incarnation, attempts/GCRA): issue 24 splits it along exactly these seams.
 
 use std::collections::HashMap;
 use std::time::Duration;

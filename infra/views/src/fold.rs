@@ -30,9 +30,13 @@
 //! the very same event (same id) at the log's end, after anything the user did in between. Like,
 //! comment and follow events are therefore remembered by id (`applied_events`, in the same
 //! transaction) and a second copy is skipped — so the retry does not bring back a deleted comment
-//! or undo an unlike or unfollow made meanwhile. Ids are kept for [`APPLIED_EVENTS_RETAIN_MS`] of
+//! or undo an unlike or unfollow made meanwhile (`crate::applied`). Ids are kept for 48 h of
 //! event time (twice the idempotency keys' 24 hours), pruned as the fold moves on; messages,
 //! videos and registrations need no memory (their own ids dedupe them, and nothing undoes them).
+//!
+//! **Size.** Over 450 lines: the statements (`FoldSql`), the pure rules (`Batch::apply`) and
+//! load/write are still one file (issue 24 splits them); the applied-event memory lives in
+//! `applied.rs` already.
 
 use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -58,31 +62,11 @@ pub struct Touched {
 /// Most bound parameters per statement: below SQLite's 32,766 and MySQL's 65,535.
 const MAX_PARAMS: usize = 30_000;
 /// Most rows per statement.
-const MAX_ROWS: usize = 4_000;
+pub(crate) const MAX_ROWS: usize = 4_000;
 /// Most bytes of text per statement (MariaDB's default `max_allowed_packet` is 16 MiB).
 const MAX_TEXT_BYTES: usize = 4 << 20;
 /// Most keys per lookup query (`(a = ? AND b = ?) OR …` chains stay cheap to plan).
-const LOOKUP_KEYS: usize = 500;
-
-/// How long (in event time: the newest `occurred_at` folded) the ids of applied like, comment and
-/// follow events are remembered: twice the 24 hours an idempotency key lives, so any keyed retry
-/// finds its first attempt's event.
-pub const APPLIED_EVENTS_RETAIN_MS: i64 = 2 * 24 * 60 * 60 * 1000;
-/// The fold prunes remembered ids when event time moved on by this much since its last prune.
-const PRUNE_EVERY_MS: i64 = 10 * 60 * 1000;
-
-/// Whether an event is remembered by id (see the module docs).
-fn remembered(event: &Envelope) -> bool {
-    matches!(
-        event.body,
-        EventBody::VideoLiked(_)
-            | EventBody::VideoUnliked(_)
-            | EventBody::CommentAdded(_)
-            | EventBody::CommentDeleted(_)
-            | EventBody::UserFollowed(_)
-            | EventBody::UserUnfollowed(_)
-    )
-}
+pub(crate) const LOOKUP_KEYS: usize = 500;
 
 /// The statements of one table set (live or shadow), built once: the fold only appends the
 /// `VALUES` tuples and key lists of each batch.
@@ -104,11 +88,11 @@ pub struct FoldSql {
     messages_lookup: String,
     latest_upsert: (String, String),
     latest_lookup: String,
-    applied_lookup: String,
-    applied_insert: String,
-    applied_prune: String,
+    pub(crate) applied_lookup: String,
+    pub(crate) applied_insert: String,
+    pub(crate) applied_prune: String,
     /// Event time of the last prune of `applied_events` (0: not yet).
-    pruned_at: std::sync::Arc<std::sync::atomic::AtomicI64>,
+    pub(crate) pruned_at: std::sync::Arc<std::sync::atomic::AtomicI64>,
 }
 
 /// Statements of a table keyed by a pair of ids with one time column.
@@ -292,90 +276,6 @@ pub async fn fold_batch(
         batch.apply(event, touched);
     }
     batch.write(conn, sql).await
-}
-
-impl FoldSql {
-    /// Remember the batch's like, comment and follow event ids and drop the events whose id was
-    /// applied before (or appears earlier in the batch); `None` when every event stays.
-    async fn skip_applied(
-        &self,
-        conn: &mut AnyConnection,
-        events: &[Envelope],
-    ) -> Result<Option<Vec<Envelope>>, sqlx::Error> {
-        let ids: Vec<String> = events
-            .iter()
-            .filter(|e| remembered(e))
-            .map(|e| e.event_id.to_string())
-            .collect();
-        if ids.is_empty() {
-            return Ok(None);
-        }
-        let mut applied: HashSet<String> = HashSet::new();
-        for chunk in ids.chunks(LOOKUP_KEYS) {
-            let mut qb = QueryBuilder::<Any>::new(&self.applied_lookup);
-            let mut sep = qb.separated(", ");
-            for id in chunk {
-                sep.push_bind(id.as_str());
-            }
-            qb.push(")");
-            let rows: Vec<(String,)> = qb.build_query_as().fetch_all(&mut *conn).await?;
-            applied.extend(rows.into_iter().map(|(id,)| id));
-        }
-        let mut kept = Vec::with_capacity(events.len());
-        let mut new_ids: Vec<(String, i64)> = Vec::new();
-        let mut skipped = 0_usize;
-        for event in events {
-            if remembered(event) {
-                let id = event.event_id.to_string();
-                if !applied.insert(id.clone()) {
-                    skipped += 1;
-                    continue;
-                }
-                new_ids.push((id, event.occurred_at.timestamp_millis()));
-            }
-            kept.push(event);
-        }
-        for chunk in new_ids.chunks(MAX_ROWS) {
-            let mut qb = QueryBuilder::<Any>::new(&self.applied_insert);
-            qb.push_values(chunk, |mut row, (id, at)| {
-                row.push_bind(id.as_str()).push_bind(*at);
-            });
-            qb.build().execute(&mut *conn).await?;
-        }
-        self.prune_applied(conn, &new_ids).await?;
-        if skipped == 0 {
-            return Ok(None);
-        }
-        tracing::info!(
-            skipped,
-            "events applied before skipped (re-appended by keyed retries)"
-        );
-        metrics::counter!("titok_projector_duplicate_events_total").increment(skipped as u64);
-        Ok(Some(kept.into_iter().cloned().collect()))
-    }
-
-    /// Forget ids older than [`APPLIED_EVENTS_RETAIN_MS`] before the newest event time folded,
-    /// once every [`PRUNE_EVERY_MS`] of event time.
-    async fn prune_applied(
-        &self,
-        conn: &mut AnyConnection,
-        new_ids: &[(String, i64)],
-    ) -> Result<(), sqlx::Error> {
-        use std::sync::atomic::Ordering;
-        let Some(newest) = new_ids.iter().map(|(_, at)| *at).max() else {
-            return Ok(());
-        };
-        let last = self.pruned_at.load(Ordering::Relaxed);
-        if newest - last < PRUNE_EVERY_MS {
-            return Ok(());
-        }
-        sqlx::query(&self.applied_prune)
-            .bind(newest - APPLIED_EVENTS_RETAIN_MS)
-            .execute(&mut *conn)
-            .await?;
-        self.pruned_at.fetch_max(newest, Ordering::Relaxed);
-        Ok(())
-    }
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -18,6 +18,7 @@
 //! Both dialects (SQLite for the embedded default, MySQL/MariaDB in production) run the same
 //! statements; where they differ, [`Dialect`] supplies the words side by side.
 
+mod applied;
 pub mod fold;
 pub mod ledger;
 pub mod model;
