@@ -183,7 +183,9 @@ impl TestApp {
     pub async fn restart(&mut self) {
         self.kill().await;
         self.respawn().await;
+        let started = std::time::Instant::now();
         self.wait_ready().await;
+        eprintln!("restart: ready after {:?}", started.elapsed());
     }
 
     /// Start the (killed) server again with the same arguments, without waiting for readiness.
@@ -208,10 +210,14 @@ impl TestApp {
         (status, resp.json().await.expect("readyz JSON"))
     }
 
-    /// Poll `/readyz` until it answers 200 (60 s at most).
+    /// Poll `/readyz` until it answers 200: 60 s at most, 180 s for the scaled topology, whose
+    /// restarted projector instances wait for the broker to give up the killed members' places in
+    /// every consumer group (each up to the 20 s rebalance timeout; ~6 s alone, ~20 s beside
+    /// another scaled test, over 60 s once in CI on a loaded 2-core machine).
     pub async fn wait_ready(&self) {
+        let limit = if self.is_scaled() { 180 } else { 60 };
         let mut last = String::new();
-        for _ in 0..600 {
+        for _ in 0..limit * 10 {
             if let Ok(resp) = self.client.get(self.url("/readyz?max_lag=0")).send().await {
                 if resp.status() == 200 {
                     return;
@@ -221,7 +227,7 @@ impl TestApp {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         panic!(
-            "server not ready within 60 s (last /readyz: {last}); log:\n{}",
+            "server not ready within {limit} s; log:\n{}\nlast /readyz (not ready within {limit} s): {last}",
             self.logs()
         );
     }
