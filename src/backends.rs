@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use titok_adapters::accounts::SqlAccounts;
-use titok_adapters::blobs::LocalBlobs;
+use titok_adapters::blobs::ObjectBlobs;
 use titok_adapters::counters::InProcessCounters;
 use titok_adapters::embedded_log::EmbeddedLog;
 use titok_adapters::kafka_log::KafkaLog;
@@ -15,6 +15,7 @@ use titok_adapters::store::ViewStore;
 use titok_command_api::CommandState;
 use titok_events::{IdGenerator, Topic};
 use titok_ports::accounts::{AccountStore, CommandKeys};
+use titok_ports::blobs::BlobStore;
 use titok_ports::counters::Counters;
 use titok_ports::known::KnownIds;
 use titok_ports::limits::AttemptLimits;
@@ -38,7 +39,8 @@ pub struct Backends {
     pub store: ViewStore,
     pub counters: Arc<dyn Counters>,
     pub positions: Arc<dyn Positions>,
-    pub blobs: LocalBlobs,
+    /// Videos and covers: a directory under the data dir or an S3 bucket (`--blob-store`).
+    pub blobs: Arc<dyn BlobStore>,
     pub keys: TokenKeys,
     /// The query API's pools: the primary's read pool and any read replicas.
     pub read_pools: ReadPools,
@@ -160,7 +162,10 @@ impl Backends {
             store,
             counters,
             positions,
-            blobs: LocalBlobs::new(data.join("blobs")),
+            blobs: Arc::new(
+                ObjectBlobs::open(config.blob_store.as_deref(), data.join("blobs"))
+                    .map_err(anyhow::Error::msg)?,
+            ),
             keys,
             read_pools,
             attempts,
@@ -179,12 +184,12 @@ impl Backends {
         }
     }
 
-    pub fn query_state(&self, config: &Config, public_url: &str) -> QueryState {
+    pub fn query_state(&self, config: &Config, media_url: &str) -> QueryState {
         QueryState {
             reader: Reader {
                 pool: self.store.read.clone(),
                 counters: self.counters.clone(),
-                public_url: public_url.trim_end_matches('/').into(),
+                media_url: media_url.trim_end_matches('/').into(),
                 immutable: Immutable::default(),
             },
             auth: Authenticator {
@@ -207,7 +212,11 @@ impl Backends {
             log: self.log.clone(),
             accounts: self.accounts.clone(),
             ids: Arc::new(IdGenerator::new(config.node_id)),
-            blobs: Arc::new(self.blobs.clone()),
+            blobs: self.blobs.clone(),
+            uploads: titok_command_api::limits::Uploads::new(
+                config.max_uploads,
+                config.max_uploads_per_user,
+            ),
             auth: query.auth,
             consistency: query.consistency,
             reader: query.reader,

@@ -81,6 +81,28 @@ pub struct Config {
     /// Base of the absolute play/cover URLs in replies (default: http://<listen address>).
     #[arg(long, env = "TITOK_PUBLIC_URL", global = true)]
     pub public_url: Option<String>,
+    /// Where uploaded videos and covers are stored: `s3://BUCKET[/PREFIX]` (endpoint, region and
+    /// credentials from AWS_ENDPOINT_URL, AWS_REGION, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
+    /// AWS_ALLOW_HTTP) or a directory (default: `<data dir>/blobs`).
+    #[arg(long, env = "TITOK_BLOB_STORE", global = true)]
+    pub blob_store: Option<String>,
+    /// Base of play/cover URLs when media is served by a CDN or a public bucket (e.g.
+    /// `https://cdn.example/titok`; an object `videos/1.mp4` is `<media url>/videos/1.mp4`).
+    /// Default: the query API streams objects from the store at `<public url>/static/`.
+    #[arg(long, env = "TITOK_MEDIA_URL", global = true)]
+    pub media_url: Option<String>,
+    /// Uploads this process receives at once; more are refused with 503 until one ends.
+    #[arg(long, env = "TITOK_MAX_UPLOADS", default_value_t = 16, global = true)]
+    pub max_uploads: usize,
+    /// Uploads one user sends at once (when the token comes before the video in the form, or in
+    /// the query string); more are refused with 429.
+    #[arg(
+        long,
+        env = "TITOK_MAX_UPLOADS_PER_USER",
+        default_value_t = 2,
+        global = true
+    )]
+    pub max_uploads_per_user: usize,
     /// Partitions per topic of the embedded log (fixed when the log is created).
     #[arg(long, env = "TITOK_PARTITIONS", default_value_t = 4, global = true)]
     pub partitions: u32,
@@ -320,7 +342,7 @@ pub fn init_tracing(json: bool, default: &str) {
 /// The whole CLI: parse, start, print the address, run until signalled.
 pub async fn main_entry() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    init_tracing(cli.config.log_json, "info,sqlx=warn,tower_http=warn");
+    init_tracing(cli.config.log_json, "info,sqlx=warn");
     // Test builds only: fault points from the FAILPOINTS variable (e.g.
     // `rebuild::before_swap_ms=return(4000)`), kept for the life of the process.
     #[cfg(feature = "failpoints")]

@@ -1,19 +1,21 @@
 //! Sample content for a first start: the placeholder images under `/static/` and a demo account
 //! with one video (skipped with `--no-sample`, or when any account exists).
 
-use titok_adapters::blobs::LocalBlobs;
 use titok_command_api::CommandState;
-use titok_ports::blobs::BlobStore;
+use titok_ports::blobs::{BlobError, BlobStore};
 
 use crate::{DEMO_USERNAME, SAMPLE_VIDEO};
 
 /// Default avatar and background images, served at `/static/avatar.png` and `/static/background.png`.
-pub(crate) async fn write_static_images(blobs: &LocalBlobs) -> anyhow::Result<()> {
+pub(crate) async fn write_static_images(blobs: &dyn BlobStore) -> anyhow::Result<()> {
     for (name, w, h, seed) in [("avatar.png", 96, 96, 11), ("background.png", 480, 270, 5)] {
-        if !blobs.local_path(name).exists() {
-            blobs
-                .put(name, &titok_command_api::media::placeholder_png(w, h, seed))
-                .await?;
+        match blobs.head(name).await {
+            Ok(_) => {}
+            Err(BlobError::NotFound) => {
+                let png = titok_command_api::media::placeholder_png(w, h, seed);
+                blobs.put(name, png.into()).await?;
+            }
+            Err(e) => anyhow::bail!("blob store {}: {e}", blobs.describe()),
         }
     }
     Ok(())

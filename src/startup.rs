@@ -99,7 +99,11 @@ pub async fn start(role: Role, config: Config) -> anyhow::Result<Running> {
         .public_url
         .clone()
         .unwrap_or_else(|| format!("http://{addr}"));
-    let query = backends.query_state(&config, &public_url);
+    let media_url = match &config.media_url {
+        Some(base) => base.trim_end_matches('/').to_owned(),
+        None => format!("{}/static", public_url.trim_end_matches('/')),
+    };
+    let query = backends.query_state(&config, &media_url);
     let pools = [
         ("read", backends.store.read.clone()),
         ("write", backends.store.write.clone()),
@@ -170,7 +174,7 @@ pub async fn start(role: Role, config: Config) -> anyhow::Result<Running> {
         );
     }
     if role.runs_queries() {
-        write_static_images(&backends.blobs).await?;
+        write_static_images(backends.blobs.as_ref()).await?;
         app = app.route(
             "/",
             axum::routing::get(|| async { axum::response::Html(DEMO_PAGE) }),
@@ -190,9 +194,9 @@ pub async fn start(role: Role, config: Config) -> anyhow::Result<Running> {
         axum::routing::get(move || async move { axum::Json((*openapi).clone()) }),
     );
     if role.runs_commands() || role.runs_queries() {
-        app = app.nest_service(
+        app = app.nest(
             "/static",
-            tower_http::services::ServeDir::new(backends.blobs.root()),
+            titok_query_api::media::router(backends.blobs.clone()),
         );
     }
     let app = app

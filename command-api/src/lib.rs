@@ -49,6 +49,8 @@ pub struct CommandState {
     pub reader: Reader,
     /// Largest accepted upload, bytes.
     pub max_upload_bytes: usize,
+    /// Uploads being received at once, per process and per user.
+    pub uploads: limits::Uploads,
     /// Login attempt quotas.
     pub login_limits: limits::LoginLimits,
     /// Password hashing (argon2id, ~19 MiB and tens of ms of one core each) runs on the blocking

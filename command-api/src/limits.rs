@@ -1,4 +1,4 @@
-//! Login attempt limits, per username and per client address, and sign-ups per client address
+//! Uploads at once, per process and per user ([`Uploads`]); login attempt limits, per username and per client address, and sign-ups per client address
 //! (per hour). Attempts over the quota get HTTP 429 with the envelope and how long to wait, before
 //! any password is checked or hashed — so guessing is throttled and the argon2 work an attacker
 //! can cause is bounded.
@@ -285,5 +285,76 @@ mod tests {
             .check_register("203.0.113.8".parse().expect("ip"))
             .await
             .is_ok());
+    }
+}
+
+/// How many uploads are received at once: per process (over it, 503 — the machine's memory and
+/// store connections are the limit) and per user (over it, 429). Each upload holds a few
+/// multipart parts in memory, so the process bound is also a memory bound.
+#[derive(Clone)]
+pub struct Uploads {
+    server: Arc<tokio::sync::Semaphore>,
+    per_user: Arc<std::sync::Mutex<std::collections::HashMap<i64, usize>>>,
+    server_max: usize,
+    per_user_max: usize,
+}
+
+/// One admitted upload; dropping it lets the next one in.
+pub struct UploadPermit {
+    _server: tokio::sync::OwnedSemaphorePermit,
+    user: Option<(i64, Uploads)>,
+}
+
+impl Uploads {
+    pub fn new(server_max: usize, per_user_max: usize) -> Uploads {
+        Uploads {
+            server: Arc::new(tokio::sync::Semaphore::new(server_max.max(1))),
+            per_user: Arc::default(),
+            server_max: server_max.max(1),
+            per_user_max: per_user_max.max(1),
+        }
+    }
+
+    /// Admit one upload to this process, or refuse it with 503 at once.
+    pub fn admit(&self) -> Result<UploadPermit, ApiError> {
+        let permit = self.server.clone().try_acquire_owned().map_err(|_| {
+            ApiError::Busy(format!(
+                "too many uploads in progress (at most {} at once); try again shortly",
+                self.server_max
+            ))
+        })?;
+        Ok(UploadPermit {
+            _server: permit,
+            user: None,
+        })
+    }
+
+    /// Count the admitted upload against `user`, or refuse it with 429.
+    pub fn admit_user(&self, permit: &mut UploadPermit, user: i64) -> Result<(), ApiError> {
+        let mut counts = self.per_user.lock().unwrap_or_else(|p| p.into_inner());
+        let count = counts.entry(user).or_default();
+        if *count >= self.per_user_max {
+            return Err(ApiError::TooManyRequests(format!(
+                "you are already uploading {} videos at once; wait for one to finish",
+                self.per_user_max
+            )));
+        }
+        *count += 1;
+        permit.user = Some((user, self.clone()));
+        Ok(())
+    }
+}
+
+impl Drop for UploadPermit {
+    fn drop(&mut self) {
+        if let Some((user, uploads)) = self.user.take() {
+            let mut counts = uploads.per_user.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(count) = counts.get_mut(&user) {
+                *count -= 1;
+                if *count == 0 {
+                    counts.remove(&user);
+                }
+            }
+        }
     }
 }

@@ -35,6 +35,22 @@ impl Container {
     }
 }
 
+/// How many leading bytes [`sniff`] looks at (an MPEG transport stream's second sync byte).
+pub const SNIFF_BYTES: usize = 189;
+
+/// Whether `ffmpeg` can be run (checked once per process).
+pub fn ffmpeg_installed() -> bool {
+    static INSTALLED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *INSTALLED.get_or_init(|| {
+        std::process::Command::new("ffmpeg")
+            .arg("-version")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    })
+}
+
 /// Identify a video container by its magic bytes; `None` for anything else.
 pub fn sniff(bytes: &[u8]) -> Option<Container> {
     let at = |offset: usize, magic: &[u8]| bytes.get(offset..offset + magic.len()) == Some(magic);

@@ -13,6 +13,7 @@
 
 mod chat;
 mod lists;
+pub mod media;
 
 use axum::routing::{get, MethodRouter};
 use axum::Router;

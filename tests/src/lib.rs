@@ -38,6 +38,9 @@ pub struct TestApp {
     children: Vec<Child>,
     /// The load balancer in front of the scaled topology.
     balancer: Option<Balancer>,
+    /// Each process's own base URL, in [`SCALED`] order (one, unscaled): `/readyz` and
+    /// `/metrics` are asked there, since the balancer does not route them.
+    instances: Vec<String>,
     extra_args: Vec<String>,
     /// Extra environment of the server process.
     env: Vec<(String, String)>,
@@ -100,15 +103,15 @@ impl TestApp {
             .map(|(k, v)| (k.to_string(), v.clone()))
             .collect();
         let log_name = "server.log".to_owned();
-        let (children, balancer, base) =
-            launch_topology(&data_dir, &extra_args, &env, &log_name).await;
+        let topology = launch_topology(&data_dir, &extra_args, &env, &log_name).await;
         TestApp {
-            base,
+            base: topology.base,
             client: client(),
             data_dir,
             _dir: dir,
-            children,
-            balancer,
+            children: topology.children,
+            balancer: topology.balancer,
+            instances: topology.instances,
             extra_args,
             env,
             log_name,
@@ -191,18 +194,41 @@ impl TestApp {
     /// Start the (killed) server again with the same arguments, without waiting for readiness.
     pub async fn respawn(&mut self) {
         self.balancer = None;
-        let (children, balancer, base) =
+        let topology =
             launch_topology(&self.data_dir, &self.extra_args, &self.env, &self.log_name).await;
-        self.children = children;
-        self.balancer = balancer;
-        self.base = base;
+        self.children = topology.children;
+        self.balancer = topology.balancer;
+        self.instances = topology.instances;
+        self.base = topology.base;
+    }
+
+    /// The URL of an operator's endpoint (`/readyz`, `/metrics`) on the server itself: the
+    /// balancer of the scaled topology refuses them, so there the first query API's.
+    pub fn admin_url(&self, path: &str) -> String {
+        let at = self.instance_at("query-api", 1).unwrap_or(0);
+        format!("{}{}", self.instances[at], path)
+    }
+
+    /// Index of instance `instance` (1-based) of `role` in [`SCALED`] order, when scaled.
+    fn instance_at(&self, role: &str, instance: usize) -> Option<usize> {
+        if !self.is_scaled() {
+            return None;
+        }
+        let mut at = 0;
+        for (r, n) in SCALED {
+            if r == role && (1..=n).contains(&instance) {
+                return Some(at + instance - 1);
+            }
+            at += n;
+        }
+        None
     }
 
     /// `/readyz` once: (HTTP status, body).
     pub async fn readyz(&self) -> (u16, Value) {
         let resp = self
             .client
-            .get(self.url("/readyz"))
+            .get(self.admin_url("/readyz"))
             .send()
             .await
             .expect("readyz");
@@ -214,13 +240,20 @@ impl TestApp {
     /// restarted projector instances wait for the broker to give up the killed members' places in
     /// every consumer group (each up to the 20 s rebalance timeout; ~6 s alone, ~20 s beside
     /// another scaled test, over 60 s once in CI on a loaded 2-core machine).
+    /// Every process of the scaled topology is asked itself, one after the other.
     pub async fn wait_ready(&self) {
         let limit = if self.is_scaled() { 180 } else { 60 };
         let mut last = String::new();
+        let mut ready = 0;
         for _ in 0..limit * 10 {
-            if let Ok(resp) = self.client.get(self.url("/readyz?max_lag=0")).send().await {
+            let url = format!("{}/readyz?max_lag=0", self.instances[ready]);
+            if let Ok(resp) = self.client.get(url).send().await {
                 if resp.status() == 200 {
-                    return;
+                    ready += 1;
+                    if ready == self.instances.len() {
+                        return;
+                    }
+                    continue;
                 }
                 last = resp.text().await.unwrap_or_default();
             }
@@ -299,6 +332,15 @@ impl TestApp {
         }
     }
 
+    /// The server's blob store (`--blob-store`, or the data dir's `blobs/`), as the server opens it.
+    pub fn blobs(&self) -> titok_adapters::blobs::ObjectBlobs {
+        titok_adapters::blobs::ObjectBlobs::open(
+            self.arg("--blob-store"),
+            self.data_dir.join("blobs"),
+        )
+        .expect("the blob store")
+    }
+
     /// The server's stderr log so far (every process's, one after the other, when scaled).
     pub fn logs(&self) -> String {
         if self.balancer.is_none() {
@@ -316,9 +358,15 @@ impl TestApp {
         format!("{}{}", self.base, path)
     }
 
-    /// GET a plain-text page (e.g. `/metrics`), asserting HTTP 200.
+    /// GET a plain-text page (e.g. `/metrics`, asked of the server itself: see
+    /// [`TestApp::admin_url`]), asserting HTTP 200.
     pub async fn get_text(&self, path: &str) -> String {
-        let resp = self.client.get(self.url(path)).send().await.expect("GET");
+        let url = if path.starts_with("/metrics") {
+            self.admin_url(path)
+        } else {
+            self.url(path)
+        };
+        let resp = self.client.get(url).send().await.expect("GET");
         assert_eq!(resp.status(), 200, "GET {path}");
         resp.text().await.expect("text")
     }
@@ -642,6 +690,7 @@ impl Cluster {
             .collect();
         let (child, base) = launch(&data_dir, &extra_args, &env, &log_name).await;
         TestApp {
+            instances: vec![base.clone()],
             base,
             client: client(),
             data_dir,
@@ -682,8 +731,9 @@ impl Default for Cluster {
 }
 
 /// Arguments that put a test server on the real services named by `TITOK_TEST_MYSQL_URL`,
-/// `TITOK_TEST_REDIS_URL` and `TITOK_TEST_KAFKA_BROKERS` (set by `scripts/test`), each test in its
-/// own database, Redis key namespace and Kafka topics. Empty when none is set (embedded default).
+/// `TITOK_TEST_REDIS_URL`, `TITOK_TEST_KAFKA_BROKERS` and `TITOK_TEST_BLOB_STORE` (set by
+/// `scripts/test`), each test in its own database, Redis key namespace, Kafka topics and bucket
+/// prefix. Empty when none is set (embedded default).
 fn service_args(data_dir: &std::path::Path) -> Vec<String> {
     let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
     let (mysql, redis, kafka) = (
@@ -691,7 +741,8 @@ fn service_args(data_dir: &std::path::Path) -> Vec<String> {
         var("TITOK_TEST_REDIS_URL"),
         var("TITOK_TEST_KAFKA_BROKERS"),
     );
-    if mysql.is_none() && redis.is_none() && kafka.is_none() {
+    let blob_store = var("TITOK_TEST_BLOB_STORE");
+    if mysql.is_none() && redis.is_none() && kafka.is_none() && blob_store.is_none() {
         return Vec::new();
     }
     let unique = format!(
@@ -724,6 +775,13 @@ fn service_args(data_dir: &std::path::Path) -> Vec<String> {
     }
     if let Some(url) = redis {
         args.extend(["--redis-url".to_owned(), url]);
+    }
+    // Videos on S3 (scripts/test: SeaweedFS), each test under its own prefix of the bucket.
+    if let Some(store) = blob_store {
+        args.extend([
+            "--blob-store".to_owned(),
+            format!("{}/{unique}", store.trim_end_matches('/')),
+        ]);
     }
     if let Some(brokers) = kafka {
         args.extend([
@@ -1063,17 +1121,21 @@ pub fn scaled_topology() -> bool {
     std::env::var("TITOK_TEST_TOPOLOGY").is_ok_and(|v| v == "scaled")
 }
 
-/// One `titok serve`, or (see [`scaled_topology`]) the scaled topology behind haproxy:
-/// `(processes, balancer, base URL)`.
+/// One `titok serve`, or (see [`scaled_topology`]) the scaled topology behind haproxy.
 async fn launch_topology(
     data_dir: &std::path::Path,
     extra: &[String],
     env: &[(String, String)],
     log_name: &str,
-) -> (Vec<Child>, Option<Balancer>, String) {
+) -> Topology {
     if !scaled_topology() {
         let (child, base) = launch(data_dir, extra, env, log_name).await;
-        return (vec![child], None, base);
+        return Topology {
+            children: vec![child],
+            balancer: None,
+            instances: vec![base.clone()],
+            base,
+        };
     }
     let mut launches = Vec::new();
     for (role, n) in SCALED {
@@ -1112,8 +1174,24 @@ async fn launch_topology(
         .await
         .expect("haproxy in front of the scaled topology");
     let base = format!("http://127.0.0.1:{}", balancer.port);
+    let instances = started.iter().map(|(_, _, base)| base.clone()).collect();
     let children = started.into_iter().map(|(_, child, _)| child).collect();
-    (children, Some(balancer), base)
+    Topology {
+        children,
+        balancer: Some(balancer),
+        instances,
+        base,
+    }
+}
+
+/// What [`launch_topology`] started.
+struct Topology {
+    children: Vec<Child>,
+    balancer: Option<Balancer>,
+    /// Each process's own base URL.
+    instances: Vec<String>,
+    /// Where clients go: the balancer, or the one process.
+    base: String,
 }
 
 async fn launch(

@@ -1,51 +1,359 @@
-//! [`LocalBlobs`]: the [`BlobStore`] port as files under a directory (a shared volume when the
-//! roles run apart).
+//! [`ObjectBlobs`]: the [`BlobStore`] port on Apache Arrow's `object_store` crate — a directory
+//! (`LocalFileSystem`, the embedded default, under the data dir) or an S3 bucket (`AmazonS3`:
+//! endpoint, region and credentials from the standard `AWS_*` variables, so AWS, MinIO,
+//! SeaweedFS, Ceph or R2 work unchanged).
+//!
+//! Writes are multipart uploads in [`PART_BYTES`] parts with at most [`PARTS_IN_FLIGHT`] parts
+//! being sent at once, so an upload holds at most ~`PART_BYTES × (PARTS_IN_FLIGHT + 1)` in memory
+//! whatever its size. An unfinished upload is aborted (S3 `AbortMultipartUpload`; the staging
+//! file on disk), so nothing appears under a path until the object is complete. On the local
+//! directory the finished file and its directory are fsynced before `finish` returns: the event
+//! that points at the file is appended only after that.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
+use std::sync::Arc;
 
 use async_trait::async_trait;
-use titok_ports::blobs::BlobStore;
+use futures::StreamExt;
+use object_store::path::Path;
+use object_store::{GetOptions, GetRange, ObjectStore, ObjectStoreExt, WriteMultipart};
+use titok_ports::blobs::{BlobError, BlobMeta, BlobRead, BlobStore, BlobWriter, ByteRange, Chunk};
 
-/// Blobs as files under a root directory.
+/// Size of one multipart part (S3's minimum is 5 MiB, except for the last part).
+pub const PART_BYTES: usize = 5 * 1024 * 1024;
+/// Parts of one upload being sent at once.
+pub const PARTS_IN_FLIGHT: usize = 2;
+
+/// Blobs in an object store.
 #[derive(Clone, Debug)]
-pub struct LocalBlobs {
-    root: PathBuf,
+pub struct ObjectBlobs {
+    store: Arc<dyn ObjectStore>,
+    /// The directory, for the local store (fsync after a write).
+    root: Option<PathBuf>,
+    describe: String,
 }
 
-impl LocalBlobs {
-    pub fn new(root: impl Into<PathBuf>) -> LocalBlobs {
-        LocalBlobs { root: root.into() }
+impl ObjectBlobs {
+    /// Objects as files under `root` (created if missing).
+    pub fn local(root: impl Into<PathBuf>) -> std::io::Result<ObjectBlobs> {
+        let root = root.into();
+        std::fs::create_dir_all(&root)?;
+        let store = object_store::local::LocalFileSystem::new_with_prefix(&root)
+            .map_err(std::io::Error::other)?;
+        Ok(ObjectBlobs {
+            store: Arc::new(store),
+            describe: format!("file://{}", root.display()),
+            root: Some(root),
+        })
     }
 
-    pub fn root(&self) -> &Path {
-        &self.root
+    /// Objects in `s3://BUCKET[/PREFIX]`, configured from the `AWS_*` environment variables.
+    pub fn s3(url: &str) -> Result<ObjectBlobs, String> {
+        let rest = url
+            .strip_prefix("s3://")
+            .ok_or_else(|| format!("blob store {url:?}: expected s3://BUCKET[/PREFIX]"))?;
+        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+        if bucket.is_empty() {
+            return Err(format!("blob store {url:?}: the bucket name is missing"));
+        }
+        let s3 = object_store::aws::AmazonS3Builder::from_env()
+            .with_bucket_name(bucket)
+            .build()
+            .map_err(|e| format!("blob store {url:?}: {e}"))?;
+        let prefix = prefix.trim_matches('/');
+        let store: Arc<dyn ObjectStore> = if prefix.is_empty() {
+            Arc::new(s3)
+        } else {
+            Arc::new(object_store::prefix::PrefixStore::new(s3, prefix))
+        };
+        Ok(ObjectBlobs {
+            store,
+            root: None,
+            describe: url.trim_end_matches('/').to_owned(),
+        })
+    }
+
+    /// The store from `--blob-store`: `s3://…`, or a local directory.
+    pub fn open(spec: Option<&str>, default_root: PathBuf) -> Result<ObjectBlobs, String> {
+        match spec {
+            Some(url) if url.starts_with("s3://") => ObjectBlobs::s3(url),
+            Some(dir) => {
+                let dir = dir.strip_prefix("file://").unwrap_or(dir);
+                ObjectBlobs::local(dir).map_err(|e| format!("blob store {dir:?}: {e}"))
+            }
+            None => ObjectBlobs::local(&default_root)
+                .map_err(|e| format!("blob store {}: {e}", default_root.display())),
+        }
+    }
+}
+
+/// Paths are built by the server from ids, never from client input; refuse anything else anyway.
+fn location(path: &str) -> std::io::Result<Path> {
+    Path::parse(path.trim_start_matches('/')).map_err(|e| {
+        std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("{path:?}: {e}"))
+    })
+}
+
+fn io(e: object_store::Error) -> std::io::Error {
+    std::io::Error::other(e)
+}
+
+fn read_error(e: object_store::Error) -> BlobError {
+    match e {
+        object_store::Error::NotFound { .. } => BlobError::NotFound,
+        e => BlobError::Store(io(e)),
+    }
+}
+
+fn meta(m: &object_store::ObjectMeta) -> BlobMeta {
+    BlobMeta {
+        size: m.size,
+        etag: m.e_tag.clone(),
+        modified_ms: m.last_modified.timestamp_millis(),
+    }
+}
+
+/// fsync a finished file and the directory entry that names it.
+async fn sync_file(file: PathBuf) -> std::io::Result<()> {
+    tokio::task::spawn_blocking(move || {
+        std::fs::File::open(&file)?.sync_all()?;
+        if let Some(dir) = file.parent() {
+            std::fs::File::open(dir)?.sync_all()?;
+        }
+        Ok(())
+    })
+    .await
+    .map_err(std::io::Error::other)?
+}
+
+struct Upload {
+    inner: Option<WriteMultipart>,
+    /// The finished file to fsync, on the local store.
+    local_file: Option<PathBuf>,
+    written: u64,
+}
+
+#[async_trait]
+impl BlobWriter for Upload {
+    async fn write(&mut self, chunk: Chunk) -> std::io::Result<()> {
+        let inner = self
+            .inner
+            .as_mut()
+            .ok_or_else(|| std::io::Error::other("upload already finished"))?;
+        inner.wait_for_capacity(PARTS_IN_FLIGHT).await.map_err(io)?;
+        self.written += chunk.len() as u64;
+        inner.put(chunk);
+        Ok(())
+    }
+
+    async fn finish(mut self: Box<Self>) -> std::io::Result<u64> {
+        let inner = self
+            .inner
+            .take()
+            .ok_or_else(|| std::io::Error::other("upload already finished"))?;
+        inner.finish().await.map_err(io)?;
+        if let Some(file) = self.local_file.take() {
+            sync_file(file).await?;
+        }
+        Ok(self.written)
+    }
+
+    async fn abort(mut self: Box<Self>) {
+        if let Some(inner) = self.inner.take() {
+            if let Err(e) = inner.abort().await {
+                tracing::warn!(error = %e, "aborting a blob upload failed");
+            }
+        }
+    }
+}
+
+impl Drop for Upload {
+    fn drop(&mut self) {
+        // A writer dropped unfinished (the request was cancelled): abort in the background.
+        if let Some(inner) = self.inner.take() {
+            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                runtime.spawn(async move {
+                    let _ = inner.abort().await;
+                });
+            }
+        }
     }
 }
 
 #[async_trait]
-impl BlobStore for LocalBlobs {
-    async fn put(&self, path: &str, bytes: &[u8]) -> std::io::Result<()> {
-        let target = self.local_path(path);
-        if let Some(dir) = target.parent() {
-            tokio::fs::create_dir_all(dir).await?;
-        }
-        // Write to a temporary name, fsync, then rename: a crash never leaves a torn file behind
-        // a URL that an acknowledged event points at. The name is unique, so that instances
-        // sharing the volume writing the same file at once (every query API writes the static
-        // images at start) each rename their own complete copy.
-        let tmp = target.with_extension(format!("{}.part", uuid::Uuid::now_v7().simple()));
-        let mut file = tokio::fs::File::create(&tmp).await?;
-        tokio::io::AsyncWriteExt::write_all(&mut file, bytes).await?;
-        file.sync_all().await?;
-        tokio::fs::rename(&tmp, &target).await
+impl BlobStore for ObjectBlobs {
+    async fn create(&self, path: &str) -> std::io::Result<Box<dyn BlobWriter>> {
+        let at = location(path)?;
+        let upload = self.store.put_multipart(&at).await.map_err(io)?;
+        Ok(Box::new(Upload {
+            inner: Some(WriteMultipart::new_with_chunk_size(upload, PART_BYTES)),
+            local_file: self.root.as_ref().map(|root| root.join(at.as_ref())),
+            written: 0,
+        }))
     }
 
-    fn local_path(&self, path: &str) -> PathBuf {
-        // Paths are built by the server from ids, never from client input; refuse traversal anyway.
-        let clean: PathBuf = Path::new(path)
-            .components()
-            .filter(|c| matches!(c, std::path::Component::Normal(_)))
+    async fn get(&self, path: &str, range: Option<ByteRange>) -> Result<BlobRead, BlobError> {
+        let at = location(path)?;
+        let range = match range {
+            None => None,
+            Some(wanted) => {
+                // Resolved against the object's size here, so every store answers an
+                // unsatisfiable range the same way.
+                let size = self.store.head(&at).await.map_err(read_error)?.size;
+                let (start, end) = wanted
+                    .resolve(size)
+                    .ok_or(BlobError::Unsatisfiable { size })?;
+                Some(GetRange::Bounded(start..end))
+            }
+        };
+        let options = GetOptions {
+            range,
+            ..GetOptions::default()
+        };
+        let got = self
+            .store
+            .get_opts(&at, options)
+            .await
+            .map_err(read_error)?;
+        let meta = meta(&got.meta);
+        let range = (got.range.start, got.range.end);
+        let body = got.into_stream().map(|chunk| chunk.map_err(io)).boxed();
+        Ok(BlobRead { meta, range, body })
+    }
+
+    async fn head(&self, path: &str) -> Result<BlobMeta, BlobError> {
+        let at = location(path)?;
+        let m = self.store.head(&at).await.map_err(read_error)?;
+        Ok(meta(&m))
+    }
+
+    async fn delete(&self, path: &str) -> std::io::Result<()> {
+        let at = location(path)?;
+        match self.store.delete(&at).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(io(e)),
+        }
+    }
+
+    async fn list(&self, prefix: &str) -> std::io::Result<Vec<(String, BlobMeta)>> {
+        let dir = location(prefix.trim_end_matches('/'))?;
+        let mut objects = self.store.list(Some(&dir));
+        let mut out = Vec::new();
+        while let Some(object) = objects.next().await {
+            let object = object.map_err(io)?;
+            out.push((object.location.to_string(), meta(&object)));
+        }
+        Ok(out)
+    }
+
+    fn describe(&self) -> String {
+        self.describe.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn read_all(read: BlobRead) -> Vec<u8> {
+        let mut body = read.body;
+        let mut out = Vec::new();
+        while let Some(chunk) = body.next().await {
+            out.extend_from_slice(&chunk.expect("blob test"));
+        }
+        out
+    }
+
+    #[tokio::test]
+    async fn a_streamed_object_reads_back_whole_and_by_range() {
+        let dir = tempfile::tempdir().expect("blob test");
+        let blobs = ObjectBlobs::local(dir.path()).expect("blob test");
+        let bytes: Vec<u8> = (0..(PART_BYTES * 2 + 123))
+            .map(|i| (i % 251) as u8)
             .collect();
-        self.root.join(clean)
+        let mut writer = blobs.create("videos/1.mp4").await.expect("blob test");
+        for chunk in bytes.chunks(64 * 1024) {
+            writer
+                .write(Chunk::copy_from_slice(chunk))
+                .await
+                .expect("blob test");
+        }
+        assert_eq!(
+            writer.finish().await.expect("blob test"),
+            bytes.len() as u64
+        );
+
+        let whole = blobs.get("videos/1.mp4", None).await.expect("blob test");
+        assert_eq!(whole.meta.size, bytes.len() as u64);
+        assert_eq!(read_all(whole).await, bytes);
+        let part = blobs
+            .get("videos/1.mp4", Some(ByteRange::Inclusive(10, 19)))
+            .await
+            .expect("blob test");
+        assert_eq!(part.range, (10, 20));
+        assert_eq!(read_all(part).await, &bytes[10..20]);
+        let tail = blobs
+            .get("videos/1.mp4", Some(ByteRange::Suffix(5)))
+            .await
+            .expect("blob test");
+        assert_eq!(read_all(tail).await, &bytes[bytes.len() - 5..]);
+        assert!(matches!(
+            blobs
+                .get("videos/1.mp4", Some(ByteRange::From(bytes.len() as u64)))
+                .await,
+            Err(BlobError::Unsatisfiable { .. })
+        ));
+        assert!(matches!(
+            blobs.get("videos/2.mp4", None).await,
+            Err(BlobError::NotFound)
+        ));
+    }
+
+    #[tokio::test]
+    async fn an_aborted_or_dropped_upload_leaves_nothing_behind() {
+        let dir = tempfile::tempdir().expect("blob test");
+        let blobs = ObjectBlobs::local(dir.path()).expect("blob test");
+        let mut writer = blobs.create("videos/1.mp4").await.expect("blob test");
+        writer
+            .write(Chunk::from(vec![1u8; 1000]))
+            .await
+            .expect("blob test");
+        writer.abort().await;
+        let mut dropped = blobs.create("videos/2.mp4").await.expect("blob test");
+        dropped
+            .write(Chunk::from(vec![1u8; 1000]))
+            .await
+            .expect("blob test");
+        drop(dropped);
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        let files: Vec<_> = walk(dir.path());
+        assert!(files.is_empty(), "left behind: {files:?}");
+        assert!(matches!(
+            blobs.get("videos/1.mp4", None).await,
+            Err(BlobError::NotFound)
+        ));
+    }
+
+    fn walk(dir: &std::path::Path) -> Vec<PathBuf> {
+        let mut out = Vec::new();
+        for entry in std::fs::read_dir(dir).expect("blob test") {
+            let path = entry.expect("blob test").path();
+            if path.is_dir() {
+                out.extend(walk(&path));
+            } else {
+                out.push(path);
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn ranges_resolve_like_rfc_9110() {
+        assert_eq!(ByteRange::Inclusive(0, 9).resolve(5), Some((0, 5)));
+        assert_eq!(ByteRange::Inclusive(5, 9).resolve(5), None);
+        assert_eq!(ByteRange::Inclusive(3, 2).resolve(5), None);
+        assert_eq!(ByteRange::From(2).resolve(5), Some((2, 5)));
+        assert_eq!(ByteRange::Suffix(9).resolve(5), Some((0, 5)));
+        assert_eq!(ByteRange::Suffix(0).resolve(5), None);
     }
 }

@@ -43,13 +43,14 @@ pub struct VideoRow {
 pub const VIDEO_COLUMNS: &str = "id, author_id, title, play_path, cover_path, published_ms";
 
 /// The read side of the views: the read pool, the counter cache, the cache of immutable facts and
-/// the public URL the object URLs are built on.
+/// the base URL that media URLs are built on.
 #[derive(Clone)]
 pub struct Reader {
     pub pool: AnyPool,
     pub counters: Arc<dyn Counters>,
-    /// Base of absolute play/cover/avatar URLs, without a trailing slash.
-    pub public_url: Arc<str>,
+    /// Base of absolute play/cover/avatar URLs, without a trailing slash: the query API's own
+    /// `/static` (the default), or a CDN / public bucket (`--media-url`).
+    pub media_url: Arc<str>,
     pub immutable: Immutable,
 }
 
@@ -84,13 +85,9 @@ fn dedup(ids: impl IntoIterator<Item = i64>) -> Vec<i64> {
 }
 
 impl Reader {
-    /// The absolute URL of a blob path.
+    /// The absolute URL of a blob path (`videos/1.mp4` → `{media_url}/videos/1.mp4`).
     pub fn url(&self, path: &str) -> String {
-        format!(
-            "{}/static/{}",
-            self.public_url,
-            path.trim_start_matches('/')
-        )
+        format!("{}/{}", self.media_url, path.trim_start_matches('/'))
     }
 
     /// The author of a video, if this process has seen the video (no query, no wait needed: a
@@ -313,8 +310,8 @@ impl Reader {
             self.user_counts(&unique),
             self.followed_by(viewer, &unique),
         )?;
-        let avatar = format!("{}/static/avatar.png", self.public_url);
-        let background = format!("{}/static/background.png", self.public_url);
+        let avatar = self.url("avatar.png");
+        let background = self.url("background.png");
         Ok(ids
             .iter()
             .map(|id| {

@@ -49,6 +49,9 @@ pub enum ApiError {
     /// Rate limited: HTTP 429 with the envelope.
     #[error("{0}")]
     TooManyRequests(String),
+    /// Over a capacity bound of this process: HTTP 503 with the envelope.
+    #[error("{0}")]
+    Busy(String),
     #[error("{what} is unavailable, try again later")]
     Unavailable { what: &'static str, cause: String },
     #[error("internal error")]
@@ -70,7 +73,9 @@ impl ApiError {
             ApiError::TooManyRequests(_) => {
                 (StatusCode::TOO_MANY_REQUESTS, code::TOO_MANY_REQUESTS)
             }
-            ApiError::Unavailable { .. } => (StatusCode::SERVICE_UNAVAILABLE, code::UNAVAILABLE),
+            ApiError::Unavailable { .. } | ApiError::Busy(_) => {
+                (StatusCode::SERVICE_UNAVAILABLE, code::UNAVAILABLE)
+            }
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, code::INTERNAL),
         }
     }

@@ -10,7 +10,8 @@ use std::time::Duration;
 use anyhow::Context;
 
 /// The write endpoints, which the load balancer sends to the command APIs (everything else —
-/// reads, `/static`, `/healthz`, `/metrics` — goes to the query APIs).
+/// reads, `/static`, `/healthz` — goes to the query APIs; `/metrics` and `/readyz` are refused,
+/// see [`ADMIN_PATHS`]).
 pub const WRITE_PATHS: [&str; 7] = [
     "/douyin/user/register/",
     "/douyin/user/login/",
@@ -21,8 +22,17 @@ pub const WRITE_PATHS: [&str; 7] = [
     "/douyin/message/action/",
 ];
 
+/// The operators' endpoints, which the load balancer does not route: it answers them itself with
+/// a 404 envelope. Scrapers and orchestrators reach each instance directly (best on its
+/// `--admin-listen` address).
+pub const ADMIN_PATHS: [&str; 2] = ["/metrics", "/readyz"];
+
+/// The envelope the balancer answers [`ADMIN_PATHS`] with.
+pub const ADMIN_REFUSAL: &str =
+    r#"{"status_code":404,"status_msg":"not served here: ask the instance itself"}"#;
+
 /// The haproxy configuration of README "Scaling out": writes to the command APIs, the rest to the
-/// query APIs, round robin; `/healthz` checked every 250 ms (down after 2 failures); a request
+/// query APIs, round robin; `/metrics` and `/readyz` refused with a 404 envelope; `/healthz` checked every 250 ms (down after 2 failures); a request
 /// whose connection failed is retried on another instance (never one that reached an instance:
 /// clients retry those with an `Idempotency-Key`); `X-Forwarded-For` added for the login limits.
 pub fn haproxy_config(port: u16, commands: &[String], queries: &[String]) -> String {
@@ -48,6 +58,8 @@ defaults
     default-server inter 250ms fall 2 rise 1
 frontend api
     bind 127.0.0.1:{port}
+    acl admin path {admin}
+    http-request return status 404 content-type application/json string '{refusal}' if admin
     acl write path {writes}
     use_backend commands if write
     default_backend queries
@@ -58,6 +70,8 @@ backend commands
     balance roundrobin
     option httpchk GET /healthz
 {q}",
+        admin = ADMIN_PATHS.join(" "),
+        refusal = ADMIN_REFUSAL,
         writes = WRITE_PATHS.join(" "),
         c = servers("c", commands),
         q = servers("q", queries),

@@ -30,6 +30,32 @@ async fn the_login_quota_holds_across_command_instances() {
     app.assert_nth_login_throttled("target", 5).await;
 }
 
+/// The shipped balancer configuration does not route the operators' endpoints: `/metrics` and
+/// `/readyz` through it answer a 404 envelope, while each instance still serves them itself.
+#[tokio::test]
+#[ignore = "needs the scaled topology: scripts/test runs it in its third pass"]
+async fn the_balancer_does_not_route_metrics_or_readiness() {
+    needs_scaled();
+    let app = TestApp::start(&["--no-sample"]).await;
+    for path in ["/metrics", "/readyz", "/readyz?max_lag=0"] {
+        let resp = app.client.get(app.url(path)).send().await.expect("GET");
+        assert_eq!(resp.status(), 404, "{path} through the balancer");
+        let body: Value = resp.json().await.expect("an envelope");
+        assert_refused(&body, path);
+        let own = app
+            .client
+            .get(app.admin_url(path))
+            .send()
+            .await
+            .expect("GET");
+        assert_eq!(own.status(), 200, "{path} on the instance itself");
+    }
+    // Everything else still goes through.
+    let (status, body) = app.get_raw("/douyin/feed/", &[]).await;
+    assert_eq!(status, 200);
+    assert_ok(&body, "feed through the balancer");
+}
+
 /// POST with an `Idempotency-Key`, retried with the same key on transport errors and 5xx (an
 /// instance killed mid-request, a broker rebalancing) until acknowledged; the reply body.
 async fn until_acked(app: &TestApp, path: &str, key: &str, form: &[(&str, String)]) -> Value {

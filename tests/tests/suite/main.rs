@@ -13,6 +13,7 @@ mod crash;
 mod event_versions;
 mod faults;
 mod log_gaps;
+mod media;
 mod operability;
 mod outages;
 mod peers;

@@ -237,3 +237,72 @@ async fn a_sent_message_is_in_both_users_chat() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_published_video_plays_and_seeks_from_the_url_it_was_given() {
+    // Arrange: a video larger than one multipart part, published through the command API.
+    let app = spawn_app().await;
+    let a = app.register("a", "pw").await;
+    let mut video = SAMPLE_MP4.to_vec();
+    video.extend((video.len()..6 * 1024 * 1024 + 17).map(|i| (i % 251) as u8));
+    let (status, body) = app
+        .publish_raw(&a.token, "big", video.clone(), "big.mp4")
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_ok(&body, "publish");
+    let listed = app.publish_list(&a, a.id).await;
+    let url = listed[0]["play_url"].as_str().expect("play_url").to_owned();
+    let get = |range: Option<&str>| {
+        let mut request = app.client.get(&url);
+        if let Some(range) = range {
+            request = request.header("range", range);
+        }
+        request.send()
+    };
+
+    // Act
+    let whole = get(None).await.expect("GET");
+    let etag = whole.headers().get("etag").cloned();
+    let cache = whole.headers().get("cache-control").cloned();
+    let whole_status = whole.status().as_u16();
+    let whole = whole.bytes().await.expect("bytes");
+    let middle = get(Some("bytes=5000000-5000099")).await.expect("GET range");
+    let middle_status = middle.status().as_u16();
+    let content_range = middle.headers().get("content-range").cloned();
+    let middle = middle.bytes().await.expect("bytes");
+    let tail = get(Some("bytes=-10")).await.expect("GET suffix");
+    let tail_status = tail.status().as_u16();
+    let tail = tail.bytes().await.expect("bytes");
+    let past = get(Some(&format!("bytes={}-", video.len())))
+        .await
+        .expect("GET past the end");
+    let revalidated = app
+        .client
+        .get(&url)
+        .header("if-none-match", etag.clone().expect("an ETag"))
+        .send()
+        .await
+        .expect("GET if-none-match");
+    let head = app.client.head(&url).send().await.expect("HEAD");
+
+    // Assert
+    assert_eq!(whole_status, 200);
+    assert_eq!(whole.len(), video.len());
+    assert!(whole.as_ref() == video.as_slice(), "the bytes uploaded");
+    assert!(cache.is_some(), "cacheable");
+    assert_eq!(middle_status, 206);
+    assert_eq!(
+        content_range.expect("Content-Range"),
+        format!("bytes 5000000-5000099/{}", video.len()).as_str()
+    );
+    assert!(middle.as_ref() == &video[5_000_000..5_000_100]);
+    assert_eq!(tail_status, 206);
+    assert!(tail.as_ref() == &video[video.len() - 10..]);
+    assert_eq!(past.status().as_u16(), 416);
+    assert_eq!(revalidated.status().as_u16(), 304);
+    assert_eq!(head.status().as_u16(), 200);
+    assert_eq!(
+        head.headers().get("content-length").expect("length"),
+        video.len().to_string().as_str()
+    );
+}
