@@ -59,6 +59,20 @@ wait_for() { # wait_for SECONDS DESCRIPTION COMMAND...
 services_start() {
   SERVICES_DIR=$(mktemp -d /tmp/titok-services.XXXXXX)
   export SERVICES_DIR
+  basic_services_start
+  replicated_mariadb_start
+  redis_cluster_start
+  echo "== scaled-out services: MariaDB primary :$MYSQL_PRIMARY_PORT + replicas :${MYSQL_REPLICA_PORTS[*]}, Redis Cluster :${REDIS_CLUSTER_PORTS[*]}"
+}
+
+# MariaDB, Redis, tansu and SeaweedFS (S3), one each, in $SERVICES_DIR. Each binds the address in
+# SVC_IP_MYSQL, SVC_IP_REDIS, SVC_IP_KAFKA, SVC_IP_S3 (default 127.0.0.1; scripts/hosts.sh gives
+# each its own address on the services host, so a test can cut one of them from one host), and
+# MariaDB's titok user may connect from SVC_CLIENTS (a MariaDB host pattern, default 127.0.0.1).
+# Exports the TITOK_TEST_* variables (and the AWS_* ones) that the tests read.
+basic_services_start() {
+  local mysql_ip=${SVC_IP_MYSQL:-127.0.0.1} redis_ip=${SVC_IP_REDIS:-127.0.0.1}
+  local kafka_ip=${SVC_IP_KAFKA:-127.0.0.1} clients=${SVC_CLIENTS:-127.0.0.1}
   local tansu_bin
   tansu_bin=$(command -v tansu || echo "$HOME/.cargo/bin/tansu")
 
@@ -67,36 +81,33 @@ services_start() {
   mariadb-install-db --no-defaults --datadir="$SERVICES_DIR/mysql" --auth-root-authentication-method=normal \
     --skip-test-db >"$SERVICES_DIR/mysql-install.log" 2>&1
   mariadbd --no-defaults --datadir="$SERVICES_DIR/mysql" --socket="$SERVICES_DIR/mysql.sock" \
-    --port="$MYSQL_PORT" --bind-address=127.0.0.1 --user=root --skip-log-bin \
+    --port="$MYSQL_PORT" --bind-address="$mysql_ip" --user=root --skip-log-bin \
     --innodb-flush-log-at-trx-commit=2 --max-connections=2000 >"$SERVICES_DIR/mysql.log" 2>&1 &
   echo $! >"$SERVICES_DIR/mysql.pid"
   wait_for 30 MariaDB mariadb-admin --socket="$SERVICES_DIR/mysql.sock" ping
   mariadb --socket="$SERVICES_DIR/mysql.sock" -e \
-    "CREATE USER 'titok'@'127.0.0.1' IDENTIFIED BY 'titok'; GRANT ALL ON *.* TO 'titok'@'127.0.0.1';"
+    "CREATE USER 'titok'@'$clients' IDENTIFIED BY 'titok'; GRANT ALL ON *.* TO 'titok'@'$clients';"
 
   REDIS_PORT=$(free_port)
-  redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly no --daemonize yes \
-    --dir "$SERVICES_DIR" --pidfile "$SERVICES_DIR/redis.pid" --logfile "$SERVICES_DIR/redis.log"
-  wait_for 10 Redis redis-cli -p "$REDIS_PORT" ping
+  redis-server --port "$REDIS_PORT" --bind "$redis_ip" --save "" --appendonly no --daemonize yes \
+    --protected-mode no --dir "$SERVICES_DIR" --pidfile "$SERVICES_DIR/redis.pid" \
+    --logfile "$SERVICES_DIR/redis.log"
+  wait_for 10 Redis redis-cli -h "$redis_ip" -p "$REDIS_PORT" ping
 
-  replicated_mariadb_start
-  redis_cluster_start
   seaweedfs_start
 
   KAFKA_PORT=$(free_port)
-  (cd "$SERVICES_DIR" && exec "$tansu_bin" broker --listener-url "tcp://127.0.0.1:$KAFKA_PORT" \
-    --advertised-listener-url "tcp://127.0.0.1:$KAFKA_PORT" --storage-engine "sqlite://tansu.db" \
+  (cd "$SERVICES_DIR" && exec "$tansu_bin" broker --listener-url "tcp://$kafka_ip:$KAFKA_PORT" \
+    --advertised-listener-url "tcp://$kafka_ip:$KAFKA_PORT" --storage-engine "sqlite://tansu.db" \
     >"$SERVICES_DIR/tansu.log" 2>&1) &
   echo $! >"$SERVICES_DIR/tansu.pid"
-  wait_for 30 tansu bash -c "exec 3<>/dev/tcp/127.0.0.1/$KAFKA_PORT"
+  wait_for 30 tansu bash -c "exec 3<>/dev/tcp/$kafka_ip/$KAFKA_PORT"
 
-  export TITOK_TEST_MYSQL_URL="mysql://titok:titok@127.0.0.1:$MYSQL_PORT"
-  export TITOK_TEST_REDIS_URL="redis://127.0.0.1:$REDIS_PORT"
-  export TITOK_TEST_KAFKA_BROKERS="127.0.0.1:$KAFKA_PORT"
+  export TITOK_TEST_MYSQL_URL="mysql://titok:titok@$mysql_ip:$MYSQL_PORT"
+  export TITOK_TEST_REDIS_URL="redis://$redis_ip:$REDIS_PORT"
+  export TITOK_TEST_KAFKA_BROKERS="$kafka_ip:$KAFKA_PORT"
   export TITOK_TEST_SERVICES_DIR="$SERVICES_DIR"
-  echo "== services: MariaDB :$MYSQL_PORT, Redis :$REDIS_PORT, tansu :$KAFKA_PORT (in $SERVICES_DIR)"
-  echo "== S3: SeaweedFS :$S3_PORT, bucket titok"
-  echo "== scaled-out services: MariaDB primary :$MYSQL_PRIMARY_PORT + replicas :${MYSQL_REPLICA_PORTS[*]}, Redis Cluster :${REDIS_CLUSTER_PORTS[*]}"
+  echo "== services: MariaDB $mysql_ip:$MYSQL_PORT, Redis $redis_ip:$REDIS_PORT, tansu $kafka_ip:$KAFKA_PORT, S3 (SeaweedFS) $AWS_ENDPOINT_URL bucket titok (in $SERVICES_DIR)"
 }
 
 # start_mariadb NAME PORT EXTRA-ARGS…: a fresh MariaDB in $SERVICES_DIR/NAME.
@@ -183,19 +194,19 @@ while True:
 # and a bucket `titok`; exports the standard AWS_* variables that `--blob-store s3://…` reads, and
 # TITOK_TEST_S3_URL for the tests.
 seaweedfs_start() {
-  local master volume filer
+  local ip=${SVC_IP_S3:-127.0.0.1} master volume filer
   master=$(weed_port); volume=$(weed_port); filer=$(weed_port); S3_PORT=$(weed_port)
   mkdir -p "$SERVICES_DIR/seaweedfs"
   cat >"$SERVICES_DIR/s3-identities.json" <<'JSON'
 {"identities":[{"name":"titok","credentials":[{"accessKey":"titok-test-key","secretKey":"titok-test-secret"}],
   "actions":["Admin","Read","Write","List","Tagging"]}]}
 JSON
-  "$(weed_bin)" server -dir="$SERVICES_DIR/seaweedfs" -ip=127.0.0.1 -ip.bind=127.0.0.1 \
+  "$(weed_bin)" server -dir="$SERVICES_DIR/seaweedfs" -ip="$ip" -ip.bind="$ip" \
     -master.port="$master" -volume.port="$volume" -filer -filer.port="$filer" -s3 -s3.port="$S3_PORT" \
     -s3.config="$SERVICES_DIR/s3-identities.json" -master.volumeSizeLimitMB=64 \
     >"$SERVICES_DIR/seaweedfs.log" 2>&1 &
   echo $! >"$SERVICES_DIR/seaweedfs.pid"
-  export AWS_ENDPOINT_URL="http://127.0.0.1:$S3_PORT" AWS_REGION=us-east-1 AWS_ALLOW_HTTP=true \
+  export AWS_ENDPOINT_URL="http://$ip:$S3_PORT" AWS_REGION=us-east-1 AWS_ALLOW_HTTP=true \
     AWS_ACCESS_KEY_ID=titok-test-key AWS_SECRET_ACCESS_KEY=titok-test-secret
   # The bucket, created with a signed PUT (curl's SigV4); retried until the gateway is up.
   wait_for 60 "SeaweedFS's S3 gateway" curl -fsS -X PUT --aws-sigv4 "aws:amz:us-east-1:s3" \

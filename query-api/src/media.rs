@@ -12,6 +12,7 @@ use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use titok_ports::blobs::{BlobError, BlobMeta, BlobStore, ByteRange};
+use titok_web::http::{code, status_only, ApiError};
 
 /// The router for `/static`.
 pub fn router(blobs: Arc<dyn BlobStore>) -> axum::Router {
@@ -102,24 +103,47 @@ fn not_modified(request: &HeaderMap, reply: &HeaderMap) -> bool {
     }
 }
 
+/// Longest wait for the store to start answering (its metadata, or a read's first bytes); then
+/// 503. The body itself streams for as long as the client reads it.
+const STORE_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+async fn bounded<T>(
+    call: impl std::future::Future<Output = Result<T, BlobError>>,
+) -> Result<T, BlobError> {
+    tokio::time::timeout(STORE_WAIT, call)
+        .await
+        .unwrap_or_else(|_| {
+            Err(BlobError::Store(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!("no answer within {STORE_WAIT:?}"),
+            )))
+        })
+}
+
+/// Failures as Douyin envelopes (a player shows nothing of them, but a client or a cache in
+/// between gets `status_code != 0` and a message, never a bare page).
 fn failed(error: BlobError) -> Response {
     match error {
-        BlobError::NotFound => (StatusCode::NOT_FOUND, "not found").into_response(),
+        BlobError::NotFound => {
+            status_only(StatusCode::NOT_FOUND, code::NOT_FOUND, "no such object")
+        }
         BlobError::Unsatisfiable { size } => {
-            let mut reply = StatusCode::RANGE_NOT_SATISFIABLE.into_response();
+            let message = format!("the range selects no bytes of an object of {size} bytes");
+            let mut reply = status_only(
+                StatusCode::RANGE_NOT_SATISFIABLE,
+                code::BAD_REQUEST,
+                &message,
+            );
             if let Ok(value) = HeaderValue::from_str(&format!("bytes */{size}")) {
                 reply.headers_mut().insert(header::CONTENT_RANGE, value);
             }
             reply
         }
-        BlobError::Store(e) => {
-            tracing::error!(error = %e, "blob store unavailable");
-            (
-                StatusCode::SERVICE_UNAVAILABLE,
-                "the blob store is unavailable, try again later",
-            )
-                .into_response()
+        BlobError::Store(e) => ApiError::Unavailable {
+            what: "blob store",
+            cause: e.to_string(),
         }
+        .into_response(),
     }
 }
 
@@ -133,7 +157,7 @@ async fn serve(
         return failed(BlobError::NotFound);
     }
     if method == Method::HEAD {
-        return match blobs.head(&path).await {
+        return match bounded(blobs.head(&path)).await {
             Ok(meta) => {
                 let mut headers = object_headers(&path, &meta);
                 headers.insert(header::CONTENT_LENGTH, meta.size.into());
@@ -144,7 +168,7 @@ async fn serve(
     }
     // A conditional request (a cache revalidating) is answered from the object's metadata alone.
     if request.contains_key(header::IF_NONE_MATCH) {
-        if let Ok(meta) = blobs.head(&path).await {
+        if let Ok(meta) = bounded(blobs.head(&path)).await {
             let headers = object_headers(&path, &meta);
             if not_modified(&request, &headers) {
                 return (StatusCode::NOT_MODIFIED, headers).into_response();
@@ -155,7 +179,7 @@ async fn serve(
         .get(header::RANGE)
         .and_then(|v| v.to_str().ok())
         .and_then(parse_range);
-    let read = match blobs.get(&path, range).await {
+    let read = match bounded(blobs.get(&path, range)).await {
         Ok(read) => read,
         Err(e) => return failed(e),
     };

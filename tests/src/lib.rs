@@ -38,7 +38,7 @@ pub struct TestApp {
     children: Vec<Child>,
     /// The load balancer in front of the scaled topology.
     balancer: Option<Balancer>,
-    /// Each process's own base URL, in [`SCALED`] order (one, unscaled): `/readyz` and
+    /// Each process's own base URL, in [`Topology::roles`] order (one, unscaled): `/readyz` and
     /// `/metrics` are asked there, since the balancer does not route them.
     instances: Vec<String>,
     extra_args: Vec<String>,
@@ -103,15 +103,15 @@ impl TestApp {
             .map(|(k, v)| (k.to_string(), v.clone()))
             .collect();
         let log_name = "server.log".to_owned();
-        let topology = launch_topology(&data_dir, &extra_args, &env, &log_name).await;
+        let started = launch_topology(&data_dir, &extra_args, &env, &log_name).await;
         TestApp {
-            base: topology.base,
+            base: started.base,
             client: client(),
             data_dir,
             _dir: dir,
-            children: topology.children,
-            balancer: topology.balancer,
-            instances: topology.instances,
+            children: started.children,
+            balancer: started.balancer,
+            instances: started.instances,
             extra_args,
             env,
             log_name,
@@ -153,7 +153,7 @@ impl TestApp {
     pub fn kill_one(&self, role: &str, instance: usize) {
         assert!(self.is_scaled(), "kill_one needs the scaled topology");
         let mut at = 0;
-        for (r, n) in SCALED {
+        for &(r, n) in Topology::of_this_run().roles() {
             if r == role {
                 assert!((1..=n).contains(&instance), "{role} has {n} instances");
                 let pid = self.children[at + instance - 1].id().expect("running");
@@ -194,12 +194,12 @@ impl TestApp {
     /// Start the (killed) server again with the same arguments, without waiting for readiness.
     pub async fn respawn(&mut self) {
         self.balancer = None;
-        let topology =
+        let started =
             launch_topology(&self.data_dir, &self.extra_args, &self.env, &self.log_name).await;
-        self.children = topology.children;
-        self.balancer = topology.balancer;
-        self.instances = topology.instances;
-        self.base = topology.base;
+        self.children = started.children;
+        self.balancer = started.balancer;
+        self.instances = started.instances;
+        self.base = started.base;
     }
 
     /// The URL of an operator's endpoint (`/readyz`, `/metrics`) on the server itself: the
@@ -209,13 +209,22 @@ impl TestApp {
         format!("{}{}", self.instances[at], path)
     }
 
-    /// Index of instance `instance` (1-based) of `role` in [`SCALED`] order, when scaled.
+    /// The own base URL of instance `instance` (1-based) of `role` of a scaled or hosts
+    /// topology (not the balancer's).
+    pub fn instance_url(&self, role: &str, instance: usize) -> String {
+        let at = self
+            .instance_at(role, instance)
+            .unwrap_or_else(|| panic!("no {role} {instance} in this topology"));
+        self.instances[at].clone()
+    }
+
+    /// Index of instance `instance` (1-based) of `role` in [`Topology::roles`] order, when scaled.
     fn instance_at(&self, role: &str, instance: usize) -> Option<usize> {
         if !self.is_scaled() {
             return None;
         }
         let mut at = 0;
-        for (r, n) in SCALED {
+        for &(r, n) in Topology::of_this_run().roles() {
             if r == role && (1..=n).contains(&instance) {
                 return Some(at + instance - 1);
             }
@@ -346,7 +355,8 @@ impl TestApp {
         if self.balancer.is_none() {
             return std::fs::read_to_string(self.data_dir.join(&self.log_name)).unwrap_or_default();
         }
-        SCALED
+        Topology::of_this_run()
+            .roles()
             .iter()
             .flat_map(|(role, n)| (1..=*n).map(move |i| format!("{role}-{i}.log")))
             .map(|name| std::fs::read_to_string(self.data_dir.join(name)).unwrap_or_default())
@@ -688,7 +698,8 @@ impl Cluster {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
-        let (child, base) = launch(&data_dir, &extra_args, &env, &log_name).await;
+        let place = Placement::local(&data_dir);
+        let (child, base) = launch(&place, &data_dir, &extra_args, &env, &log_name).await;
         TestApp {
             instances: vec![base.clone()],
             base,
@@ -1116,21 +1127,90 @@ fn client() -> reqwest::Client {
 /// The processes of the scaled topology: role and count.
 const SCALED: [(&str, usize); 3] = [("projectors", 2), ("command-api", 2), ("query-api", 2)];
 
-/// Whether this run starts every [`TestApp`] as the scaled-out topology.
-pub fn scaled_topology() -> bool {
-    std::env::var("TITOK_TEST_TOPOLOGY").is_ok_and(|v| v == "scaled")
+/// The processes of the hosts topology: one of each role, each on a host of its own, and a second
+/// query API (so that the balancer has somewhere to go when one query host is cut off).
+const HOSTS: [(&str, usize); 3] = [("projectors", 1), ("command-api", 1), ("query-api", 2)];
+
+/// The host (network namespace, address) of instance `i` (1-based) of a role in the hosts
+/// topology, as `scripts/hosts.sh` makes them; anything else is the client host, where the test
+/// process and the balancer run.
+pub fn host_of(role: &str, i: usize) -> (&'static str, &'static str) {
+    match (role, i) {
+        ("command-api", 1) => ("titok-command", "10.77.0.11"),
+        ("query-api", 1) => ("titok-query", "10.77.0.12"),
+        ("query-api", 2) => ("titok-query2", "10.77.0.14"),
+        ("projectors", 1) => ("titok-projector", "10.77.0.13"),
+        _ => ("titok-client", "10.77.0.10"),
+    }
 }
 
-/// One `titok serve`, or (see [`scaled_topology`]) the scaled topology behind haproxy.
+/// How this run starts every [`TestApp`] (`TITOK_TEST_TOPOLOGY`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Topology {
+    /// One `titok serve` (the default).
+    Single,
+    /// Two of each role behind haproxy, on one host (scripts/test pass 3).
+    Scaled,
+    /// One of each role, each on a host of its own with its own data dir, behind haproxy on the
+    /// client host (scripts/test pass 4; scripts/hosts.sh makes the hosts).
+    Hosts,
+}
+
+impl Topology {
+    pub fn of_this_run() -> Topology {
+        match std::env::var("TITOK_TEST_TOPOLOGY").as_deref() {
+            Ok("scaled") => Topology::Scaled,
+            Ok("hosts") => Topology::Hosts,
+            _ => Topology::Single,
+        }
+    }
+
+    /// The roles it starts and how many of each, in start order (empty: one `serve`).
+    fn roles(self) -> &'static [(&'static str, usize)] {
+        match self {
+            Topology::Single => &[],
+            Topology::Scaled => &SCALED,
+            Topology::Hosts => &HOSTS,
+        }
+    }
+}
+
+/// Whether this run starts every [`TestApp`] as several processes behind a balancer (the scaled
+/// or the hosts topology).
+pub fn scaled_topology() -> bool {
+    Topology::of_this_run() != Topology::Single
+}
+
+/// Where one process runs: a network namespace and an address of its host (the hosts topology)
+/// or loopback, and the data dir it is given.
+struct Placement {
+    netns: Option<&'static str>,
+    ip: &'static str,
+    data_dir: PathBuf,
+}
+
+impl Placement {
+    fn local(data_dir: &std::path::Path) -> Placement {
+        Placement {
+            netns: None,
+            ip: "127.0.0.1",
+            data_dir: data_dir.to_path_buf(),
+        }
+    }
+}
+
+/// One `titok serve`, or several processes behind haproxy (see [`Topology`]).
 async fn launch_topology(
     data_dir: &std::path::Path,
     extra: &[String],
     env: &[(String, String)],
     log_name: &str,
-) -> Topology {
-    if !scaled_topology() {
-        let (child, base) = launch(data_dir, extra, env, log_name).await;
-        return Topology {
+) -> Started {
+    let topology = Topology::of_this_run();
+    if topology == Topology::Single {
+        let place = Placement::local(data_dir);
+        let (child, base) = launch(&place, data_dir, extra, env, log_name).await;
+        return Started {
             children: vec![child],
             balancer: None,
             instances: vec![base.clone()],
@@ -1138,7 +1218,7 @@ async fn launch_topology(
         };
     }
     let mut launches = Vec::new();
-    for (role, n) in SCALED {
+    for &(role, n) in topology.roles() {
         for i in 1..=n {
             let mut args = vec![role.to_owned()];
             if role == "command-api" {
@@ -1148,16 +1228,34 @@ async fn launch_topology(
                     args.push("--no-sample".to_owned());
                 }
             }
-            args.extend(["--trusted-proxy".to_owned(), "127.0.0.1".to_owned()]);
+            let (place, proxy) = match topology {
+                // Each on its host, with a data dir of its own; the balancer is on the client host.
+                Topology::Hosts => {
+                    let (netns, ip) = host_of(role, i);
+                    let own = data_dir.join(format!("{role}-{i}"));
+                    std::fs::create_dir_all(&own).expect("a data dir of the host");
+                    let place = Placement {
+                        netns: Some(netns),
+                        ip,
+                        data_dir: own,
+                    };
+                    (place, host_of("client", 1).1)
+                }
+                _ => (Placement::local(data_dir), "127.0.0.1"),
+            };
+            args.extend(["--trusted-proxy".to_owned(), proxy.to_owned()]);
             // Two projector instances joining one consumer group together take seconds on tansu
             // before either is given partitions; reads of a test's first writes wait for that
             // instead of answering stale (the default 2 s bound is for a running deployment).
-            if !extra.iter().any(|a| a == "--consistency-timeout-ms") {
+            if topology == Topology::Scaled
+                && !extra.iter().any(|a| a == "--consistency-timeout-ms")
+            {
                 args.extend(["--consistency-timeout-ms".to_owned(), "15000".to_owned()]);
             }
             args.extend(extra.iter().cloned());
             launches.push(async move {
-                let (child, base) = launch(data_dir, &args, env, &format!("{role}-{i}.log")).await;
+                let log = format!("{role}-{i}.log");
+                let (child, base) = launch(&place, data_dir, &args, env, &log).await;
                 (role, child, base)
             });
         }
@@ -1172,11 +1270,11 @@ async fn launch_topology(
     };
     let balancer = Balancer::start(data_dir, &backends("command-api"), &backends("query-api"))
         .await
-        .expect("haproxy in front of the scaled topology");
+        .expect("haproxy in front of the instances");
     let base = format!("http://127.0.0.1:{}", balancer.port);
     let instances = started.iter().map(|(_, _, base)| base.clone()).collect();
     let children = started.into_iter().map(|(_, child, _)| child).collect();
-    Topology {
+    Started {
         children,
         balancer: Some(balancer),
         instances,
@@ -1185,7 +1283,7 @@ async fn launch_topology(
 }
 
 /// What [`launch_topology`] started.
-struct Topology {
+struct Started {
     children: Vec<Child>,
     balancer: Option<Balancer>,
     /// Each process's own base URL.
@@ -1194,8 +1292,11 @@ struct Topology {
     base: String,
 }
 
+/// Start one `titok` process at `place`, its stderr in `log_dir/log_name`; waits for its
+/// "listening on" line: `(process, base URL)`.
 async fn launch(
-    data_dir: &std::path::Path,
+    place: &Placement,
+    log_dir: &std::path::Path,
     extra: &[String],
     env: &[(String, String)],
     log_name: &str,
@@ -1203,14 +1304,22 @@ async fn launch(
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
-        .open(data_dir.join(log_name))
+        .open(log_dir.join(log_name))
         .expect("log file");
-    let mut command = titok_command();
+    let mut command = match place.netns {
+        // `ip netns exec` execs the binary in the host's namespace: the child is titok itself.
+        Some(netns) => {
+            let mut command = command_without_settings(PathBuf::from("ip"));
+            command.args(["netns", "exec", netns]).arg(server_binary());
+            command
+        }
+        None => titok_command(),
+    };
     let mut child = command
         .arg("--listen")
-        .arg("127.0.0.1:0")
+        .arg(format!("{}:0", place.ip))
         .arg("--data-dir")
-        .arg(data_dir)
+        .arg(&place.data_dir)
         .args(extra)
         .env("RUST_LOG", "info,sqlx=warn,titok_projectors=debug")
         // Tests register users by the hundred from 127.0.0.1; the sign-up quota's own test sets
@@ -1231,7 +1340,7 @@ async fn launch(
         .unwrap_or_else(|| {
             panic!(
                 "server exited; log:\n{}",
-                std::fs::read_to_string(data_dir.join(log_name)).unwrap_or_default()
+                std::fs::read_to_string(log_dir.join(log_name)).unwrap_or_default()
             )
         });
     let base = first

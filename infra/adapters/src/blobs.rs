@@ -15,6 +15,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use futures::StreamExt;
+use object_store::aws::AmazonS3ConfigKey;
 use object_store::path::Path;
 use object_store::{GetOptions, GetRange, ObjectStore, ObjectStoreExt, WriteMultipart};
 use titok_ports::blobs::{BlobError, BlobMeta, BlobRead, BlobStore, BlobWriter, ByteRange, Chunk};
@@ -56,7 +57,16 @@ impl ObjectBlobs {
         if bucket.is_empty() {
             return Err(format!("blob store {url:?}: the bucket name is missing"));
         }
+        // A store that cannot be reached is noticed within 2 s per attempt (the default is 5 s);
+        // retries and the whole-request timeout stay object_store's (30 s per request, retried
+        // for up to 3 minutes; a streamed read that was cut resumes where it stopped). Callers
+        // that answer clients bound their own wait (the query API's `/static`: 10 s to the
+        // first byte).
         let s3 = object_store::aws::AmazonS3Builder::from_env()
+            .with_config(
+                AmazonS3ConfigKey::Client(object_store::ClientConfigKey::ConnectTimeout),
+                "2s",
+            )
             .with_bucket_name(bucket)
             .build()
             .map_err(|e| format!("blob store {url:?}: {e}"))?;

@@ -159,7 +159,8 @@ pub async fn unsupported_method(method: axum::http::Method, uri: axum::http::Uri
     )
 }
 
-fn status_only(status: StatusCode, status_code: i32, status_msg: &str) -> Response {
+/// A reply with this HTTP status and an envelope with no body (`status_code`, `status_msg`).
+pub fn status_only(status: StatusCode, status_code: i32, status_msg: &str) -> Response {
     let env = Envelope {
         status_code,
         status_msg,

@@ -31,8 +31,27 @@ pub const ADMIN_PATHS: [&str; 2] = ["/metrics", "/readyz"];
 pub const ADMIN_REFUSAL: &str =
     r#"{"status_code":404,"status_msg":"not served here: ask the instance itself"}"#;
 
+/// haproxy's own replies — no instance up (503), an instance that failed mid-reply (502), no reply
+/// in time (504) — as Douyin envelopes, so a client sees `status_code != 0` and a message, never
+/// an HTML page.
+fn balancer_errors() -> String {
+    [
+        (502, "an instance failed while answering; try again"),
+        (503, "no instance is available; try again shortly"),
+        (504, "no instance answered in time; try again"),
+    ]
+    .iter()
+    .map(|(status, msg)| {
+        format!(
+            "    http-error status {status} content-type application/json string '{{\"status_code\":{status},\"status_msg\":\"{msg}\"}}'\n"
+        )
+    })
+    .collect()
+}
+
 /// The haproxy configuration of README "Scaling out": writes to the command APIs, the rest to the
-/// query APIs, round robin; `/metrics` and `/readyz` refused with a 404 envelope; `/healthz` checked every 250 ms (down after 2 failures); a request
+/// query APIs, round robin (a read that an instance took and then failed or did not answer within
+/// 20 s is sent to another); `/metrics` and `/readyz` refused with a 404 envelope; `/healthz` checked every 250 ms (down after 2 failures); a request
 /// whose connection failed is retried on another instance (never one that reached an instance:
 /// clients retry those with an `Idempotency-Key`); `X-Forwarded-For` added for the login limits.
 pub fn haproxy_config(port: u16, commands: &[String], queries: &[String]) -> String {
@@ -56,7 +75,7 @@ defaults
     option redispatch 1
     retry-on conn-failure
     default-server inter 250ms fall 2 rise 1
-frontend api
+{errors}frontend api
     bind 127.0.0.1:{port}
     acl admin path {admin}
     http-request return status 404 content-type application/json string '{refusal}' if admin
@@ -69,7 +88,12 @@ backend commands
 {c}backend queries
     balance roundrobin
     option httpchk GET /healthz
+    # Reads are safe to send again: also when an instance took the request and then failed or
+    # went silent (a reused connection to a host cut off), on another instance.
+    retry-on conn-failure empty-response junk-response response-timeout
+    timeout server 20s
 {q}",
+        errors = balancer_errors(),
         admin = ADMIN_PATHS.join(" "),
         refusal = ADMIN_REFUSAL,
         writes = WRITE_PATHS.join(" "),

@@ -12,6 +12,7 @@ mod consistency;
 mod crash;
 mod event_versions;
 mod faults;
+mod hosts;
 mod log_gaps;
 mod media;
 mod operability;
