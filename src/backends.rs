@@ -162,10 +162,7 @@ impl Backends {
             store,
             counters,
             positions,
-            blobs: Arc::new(
-                ObjectBlobs::open(config.blob_store.as_deref(), data.join("blobs"))
-                    .map_err(anyhow::Error::msg)?,
-            ),
+            blobs: Arc::new(open_blobs(config)?),
             keys,
             read_pools,
             attempts,
@@ -271,6 +268,19 @@ pub(crate) enum Access {
 
 /// The event log of this configuration: Kafka, or the data dir's `log.db`. The one place that
 /// opens it (server roles and tools alike).
+/// The blob store of `--blob-store`; `--media-presign-secs` needs one that signs URLs (S3).
+fn open_blobs(config: &Config) -> anyhow::Result<ObjectBlobs> {
+    let blobs = ObjectBlobs::open(config.blob_store.as_deref(), config.data_dir.join("blobs"))
+        .map_err(anyhow::Error::msg)?;
+    if config.media_presign_secs.is_some() && !blobs.describe().starts_with("s3://") {
+        anyhow::bail!(
+            "--media-presign-secs needs an S3 blob store (--blob-store s3://BUCKET); {} cannot sign URLs",
+            blobs.describe()
+        );
+    }
+    Ok(blobs)
+}
+
 pub(crate) async fn open_log(config: &Config, access: Access) -> anyhow::Result<Arc<dyn EventLog>> {
     let path = config.data_dir.join("log.db");
     Ok(match (config.kafka_settings(), access) {

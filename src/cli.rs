@@ -91,6 +91,15 @@ pub struct Config {
     /// Default: the query API streams objects from the store at `<public url>/static/`.
     #[arg(long, env = "TITOK_MEDIA_URL", global = true)]
     pub media_url: Option<String>,
+    /// Answer `/static/…` with a redirect (307) to a presigned GET URL of the S3 object, valid this
+    /// many seconds, so that clients fetch (and seek in) videos straight from the bucket. S3 only.
+    #[arg(
+        long,
+        env = "TITOK_MEDIA_PRESIGN_SECS",
+        global = true,
+        value_parser = clap::value_parser!(u64).range(60..=604_800)
+    )]
+    pub media_presign_secs: Option<u64>,
     /// Uploads this process receives at once; more are refused with 503 until one ends.
     #[arg(long, env = "TITOK_MAX_UPLOADS", default_value_t = 16, global = true)]
     pub max_uploads: usize,

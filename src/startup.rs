@@ -196,7 +196,12 @@ pub async fn start(role: Role, config: Config) -> anyhow::Result<Running> {
     if role.runs_commands() || role.runs_queries() {
         app = app.nest(
             "/static",
-            titok_query_api::media::router(backends.blobs.clone()),
+            titok_query_api::media::router(
+                backends.blobs.clone(),
+                config
+                    .media_presign_secs
+                    .map(std::time::Duration::from_secs),
+            ),
         );
     }
     let app = app

@@ -3,7 +3,8 @@
 //! can seek: one `Range: bytes=…` range is answered with 206 and `Content-Range`, a range past
 //! the end with 416, anything else with the whole object. Objects are named by ids and never
 //! change, so replies carry the store's `ETag`, `Last-Modified` and a year of `Cache-Control`
-//! (`If-None-Match` answers 304): a CDN in front keeps them.
+//! (`If-None-Match` answers 304): a CDN in front keeps them. With `--media-presign-secs` (S3)
+//! the query API answers with a redirect to a presigned URL of the bucket instead.
 
 use std::sync::Arc;
 
@@ -14,11 +15,51 @@ use axum::response::{IntoResponse, Response};
 use titok_ports::blobs::{BlobError, BlobMeta, BlobStore, ByteRange};
 use titok_web::http::{code, status_only, ApiError};
 
-/// The router for `/static`.
-pub fn router(blobs: Arc<dyn BlobStore>) -> axum::Router {
+/// What `/static` serves from.
+#[derive(Clone)]
+struct Media {
+    blobs: Arc<dyn BlobStore>,
+    /// Redirect to presigned URLs valid this long instead of streaming (S3 only).
+    presign: Option<std::time::Duration>,
+}
+
+/// The router for `/static`: objects streamed from `blobs`, or — with `presign` — a redirect
+/// (307) to a presigned GET URL of the object, valid that long, so that the bytes go from the
+/// bucket to the client directly (the URL in the feed stays the same and never expires; only
+/// the redirect does, and it says so in `Cache-Control`).
+pub fn router(blobs: Arc<dyn BlobStore>, presign: Option<std::time::Duration>) -> axum::Router {
     axum::Router::new()
         .route("/{*path}", axum::routing::get(serve).head(serve))
-        .with_state(blobs)
+        .with_state(Media { blobs, presign })
+}
+
+/// A redirect to a presigned URL of `path`, if the store signs them.
+async fn presigned(
+    blobs: &dyn BlobStore,
+    path: &str,
+    expires: std::time::Duration,
+) -> Option<Response> {
+    let signed = tokio::time::timeout(STORE_WAIT, blobs.signed_get(path, expires)).await;
+    let url = match signed {
+        Ok(Ok(Some(url))) => url,
+        Ok(Ok(None)) => return None,
+        Ok(Err(e)) => return Some(failed(BlobError::Store(e))),
+        Err(_) => {
+            return Some(failed(BlobError::Store(
+                std::io::ErrorKind::TimedOut.into(),
+            )))
+        }
+    };
+    let mut headers = HeaderMap::new();
+    if let Ok(location) = HeaderValue::from_str(&url) {
+        headers.insert(header::LOCATION, location);
+    }
+    // Cached for half the URL's life at most, and only by the client itself.
+    if let Ok(cache) = HeaderValue::from_str(&format!("private, max-age={}", expires.as_secs() / 2))
+    {
+        headers.insert(header::CACHE_CONTROL, cache);
+    }
+    Some((StatusCode::TEMPORARY_REDIRECT, headers).into_response())
 }
 
 /// Parse a `Range` header with one byte range; `None` for anything this server ignores (several
@@ -148,13 +189,19 @@ fn failed(error: BlobError) -> Response {
 }
 
 async fn serve(
-    State(blobs): State<Arc<dyn BlobStore>>,
+    State(media): State<Media>,
     Path(path): Path<String>,
     method: Method,
     request: HeaderMap,
 ) -> Response {
     if !valid(&path) {
         return failed(BlobError::NotFound);
+    }
+    let blobs = media.blobs.as_ref();
+    if let Some(expires) = media.presign {
+        if let Some(redirect) = presigned(blobs, &path, expires).await {
+            return redirect;
+        }
     }
     if method == Method::HEAD {
         return match bounded(blobs.head(&path)).await {

@@ -3,6 +3,9 @@
 //! endpoint, region and credentials from the standard `AWS_*` variables, so AWS, MinIO,
 //! SeaweedFS, Ceph or R2 work unchanged).
 //!
+//! On S3, [`BlobStore::signed_get`] presigns GET URLs (SigV4 query parameters) so that the query
+//! API can send clients straight to the bucket (`--media-presign-secs`).
+//!
 //! Writes are multipart uploads in [`PART_BYTES`] parts with at most [`PARTS_IN_FLIGHT`] parts
 //! being sent at once, so an upload holds at most ~`PART_BYTES × (PARTS_IN_FLIGHT + 1)` in memory
 //! whatever its size. An unfinished upload is aborted (S3 `AbortMultipartUpload`; the staging
@@ -31,6 +34,8 @@ pub struct ObjectBlobs {
     store: Arc<dyn ObjectStore>,
     /// The directory, for the local store (fsync after a write).
     root: Option<PathBuf>,
+    /// The bucket's client and the prefix inside it, for presigned URLs (S3 only).
+    signer: Option<(Arc<object_store::aws::AmazonS3>, String)>,
     describe: String,
 }
 
@@ -45,6 +50,7 @@ impl ObjectBlobs {
             store: Arc::new(store),
             describe: format!("file://{}", root.display()),
             root: Some(root),
+            signer: None,
         })
     }
 
@@ -71,6 +77,7 @@ impl ObjectBlobs {
             .build()
             .map_err(|e| format!("blob store {url:?}: {e}"))?;
         let prefix = prefix.trim_matches('/');
+        let signer = Some((Arc::new(s3.clone()), prefix.to_owned()));
         let store: Arc<dyn ObjectStore> = if prefix.is_empty() {
             Arc::new(s3)
         } else {
@@ -79,6 +86,7 @@ impl ObjectBlobs {
         Ok(ObjectBlobs {
             store,
             root: None,
+            signer,
             describe: url.trim_end_matches('/').to_owned(),
         })
     }
@@ -254,6 +262,28 @@ impl BlobStore for ObjectBlobs {
             out.push((object.location.to_string(), meta(&object)));
         }
         Ok(out)
+    }
+
+    async fn signed_get(
+        &self,
+        path: &str,
+        expires: std::time::Duration,
+    ) -> std::io::Result<Option<String>> {
+        use object_store::signer::Signer;
+        let Some((s3, prefix)) = &self.signer else {
+            return Ok(None);
+        };
+        let at = location(path)?;
+        let full = if prefix.is_empty() {
+            at
+        } else {
+            location(&format!("{prefix}/{at}"))?
+        };
+        let url = s3
+            .signed_url(http::Method::GET, &full, expires)
+            .await
+            .map_err(io)?;
+        Ok(Some(url.to_string()))
     }
 
     fn describe(&self) -> String {

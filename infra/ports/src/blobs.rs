@@ -110,6 +110,17 @@ pub trait BlobStore: Send + Sync + 'static {
     /// of each; objects still being written are not among them.
     async fn list(&self, prefix: &str) -> std::io::Result<Vec<(String, BlobMeta)>>;
 
+    /// A URL that lets anyone GET `path` (with `Range`) straight from the store until `expires`
+    /// from now, when the store can sign one (S3); `None` for a directory.
+    async fn signed_get(
+        &self,
+        path: &str,
+        expires: std::time::Duration,
+    ) -> std::io::Result<Option<String>> {
+        let _ = (path, expires);
+        Ok(None)
+    }
+
     /// The store, for logs and `/readyz` (`file:///…`, `s3://bucket/prefix`).
     fn describe(&self) -> String;
 }

@@ -43,6 +43,7 @@ use titok_events::{Envelope, EventBody, Favorite, Follow, UserRegistered, VideoP
 use titok::{Config, Role};
 
 pub mod fold;
+mod media;
 pub mod topology;
 
 #[derive(Debug, Clone, clap::Args)]
@@ -421,6 +422,7 @@ pub async fn run(args: BenchArgs, config: Config) -> anyhow::Result<()> {
     positions_check(&ctx, &mut report).await?;
     scale_out_row(&ctx, &mut report).await?;
     topology_rows(&ctx, &mut report).await?;
+    media::media(&ctx, &mut report).await?;
 
     let machine = machine();
     report.results.insert("machine", json!(machine));

@@ -48,6 +48,9 @@ async fn the_quick_bench_runs_and_reports_every_number() {
         "feed_p99_login_storm_ratio",
         "feed_p99_at_2000_ms",
         "any_vs_typed",
+        "media_upload_vs_raw",
+        "media_play_vs_direct",
+        "media_upload_rss_growth_mib",
     ] {
         let value = results[key].as_f64().unwrap_or(f64::NAN);
         assert!(
