@@ -191,6 +191,10 @@ while True:
 }
 
 # SeaweedFS (master, volume, filer and S3 gateway in one process) on loopback with one identity
+# (volumes of 64 MiB, as many as the disk holds: the default of 8 volumes filled up under the
+# bench's uploads — "no writable volumes and no free volumes left", a 500 to every PUT), and
+# without the Iceberg and Lance listeners, whose fixed ports (8181, 9101) made a second instance
+# exit at start)
 # and a bucket `titok`; exports the standard AWS_* variables that `--blob-store s3://…` reads, and
 # TITOK_TEST_S3_URL for the tests.
 seaweedfs_start() {
@@ -203,7 +207,8 @@ seaweedfs_start() {
 JSON
   "$(weed_bin)" server -dir="$SERVICES_DIR/seaweedfs" -ip="$ip" -ip.bind="$ip" \
     -master.port="$master" -volume.port="$volume" -filer -filer.port="$filer" -s3 -s3.port="$S3_PORT" \
-    -s3.config="$SERVICES_DIR/s3-identities.json" -master.volumeSizeLimitMB=64 \
+    -s3.config="$SERVICES_DIR/s3-identities.json" -master.volumeSizeLimitMB=64 -volume.max=0 \
+    -s3.port.iceberg=0 -s3.port.lance=0 \
     >"$SERVICES_DIR/seaweedfs.log" 2>&1 &
   echo $! >"$SERVICES_DIR/seaweedfs.pid"
   export AWS_ENDPOINT_URL="http://$ip:$S3_PORT" AWS_REGION=us-east-1 AWS_ALLOW_HTTP=true \
