@@ -218,6 +218,7 @@ impl Backends {
             consistency: query.consistency,
             reader: query.reader,
             max_upload_bytes: config.max_upload_mb * 1024 * 1024,
+            ffmpeg: find_ffmpeg(&config.ffmpeg),
             login_limits: self.login_limits(config),
             hashing: Arc::new(tokio::sync::Semaphore::new(
                 titok_command_api::default_hashing_permits(),
@@ -268,6 +269,20 @@ pub(crate) enum Access {
 
 /// The event log of this configuration: Kafka, or the data dir's `log.db`. The one place that
 /// opens it (server roles and tools alike).
+/// The ffmpeg of `--ffmpeg`, and a log line saying where covers come from.
+fn find_ffmpeg(program: &str) -> titok_command_api::media::Ffmpeg {
+    let ffmpeg = titok_command_api::media::Ffmpeg::find(program);
+    if ffmpeg.installed() {
+        tracing::info!(ffmpeg = program, "covers are the first frame of each video");
+    } else {
+        tracing::info!(
+            ffmpeg = program,
+            "no ffmpeg runs: covers are generated placeholders"
+        );
+    }
+    ffmpeg
+}
+
 /// The blob store of `--blob-store`; `--media-presign-secs` needs one that signs URLs (S3).
 fn open_blobs(config: &Config) -> anyhow::Result<ObjectBlobs> {
     let blobs = ObjectBlobs::open(config.blob_store.as_deref(), config.data_dir.join("blobs"))

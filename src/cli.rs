@@ -100,6 +100,31 @@ pub struct Config {
         value_parser = clap::value_parser!(u64).range(60..=604_800)
     )]
     pub media_presign_secs: Option<u64>,
+    /// The ffmpeg that takes each video's first frame as its cover (a name on PATH or a path;
+    /// `off`: none). Without one that runs, covers are generated placeholders.
+    #[arg(long, env = "TITOK_FFMPEG", default_value = "ffmpeg", global = true)]
+    pub ffmpeg: String,
+    /// How often a projector process sweeps the blob store for orphaned uploads (objects no
+    /// published video points at, left by a crash between storing an upload and appending its
+    /// event), in seconds; 0 turns the sweep off.
+    #[arg(
+        long,
+        env = "TITOK_ORPHAN_SWEEP_SECS",
+        default_value_t = 3600,
+        global = true
+    )]
+    pub orphan_sweep_secs: u64,
+    /// How old an orphaned upload must be before the sweep removes it, in seconds (a publish
+    /// appends its event right after its upload is stored: keep this well above a request's
+    /// lifetime).
+    #[arg(
+        long,
+        env = "TITOK_ORPHAN_AGE_SECS",
+        default_value_t = 86_400,
+        global = true,
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
+    pub orphan_age_secs: u64,
     /// Uploads this process receives at once; more are refused with 503 until one ends.
     #[arg(long, env = "TITOK_MAX_UPLOADS", default_value_t = 16, global = true)]
     pub max_uploads: usize,

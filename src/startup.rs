@@ -2,6 +2,7 @@
 //! projections, serve what the role runs, and stop gracefully.
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use anyhow::Context;
 use axum::Router;
@@ -85,11 +86,20 @@ pub async fn start(role: Role, config: Config) -> anyhow::Result<Running> {
     )
     .await?;
     let (shutdown, shutdown_rx) = watch::channel(false);
-    let projectors = if role.runs_projectors() {
+    let mut projectors = if role.runs_projectors() {
         titok_projectors::spawn_all(backends.projector_deps(&config), shutdown_rx.clone()).await?
     } else {
         Vec::new()
     };
+    if role.runs_projectors() && config.orphan_sweep_secs > 0 {
+        projectors.push(tokio::spawn(titok_projectors::sweep::run(
+            backends.projector_deps(&config),
+            backends.blobs.clone(),
+            Duration::from_secs(config.orphan_age_secs),
+            Duration::from_secs(config.orphan_sweep_secs),
+            shutdown_rx.clone(),
+        )));
+    }
 
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await

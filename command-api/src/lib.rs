@@ -49,6 +49,8 @@ pub struct CommandState {
     pub reader: Reader,
     /// Largest accepted upload, bytes.
     pub max_upload_bytes: usize,
+    /// The ffmpeg that takes covers from uploads (`--ffmpeg`), if one runs.
+    pub ffmpeg: media::Ffmpeg,
     /// Uploads being received at once, per process and per user.
     pub uploads: limits::Uploads,
     /// Login attempt quotas.

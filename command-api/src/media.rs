@@ -38,17 +38,55 @@ impl Container {
 /// How many leading bytes [`sniff`] looks at (an MPEG transport stream's second sync byte).
 pub const SNIFF_BYTES: usize = 189;
 
-/// Whether `ffmpeg` can be run (checked once per process).
-pub fn ffmpeg_installed() -> bool {
-    static INSTALLED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *INSTALLED.get_or_init(|| {
-        std::process::Command::new("ffmpeg")
+/// The ffmpeg that takes covers from videos, if one runs.
+#[derive(Clone, Debug, Default)]
+pub struct Ffmpeg(Option<std::sync::Arc<std::path::Path>>);
+
+impl Ffmpeg {
+    /// The program `program` (a name on `PATH` or a path) if `program -version` succeeds; none
+    /// for an empty name or `off`.
+    pub fn find(program: &str) -> Ffmpeg {
+        if program.is_empty() || program == "off" {
+            return Ffmpeg(None);
+        }
+        let runs = std::process::Command::new(program)
             .arg("-version")
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .status()
-            .is_ok_and(|s| s.success())
-    })
+            .is_ok_and(|s| s.success());
+        Ffmpeg(runs.then(|| std::path::Path::new(program).into()))
+    }
+
+    /// Whether covers come from ffmpeg (otherwise: placeholders).
+    pub fn installed(&self) -> bool {
+        self.0.is_some()
+    }
+
+    /// The first frame of `video` as a JPEG; `None` when there is no ffmpeg or it fails (not a
+    /// decodable video, over 15 s).
+    pub async fn cover(&self, video: &Path) -> Option<Vec<u8>> {
+        let program = self.0.as_deref()?;
+        let out = tempfile_path(video, "cover.jpg");
+        let run = tokio::process::Command::new(program)
+            .args(["-v", "error", "-nostdin", "-y", "-i"])
+            .arg(video)
+            .args(["-frames:v", "1", "-f", "image2"])
+            .arg(&out)
+            .kill_on_drop(true)
+            .status();
+        let status = tokio::time::timeout(Duration::from_secs(15), run)
+            .await
+            .ok()?
+            .ok()?;
+        let bytes = if status.success() {
+            tokio::fs::read(&out).await.ok()
+        } else {
+            None
+        };
+        let _ = tokio::fs::remove_file(&out).await;
+        bytes.filter(|b| !b.is_empty())
+    }
 }
 
 /// Identify a video container by its magic bytes; `None` for anything else.
@@ -77,29 +115,6 @@ pub fn sniff(bytes: &[u8]) -> Option<Container> {
         return Some(Container::MpegPs);
     }
     None
-}
-
-/// The first frame of `video` as a JPEG, via ffmpeg; `None` when ffmpeg is missing or fails.
-pub async fn ffmpeg_cover(video: &Path) -> Option<Vec<u8>> {
-    let out = tempfile_path(video, "cover.jpg");
-    let run = tokio::process::Command::new("ffmpeg")
-        .args(["-v", "error", "-nostdin", "-y", "-i"])
-        .arg(video)
-        .args(["-frames:v", "1", "-f", "image2"])
-        .arg(&out)
-        .kill_on_drop(true)
-        .status();
-    let status = tokio::time::timeout(Duration::from_secs(15), run)
-        .await
-        .ok()?
-        .ok()?;
-    let bytes = if status.success() {
-        tokio::fs::read(&out).await.ok()
-    } else {
-        None
-    };
-    let _ = tokio::fs::remove_file(&out).await;
-    bytes.filter(|b| !b.is_empty())
 }
 
 fn tempfile_path(video: &Path, suffix: &str) -> std::path::PathBuf {

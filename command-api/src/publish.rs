@@ -26,7 +26,7 @@ use tokio::io::AsyncWriteExt;
 
 use crate::idempotency::{fingerprint, idempotency_key};
 use crate::limits::UploadPermit;
-use crate::media::{ffmpeg_cover, ffmpeg_installed, placeholder_png, sniff, SNIFF_BYTES};
+use crate::media::{placeholder_png, sniff, SNIFF_BYTES};
 use crate::{acknowledged, bounded_text, CommandState};
 
 /// Longest title, characters.
@@ -252,7 +252,7 @@ async fn store_video(
     })?;
     let video_id = state.ids.next_id();
     let play_path = format!("videos/{video_id}.{}", container.extension());
-    let mut spool = Spool::open(video_id).await;
+    let mut spool = Spool::open(state.ffmpeg.installed(), video_id).await;
     let mut writer = state.blobs.create(&play_path).await.map_err(store_error)?;
     let mut hash = Sha256::new();
     let max = state.max_upload_bytes;
@@ -285,7 +285,7 @@ async fn store_video(
         }
     };
     let cover = match spool.path() {
-        Some(file) => ffmpeg_cover(file).await,
+        Some(file) => state.ffmpeg.cover(file).await,
         None => None,
     };
     spool.remove().await;
@@ -319,8 +319,8 @@ struct Spool {
 }
 
 impl Spool {
-    async fn open(video_id: i64) -> Spool {
-        if !ffmpeg_installed() {
+    async fn open(wanted: bool, video_id: i64) -> Spool {
+        if !wanted {
             return Spool { file: None };
         }
         let path = std::env::temp_dir().join(format!("titok-upload-{video_id}.part"));

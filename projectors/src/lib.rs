@@ -18,7 +18,8 @@
 //! multi-row statements) lives with the rest of the view SQL in `titok-views`; [`catalog`]
 //! the projection versions and the tables each writes; [`rebuild`] replays the log into fresh
 //! tables and swaps them in while the live views keep serving; [`parked`] lists, drops and retries
-//! the records a projection could not apply.
+//! the records a projection could not apply; [`sweep`] removes uploads that no published video
+//! points at (left by a crash between storing an upload and appending its event).
 
 pub mod catalog;
 pub mod continuity;
@@ -29,6 +30,7 @@ pub mod generations;
 pub mod parked;
 pub mod rebuild;
 pub mod runtime;
+pub mod sweep;
 
 pub use deps::ProjectorDeps;
 pub use runtime::spawn_all;

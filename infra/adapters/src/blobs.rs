@@ -286,9 +286,39 @@ impl BlobStore for ObjectBlobs {
         Ok(Some(url.to_string()))
     }
 
+    async fn sweep_partial(&self, age: std::time::Duration) -> std::io::Result<u64> {
+        let Some(root) = self.root.clone() else {
+            return Ok(0);
+        };
+        tokio::task::spawn_blocking(move || remove_staging_files(&root, age))
+            .await
+            .map_err(std::io::Error::other)?
+    }
+
     fn describe(&self) -> String {
         self.describe.clone()
     }
+}
+
+/// Remove `LocalFileSystem`'s staging files (`<object>#<n>`) under `dir` not written to for
+/// `age`: what a process that died mid-upload left.
+fn remove_staging_files(dir: &std::path::Path, age: std::time::Duration) -> std::io::Result<u64> {
+    let mut removed = 0;
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let kind = entry.file_type()?;
+        if kind.is_dir() {
+            removed += remove_staging_files(&entry.path(), age)?;
+        } else if kind.is_file() && entry.file_name().to_string_lossy().contains('#') {
+            let idle = entry.metadata()?.modified()?.elapsed().unwrap_or_default();
+            if idle >= age {
+                std::fs::remove_file(entry.path())?;
+                tracing::info!(path = %entry.path().display(), "removed an unfinished upload's staging file");
+                removed += 1;
+            }
+        }
+    }
+    Ok(removed)
 }
 
 #[cfg(test)]
@@ -372,6 +402,32 @@ mod tests {
             blobs.get("videos/1.mp4", None).await,
             Err(BlobError::NotFound)
         ));
+    }
+
+    /// A process that died mid-upload (the writer never aborted) leaves a staging file that
+    /// `list` does not show; the sweep removes it once it is old enough, and nothing else.
+    #[tokio::test]
+    async fn the_sweep_removes_a_crashed_uploads_staging_file_only() {
+        let dir = tempfile::tempdir().expect("blob test");
+        let blobs = ObjectBlobs::local(dir.path()).expect("blob test");
+        blobs
+            .put("videos/1.mp4", Chunk::from(vec![1u8; 10]))
+            .await
+            .expect("blob test");
+        let mut crashed = blobs.create("videos/2.mp4").await.expect("blob test");
+        crashed
+            .write(Chunk::from(vec![1u8; PART_BYTES + 1]))
+            .await
+            .expect("blob test");
+        std::mem::forget(crashed);
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        assert_eq!(walk(dir.path()).len(), 2, "the staging file is there");
+        let day = std::time::Duration::from_secs(86_400);
+        assert_eq!(blobs.sweep_partial(day).await.expect("blob test"), 0);
+        let zero = std::time::Duration::ZERO;
+        assert_eq!(blobs.sweep_partial(zero).await.expect("blob test"), 1);
+        let left = walk(dir.path());
+        assert_eq!(left, vec![dir.path().join("videos").join("1.mp4")]);
     }
 
     fn walk(dir: &std::path::Path) -> Vec<PathBuf> {

@@ -110,6 +110,15 @@ pub trait BlobStore: Send + Sync + 'static {
     /// of each; objects still being written are not among them.
     async fn list(&self, prefix: &str) -> std::io::Result<Vec<(String, BlobMeta)>>;
 
+    /// Remove what unfinished uploads older than `age` left behind where [`BlobStore::list`]
+    /// cannot see it (the directory store's staging files of a process that crashed mid-upload);
+    /// how many were removed. S3 keeps unfinished multipart uploads out of sight: a bucket
+    /// lifecycle rule (`AbortIncompleteMultipartUpload`) removes those.
+    async fn sweep_partial(&self, age: std::time::Duration) -> std::io::Result<u64> {
+        let _ = age;
+        Ok(0)
+    }
+
     /// A URL that lets anyone GET `path` (with `Range`) straight from the store until `expires`
     /// from now, when the store can sign one (S3); `None` for a directory.
     async fn signed_get(

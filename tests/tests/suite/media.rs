@@ -324,3 +324,200 @@ async fn presigning_on_a_directory_store_is_refused_at_start() {
         "{stderr}"
     );
 }
+
+/// Objects a crash left in the store with no event pointing at them (an upload stored, the
+/// process killed before the append) are swept once they are older than the age; the objects of
+/// published videos, younger orphans and whatever else an operator keeps in the bucket stay.
+#[tokio::test]
+async fn the_sweep_removes_old_orphaned_uploads_and_nothing_else() {
+    let app = TestApp::start(&[
+        "--no-sample",
+        "--orphan-sweep-secs",
+        "1",
+        "--orphan-age-secs",
+        "5",
+    ])
+    .await;
+    let a = app.register("a", "pw").await;
+    let video = big_video(64 * 1024);
+    let (status, body) = app
+        .publish_raw(&a.token, "kept", video.clone(), "v.mp4")
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let published = &app.publish_list(&a, a.id).await[0];
+    let blobs = app.blobs();
+    let orphans = ["videos/977777777.mp4", "covers/977777777.png"];
+    for path in orphans {
+        blobs.put(path, bytes_of(SAMPLE_MP4)).await.expect("put");
+    }
+    blobs
+        .put("videos/not-an-upload.txt", bytes_of(b"keep"))
+        .await
+        .expect("put");
+    let listed = |prefix: &'static str| {
+        let blobs = blobs.clone();
+        async move {
+            let objects = blobs.list(prefix).await.expect("list the blob store");
+            objects
+                .into_iter()
+                .map(|(path, _)| path)
+                .collect::<Vec<_>>()
+        }
+    };
+
+    // Younger than the age: still there after several sweeps.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let young = listed("videos/").await;
+    // Older: removed within a few sweeps.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let (videos, covers) = loop {
+        let (videos, covers) = (listed("videos/").await, listed("covers/").await);
+        let gone = orphans
+            .iter()
+            .all(|o| !videos.iter().chain(&covers).any(|p| p == o));
+        if gone || std::time::Instant::now() > deadline {
+            break (videos, covers);
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    let play = app
+        .client
+        .get(published["play_url"].as_str().expect("play_url"))
+        .send()
+        .await
+        .expect("GET the play URL");
+    let cover = app
+        .client
+        .get(published["cover_url"].as_str().expect("cover_url"))
+        .send()
+        .await
+        .expect("GET the cover URL");
+
+    assert!(
+        young.contains(&orphans[0].to_owned()),
+        "swept too young: {young:?}"
+    );
+    for orphan in orphans {
+        let all: Vec<_> = videos.iter().chain(&covers).collect();
+        assert!(
+            !all.iter().any(|p| *p == orphan),
+            "{orphan} stayed: {all:?}"
+        );
+    }
+    assert!(
+        videos.contains(&"videos/not-an-upload.txt".to_owned()),
+        "{videos:?}"
+    );
+    assert_eq!(
+        videos.len(),
+        2,
+        "the published video and the other object: {videos:?}"
+    );
+    assert_eq!(covers.len(), 1, "the published video's cover: {covers:?}");
+    assert_eq!(play.status().as_u16(), 200);
+    assert!(play.bytes().await.expect("bytes").as_ref() == video.as_slice());
+    assert_eq!(cover.status().as_u16(), 200);
+}
+
+/// The ffmpeg of `TITOK_TEST_FFMPEG` (scripts/test installs a static build from PyPI).
+fn test_ffmpeg() -> String {
+    std::env::var("TITOK_TEST_FFMPEG")
+        .expect("needs TITOK_TEST_FFMPEG=<an ffmpeg binary> (scripts/test sets it in pass 2)")
+}
+
+/// Run `ffmpeg args…` and return its stdout.
+async fn run_ffmpeg(args: &[&str]) -> Vec<u8> {
+    let out = tokio::process::Command::new(test_ffmpeg())
+        .args(["-v", "error", "-nostdin", "-y"])
+        .args(args)
+        .output()
+        .await
+        .expect("run ffmpeg");
+    assert!(
+        out.status.success(),
+        "ffmpeg {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+/// With an ffmpeg, a video's cover is its first frame (a red video gets a red JPEG), taken from
+/// the spooled upload and stored beside the video; a "video" ffmpeg cannot decode still gets a
+/// placeholder cover and is published.
+#[tokio::test]
+#[ignore = "needs ffmpeg: scripts/test installs a static build (PyPI imageio-ffmpeg) and runs it in pass 2"]
+async fn with_ffmpeg_a_cover_is_the_videos_first_frame() {
+    let ffmpeg = test_ffmpeg();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = |name: &str| dir.path().join(name).to_string_lossy().into_owned();
+    let red = file("red.mp4");
+    let source = "color=c=red:s=160x120:d=1";
+    run_ffmpeg(&[
+        "-f", "lavfi", "-i", source, "-c:v", "mpeg4", "-f", "mp4", &red,
+    ])
+    .await;
+    let video = std::fs::read(&red).expect("the generated video");
+    let app = TestApp::start(&["--no-sample", "--ffmpeg", &ffmpeg]).await;
+    let a = app.register("a", "pw").await;
+
+    let (status, body) = app.publish_raw(&a.token, "red", video, "red.mp4").await;
+    assert_eq!(status, 200, "{body}");
+    let mut broken = b"\0\0\0\x18ftypisom\0\0\0\0isommp41".to_vec();
+    broken.resize(4096, 0);
+    let (status, body) = app.publish_raw(&a.token, "broken", broken, "b.mp4").await;
+    assert_eq!(status, 200, "{body}");
+    let list = app.publish_list(&a, a.id).await;
+    let cover_of = |title: &str| {
+        let video = list
+            .iter()
+            .find(|v| v["title"] == title)
+            .expect("published");
+        video["cover_url"].as_str().expect("cover_url").to_owned()
+    };
+    let get = |url: String| {
+        let client = app.client.clone();
+        async move {
+            let resp = client.get(url).send().await.expect("GET the cover");
+            let kind = resp.headers().get("content-type").cloned();
+            (
+                resp.status().as_u16(),
+                kind,
+                resp.bytes().await.expect("bytes"),
+            )
+        }
+    };
+    let (red_status, red_kind, red_cover) = get(cover_of("red")).await;
+    let (broken_status, broken_kind, broken_cover) = get(cover_of("broken")).await;
+    let jpeg = file("cover.jpg");
+    std::fs::write(&jpeg, &red_cover).expect("write the cover");
+    // The cover scaled to one pixel, as RGB.
+    let pixel = run_ffmpeg(&[
+        "-i",
+        &jpeg,
+        "-vf",
+        "scale=1:1",
+        "-f",
+        "rawvideo",
+        "-pix_fmt",
+        "rgb24",
+        "-",
+    ])
+    .await;
+
+    assert!(cover_of("red").ends_with(".jpg"), "{}", cover_of("red"));
+    assert_eq!(red_status, 200);
+    assert_eq!(red_kind.expect("content-type"), "image/jpeg");
+    assert!(red_cover.starts_with(&[0xFF, 0xD8, 0xFF]), "a JPEG");
+    assert!(
+        pixel.len() == 3 && pixel[0] > 200 && pixel[1] < 60 && pixel[2] < 60,
+        "the first frame is red: {pixel:?}"
+    );
+    assert!(
+        cover_of("broken").ends_with(".png"),
+        "{}",
+        cover_of("broken")
+    );
+    assert_eq!(broken_status, 200);
+    assert_eq!(broken_kind.expect("content-type"), "image/png");
+    assert!(broken_cover.starts_with(b"\x89PNG"), "a PNG placeholder");
+}
