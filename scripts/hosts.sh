@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Separate hosts on one machine, for scripts/test's fourth pass (README "Test"): every role of
+# Separate hosts on one machine, for scripts/test's fourth pass (docs/testing.md): every role of
 # titok and the services on a host of its own — a Linux network namespace with its own addresses,
 # linked to the others through a bridge that lives in a namespace of its own. Nothing is linked to
 # the machine's root namespace, so a cut link can never fall back to the machine's default route

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Private MariaDB, Redis, Kafka-API (tansu) and S3 (SeaweedFS) instances on loopback for the
-# real-service tests, and the browser test's Chromium and playwright-core. For the scaled-out topology (README
-# "Scaling out") also: a MariaDB primary with binlog replication to two replicas, a Redis Cluster
+# real-service tests, and the browser test's Chromium and playwright-core. For the scaled-out topology
+# (docs/scaling-out.md) also: a MariaDB primary with binlog replication to two replicas, a Redis Cluster
 # of 3 masters + 3 replicas, and haproxy (the load balancer the harness puts in front of the
 # instances).
 #
@@ -11,6 +11,11 @@
 #   services_stop             # stop them and remove the temp dir (callers trap it on EXIT)
 #
 # Nothing touches system instances: every server runs from $SERVICES_DIR on its own port.
+#
+# Each server's command line is one function here (redis_run, tansu_run, mariadb_install,
+# mariadb_run, mariadb_titok_user, redis_cluster_create): the *_start functions below run them in
+# the background, and the tests' private instances (tests/kit/src/services.rs) run the same
+# functions as their own child process, to stop one and start it again on the same port.
 
 services_install() {
   local missing=()
@@ -41,6 +46,48 @@ services_install() {
 
 weed_venv() { echo "${TITOK_TOOLS_DIR:-$HOME/.cache/titok}/seaweedfs-4.48"; }
 weed_bin() { echo "$(weed_venv)/bin/weed"; }
+
+# redis_run DIR IP PORT EXTRA-ARGS…: exec a Redis server without persistence, working in DIR.
+redis_run() {
+  local dir=$1 ip=$2 port=$3; shift 3
+  exec redis-server --port "$port" --bind "$ip" --save "" --appendonly no --protected-mode no \
+    --dir "$dir" "$@"
+}
+
+# redis_cluster_create HOST:PORT…: make a Redis Cluster of these nodes, one replica per master.
+redis_cluster_create() {
+  redis-cli --cluster create "$@" --cluster-replicas 1 --cluster-yes
+}
+
+# tansu_run DIR IP PORT [ADVERTISED-PORT]: exec the tansu Kafka-API broker, SQLite storage in DIR,
+# telling clients to connect to ADVERTISED-PORT (default PORT; a proxy in front of it otherwise).
+tansu_run() {
+  local dir=$1 ip=$2 port=$3 advertised=${4:-$3} tansu_bin
+  tansu_bin=$(command -v tansu || echo "$HOME/.cargo/bin/tansu")
+  cd "$dir" && exec "$tansu_bin" broker --listener-url "tcp://$ip:$port" \
+    --advertised-listener-url "tcp://$ip:$advertised" --storage-engine "sqlite://tansu.db"
+}
+
+# mariadb_install DATADIR: a fresh MariaDB data directory (its log in DATADIR-install.log).
+mariadb_install() {
+  mkdir -p "$1"
+  mariadb-install-db --no-defaults --datadir="$1" --auth-root-authentication-method=normal \
+    --skip-test-db >"$1-install.log" 2>&1
+}
+
+# mariadb_run DATADIR SOCKET IP PORT EXTRA-ARGS…: exec MariaDB on an installed DATADIR.
+mariadb_run() {
+  local datadir=$1 socket=$2 ip=$3 port=$4; shift 4
+  exec mariadbd --no-defaults --datadir="$datadir" --socket="$socket" --port="$port" \
+    --bind-address="$ip" --user=root "$@"
+}
+
+# mariadb_titok_user SOCKET CLIENTS: the titok user (password titok, every right) from CLIENTS (a
+# MariaDB host pattern).
+mariadb_titok_user() {
+  mariadb --socket="$1" -e \
+    "CREATE USER 'titok'@'$2' IDENTIFIED BY 'titok'; GRANT ALL ON *.* TO 'titok'@'$2';"
+}
 
 free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
@@ -73,33 +120,24 @@ services_start() {
 basic_services_start() {
   local mysql_ip=${SVC_IP_MYSQL:-127.0.0.1} redis_ip=${SVC_IP_REDIS:-127.0.0.1}
   local kafka_ip=${SVC_IP_KAFKA:-127.0.0.1} clients=${SVC_CLIENTS:-127.0.0.1}
-  local tansu_bin
-  tansu_bin=$(command -v tansu || echo "$HOME/.cargo/bin/tansu")
 
   MYSQL_PORT=$(free_port)
-  mkdir -p "$SERVICES_DIR/mysql"
-  mariadb-install-db --no-defaults --datadir="$SERVICES_DIR/mysql" --auth-root-authentication-method=normal \
-    --skip-test-db >"$SERVICES_DIR/mysql-install.log" 2>&1
-  mariadbd --no-defaults --datadir="$SERVICES_DIR/mysql" --socket="$SERVICES_DIR/mysql.sock" \
-    --port="$MYSQL_PORT" --bind-address="$mysql_ip" --user=root --skip-log-bin \
+  mariadb_install "$SERVICES_DIR/mysql"
+  mariadb_run "$SERVICES_DIR/mysql" "$SERVICES_DIR/mysql.sock" "$mysql_ip" "$MYSQL_PORT" --skip-log-bin \
     --innodb-flush-log-at-trx-commit=2 --max-connections=2000 >"$SERVICES_DIR/mysql.log" 2>&1 &
   echo $! >"$SERVICES_DIR/mysql.pid"
   wait_for 30 MariaDB mariadb-admin --socket="$SERVICES_DIR/mysql.sock" ping
-  mariadb --socket="$SERVICES_DIR/mysql.sock" -e \
-    "CREATE USER 'titok'@'$clients' IDENTIFIED BY 'titok'; GRANT ALL ON *.* TO 'titok'@'$clients';"
+  mariadb_titok_user "$SERVICES_DIR/mysql.sock" "$clients"
 
   REDIS_PORT=$(free_port)
-  redis-server --port "$REDIS_PORT" --bind "$redis_ip" --save "" --appendonly no --daemonize yes \
-    --protected-mode no --dir "$SERVICES_DIR" --pidfile "$SERVICES_DIR/redis.pid" \
-    --logfile "$SERVICES_DIR/redis.log"
+  redis_run "$SERVICES_DIR" "$redis_ip" "$REDIS_PORT" >"$SERVICES_DIR/redis.log" 2>&1 &
+  echo $! >"$SERVICES_DIR/redis.pid"
   wait_for 10 Redis redis-cli -h "$redis_ip" -p "$REDIS_PORT" ping
 
   seaweedfs_start
 
   KAFKA_PORT=$(free_port)
-  (cd "$SERVICES_DIR" && exec "$tansu_bin" broker --listener-url "tcp://$kafka_ip:$KAFKA_PORT" \
-    --advertised-listener-url "tcp://$kafka_ip:$KAFKA_PORT" --storage-engine "sqlite://tansu.db" \
-    >"$SERVICES_DIR/tansu.log" 2>&1) &
+  tansu_run "$SERVICES_DIR" "$kafka_ip" "$KAFKA_PORT" >"$SERVICES_DIR/tansu.log" 2>&1 &
   echo $! >"$SERVICES_DIR/tansu.pid"
   wait_for 30 tansu bash -c "exec 3<>/dev/tcp/$kafka_ip/$KAFKA_PORT"
 
@@ -113,12 +151,10 @@ basic_services_start() {
 # start_mariadb NAME PORT EXTRA-ARGS…: a fresh MariaDB in $SERVICES_DIR/NAME.
 start_mariadb() {
   local name=$1 port=$2; shift 2
-  mkdir -p "$SERVICES_DIR/$name"
-  mariadb-install-db --no-defaults --datadir="$SERVICES_DIR/$name" --auth-root-authentication-method=normal \
-    --skip-test-db >"$SERVICES_DIR/$name-install.log" 2>&1
-  mariadbd --no-defaults --datadir="$SERVICES_DIR/$name" --socket="$SERVICES_DIR/$name.sock" \
-    --port="$port" --bind-address=127.0.0.1 --user=root --innodb-buffer-pool-size=64M \
-    --innodb-flush-log-at-trx-commit=2 --max-connections=1000 "$@" >"$SERVICES_DIR/$name.log" 2>&1 &
+  mariadb_install "$SERVICES_DIR/$name"
+  mariadb_run "$SERVICES_DIR/$name" "$SERVICES_DIR/$name.sock" 127.0.0.1 "$port" \
+    --innodb-buffer-pool-size=64M --innodb-flush-log-at-trx-commit=2 --max-connections=1000 "$@" \
+    >"$SERVICES_DIR/$name.log" 2>&1 &
   echo $! >"$SERVICES_DIR/$name.pid"
   wait_for 30 "MariaDB $name" mariadb-admin --socket="$SERVICES_DIR/$name.sock" ping
 }
@@ -128,9 +164,9 @@ start_mariadb() {
 replicated_mariadb_start() {
   MYSQL_PRIMARY_PORT=$(free_port)
   start_mariadb mysql-primary "$MYSQL_PRIMARY_PORT" --server-id=1 --log-bin=binlog --binlog-format=ROW
+  mariadb_titok_user "$SERVICES_DIR/mysql-primary.sock" 127.0.0.1
   mariadb --socket="$SERVICES_DIR/mysql-primary.sock" -e \
-    "CREATE USER 'titok'@'127.0.0.1' IDENTIFIED BY 'titok'; GRANT ALL ON *.* TO 'titok'@'127.0.0.1';
-     CREATE USER 'repl'@'127.0.0.1' IDENTIFIED BY 'repl'; GRANT REPLICATION SLAVE ON *.* TO 'repl'@'127.0.0.1';"
+    "CREATE USER 'repl'@'127.0.0.1' IDENTIFIED BY 'repl'; GRANT REPLICATION SLAVE ON *.* TO 'repl'@'127.0.0.1';"
   MYSQL_REPLICA_PORTS=()
   local i port urls=()
   for i in 1 2; do
@@ -158,18 +194,17 @@ redis_cluster_start() {
   mkdir -p "$SERVICES_DIR/redis-cluster"
   for i in 1 2 3 4 5 6; do
     port=$(free_port)
-    redis-server --port "$port" --bind 127.0.0.1 --cluster-enabled yes --cluster-port "$(free_port)" \
-      --cluster-config-file "nodes-$port.conf" --cluster-node-timeout 2000 --save "" --appendonly no \
-      --daemonize yes --dir "$SERVICES_DIR/redis-cluster" --pidfile "$SERVICES_DIR/redis-cluster$i.pid" \
-      --logfile "$SERVICES_DIR/redis-cluster$i.log"
+    redis_run "$SERVICES_DIR/redis-cluster" 127.0.0.1 "$port" --cluster-enabled yes \
+      --cluster-port "$(free_port)" --cluster-config-file "nodes-$port.conf" --cluster-node-timeout 2000 \
+      >"$SERVICES_DIR/redis-cluster$i.log" 2>&1 &
+    echo $! >"$SERVICES_DIR/redis-cluster$i.pid"
     REDIS_CLUSTER_PORTS+=("$port")
     nodes+=("127.0.0.1:$port")
   done
   for port in "${REDIS_CLUSTER_PORTS[@]}"; do
     wait_for 10 "Redis cluster node :$port" redis-cli -p "$port" ping
   done
-  redis-cli --cluster create "${nodes[@]}" --cluster-replicas 1 --cluster-yes \
-    >"$SERVICES_DIR/redis-cluster-create.log" 2>&1
+  redis_cluster_create "${nodes[@]}" >"$SERVICES_DIR/redis-cluster-create.log" 2>&1
   wait_for 30 "the Redis Cluster" bash -c \
     "redis-cli -p ${REDIS_CLUSTER_PORTS[0]} cluster info | grep -q cluster_state:ok"
   export TITOK_TEST_REDIS_CLUSTER_URL

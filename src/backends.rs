@@ -25,8 +25,7 @@ use titok_projectors::ProjectorDeps;
 use titok_query_api::QueryState;
 use titok_views::reads::{Immutable, Reader};
 use titok_views::replicas::ReadPools;
-use titok_web::auth::{load_or_create_secret, TokenKeys};
-use titok_web::http::Authenticator;
+use titok_web::auth::{load_or_create_secret, Authenticator, TokenKeys};
 
 use crate::{Config, Role};
 

@@ -23,6 +23,7 @@ pub const DEMO_USERNAME: &str = "titok-demo";
 
 mod backends;
 mod cli;
+mod config;
 pub mod parked;
 mod progress;
 mod readiness;

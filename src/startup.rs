@@ -259,7 +259,7 @@ pub fn refuse_log_retention(
 /// The bench's ceiling: everything a request costs before a handler does its work (routing,
 /// request id, span, metrics, parameter parsing, token check), and nothing else.
 async fn noop(
-    axum::extract::State(auth): axum::extract::State<titok_web::http::Authenticator>,
+    axum::extract::State(auth): axum::extract::State<titok_web::auth::Authenticator>,
     params: titok_web::http::Params,
 ) -> titok_web::http::Reply<titok_web::http::Empty> {
     titok_web::http::Reply::from(

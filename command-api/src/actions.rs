@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use titok_events::{CommentAdded, CommentDeleted, EventBody, Favorite, Follow, MessageSent, Topic};
 use titok_ports::progress::Freshness;
 use titok_views::model::{create_date, Comment};
-use titok_web::http::{ApiError, Empty, Params, Reply};
+use titok_web::http::{ActionType, ApiError, Empty, Params, Reply};
 
 use crate::idempotency::{fingerprint, idempotency_key};
 use crate::{acknowledged, bounded_text, CommandState};
@@ -40,10 +40,51 @@ async fn video_author(state: &CommandState, video_id: i64) -> Result<i64, ApiErr
 
 /// The refusal of a lookup that found nothing in a view still catching up: the thing may exist.
 fn behind(what: &'static str) -> ApiError {
-    ApiError::Unavailable {
-        what,
-        cause: "consistency wait timed out".into(),
-    }
+    ApiError::unavailable(what, "consistency wait timed out")
+}
+
+/// `action_type` of `/douyin/favorite/action/`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LikeAction {
+    Like,
+    Unlike,
+}
+
+impl ActionType for LikeAction {
+    const ACTIONS: &'static [(i64, Self)] = &[(1, LikeAction::Like), (2, LikeAction::Unlike)];
+}
+
+/// `action_type` of `/douyin/comment/action/`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CommentAction {
+    Post,
+    Delete,
+}
+
+impl ActionType for CommentAction {
+    const ACTIONS: &'static [(i64, Self)] = &[(1, CommentAction::Post), (2, CommentAction::Delete)];
+}
+
+/// `action_type` of `/douyin/relation/action/`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FollowAction {
+    Follow,
+    Unfollow,
+}
+
+impl ActionType for FollowAction {
+    const ACTIONS: &'static [(i64, Self)] =
+        &[(1, FollowAction::Follow), (2, FollowAction::Unfollow)];
+}
+
+/// `action_type` of `/douyin/message/action/`: sending is the only action.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum MessageAction {
+    Send,
+}
+
+impl ActionType for MessageAction {
+    const ACTIONS: &'static [(i64, Self)] = &[(1, MessageAction::Send)];
 }
 
 /// The other user of a relation or conversation: must exist and not be the actor.
@@ -70,17 +111,16 @@ pub async fn favorite(State(state): State<CommandState>, params: Params) -> Repl
             let key = idempotency_key(&params)?;
             let decide = async {
                 let video_id = params.id("video_id")?;
-                let action = params.action_type(&[1, 2])?;
+                let action: LikeAction = params.action()?;
                 let author_id = video_author(&state, video_id).await?;
                 let fav = Favorite {
                     user_id,
                     video_id,
                     author_id,
                 };
-                let body = if action == 1 {
-                    EventBody::VideoLiked(fav)
-                } else {
-                    EventBody::VideoUnliked(fav)
+                let body = match action {
+                    LikeAction::Like => EventBody::VideoLiked(fav),
+                    LikeAction::Unlike => EventBody::VideoUnliked(fav),
                 };
                 Ok((body, Empty {}))
             };
@@ -103,9 +143,11 @@ pub async fn comment(State(state): State<CommandState>, params: Params) -> Reply
             let key = idempotency_key(&params)?;
             let decide = async {
                 let video_id = params.id("video_id")?;
-                match params.action_type(&[1, 2])? {
-                    1 => add_comment(&state, user_id, video_id, &params).await,
-                    _ => delete_comment(&state, user_id, video_id, &params).await,
+                match params.action()? {
+                    CommentAction::Post => add_comment(&state, user_id, video_id, &params).await,
+                    CommentAction::Delete => {
+                        delete_comment(&state, user_id, video_id, &params).await
+                    }
                 }
             };
             let request = || fingerprint("comment", &params, b"");
@@ -199,17 +241,16 @@ pub async fn relation(State(state): State<CommandState>, params: Params) -> Repl
             let follower_id = state.auth.require(&params).await?;
             let key = idempotency_key(&params)?;
             let decide = async {
-                let action = params.action_type(&[1, 2])?;
+                let action: FollowAction = params.action()?;
                 let followee_id =
                     other_user(&state, follower_id, &params, "follow or unfollow").await?;
                 let follow = Follow {
                     follower_id,
                     followee_id,
                 };
-                let body = if action == 1 {
-                    EventBody::UserFollowed(follow)
-                } else {
-                    EventBody::UserUnfollowed(follow)
+                let body = match action {
+                    FollowAction::Follow => EventBody::UserFollowed(follow),
+                    FollowAction::Unfollow => EventBody::UserUnfollowed(follow),
                 };
                 Ok((body, Empty {}))
             };
@@ -226,7 +267,7 @@ pub async fn message(State(state): State<CommandState>, params: Params) -> Reply
             let from_user_id = state.auth.require(&params).await?;
             let key = idempotency_key(&params)?;
             let decide = async {
-                params.action_type(&[1])?;
+                let MessageAction::Send = params.action()?;
                 let content =
                     bounded_text("content", params.text("content")?, MAX_MESSAGE_CHARS)?.to_owned();
                 let to_user_id =

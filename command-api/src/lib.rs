@@ -1,6 +1,6 @@
 //! # titok-command-api
 //!
-//! The write endpoints of the Douyin API (api-contract.md rows 2, 3, 5, 7, 9, 11, 15). Each handler
+//! The write endpoints of the Douyin API (docs/api.md rows 2, 3, 5, 7, 9, 11, 15). Each handler
 //! parses the request into a command, validates it (parameters, token, existence, ownership,
 //! not-self), decides the event, appends it and replies only after the log acknowledged it
 //! (an acknowledged command is never lost). The reply carries the event's log position in `x-titok-position`. If the log is
@@ -27,7 +27,7 @@ use titok_ports::blobs::BlobStore;
 use titok_ports::log::{EventLog, Position};
 use titok_ports::progress::Consistency;
 use titok_views::reads::Reader;
-use titok_web::http::Authenticator;
+use titok_web::auth::Authenticator;
 use titok_web::http::{ApiError, Empty, Reply};
 use titok_web::openapi::{opt, reply, req, Endpoint, IDEMPOTENCY_KEY, TOKEN};
 

@@ -221,10 +221,7 @@ impl StoredVideo {
 }
 
 fn store_error(e: std::io::Error) -> ApiError {
-    ApiError::Unavailable {
-        what: "blob store",
-        cause: e.to_string(),
-    }
+    ApiError::unavailable("blob store", e)
 }
 
 /// Stream an upload into the store under a new video id, with its cover. The first

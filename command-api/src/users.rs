@@ -18,7 +18,7 @@ use titok_web::http::{ApiError, Params, Reply};
 
 use crate::{acknowledged, CommandState};
 
-/// Most characters in a username or password (api-contract.md row 2).
+/// Most characters in a username or password (docs/api.md row 2).
 pub const MAX_CREDENTIAL_CHARS: usize = 32;
 
 #[derive(Debug, Default, Serialize, schemars::JsonSchema)]

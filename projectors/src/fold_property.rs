@@ -2,10 +2,10 @@
 //! unfollows, comments and deletions (some by the wrong user), messages in the same millisecond,
 //! duplicates, registrations and publications, and poison records — folded through the real
 //! [`Folder`] (decode, park, batch fold) into SQLite in batches of every size give exactly the
-//! tables, counters, versions and parked records of an independent in-memory model of the rules.
+//! tables, counters, versions and parked records of an independent in-memory model of the rules
+//! (the tests' one model, `titok-model`, which the chaos suite folds the log with too).
 
-use std::collections::btree_map::Entry;
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, HashSet};
 
 use chrono::{TimeZone, Utc};
 use proptest::prelude::*;
@@ -14,6 +14,7 @@ use titok_events::{
     partition_for, CommentAdded, CommentDeleted, Envelope, EventBody, Favorite, Follow,
     MessageSent, Topic, UserRegistered, VideoPublished,
 };
+use titok_model::{Fold, Views};
 use titok_ports::log::LogRecord;
 use titok_views::fold::Touched;
 use titok_views::{Dialect, Tables, ViewTable};
@@ -86,222 +87,92 @@ fn items() -> impl Strategy<Value = Vec<Item>> {
     proptest::collection::vec(item, 0..60)
 }
 
-/// Every view table's rows and the parked `(topic, partition, offset)`s, as comparable values.
-#[derive(Debug, Default, PartialEq)]
-struct Views {
-    users: BTreeMap<i64, (String, i64)>,
-    /// follow, follower, total_favorited, work, favorite, version
-    user_stats: BTreeMap<i64, [i64; 6]>,
-    /// favorite, comment, version
-    video_stats: BTreeMap<i64, [i64; 3]>,
-    videos: BTreeMap<i64, (i64, String, i64)>,
-    favorites: BTreeMap<(i64, i64), i64>,
-    comments: BTreeMap<i64, (i64, i64, String, i64)>,
-    follows: BTreeMap<(i64, i64), i64>,
-    friends: BTreeMap<(i64, i64), i64>,
-    messages: BTreeMap<i64, (i64, i64, i64, i64, String, i64)>,
-    latest: BTreeMap<(i64, i64), (i64, i64, String, i64)>,
-    parked: BTreeSet<(String, i64, i64)>,
-}
-
-impl Views {
-    fn user(&mut self, id: i64, col: usize, delta: i64) {
-        let row = self.user_stats.entry(id).or_default();
-        row[col] += delta;
-        row[5] += 1;
+/// What the view tables and `parked_events` hold.
+async fn read_views(conn: &mut AnyConnection) -> Views {
+    async fn rows<T>(conn: &mut AnyConnection, sql: &str) -> Vec<T>
+    where
+        T: for<'r> sqlx::FromRow<'r, sqlx::any::AnyRow> + Send + Unpin,
+    {
+        sqlx::query_as(sql).fetch_all(conn).await.expect(sql)
     }
-
-    fn video(&mut self, id: i64, col: usize, delta: i64) {
-        let row = self.video_stats.entry(id).or_default();
-        row[col] += delta;
-        row[2] += 1;
+    let mut v = Views::default();
+    for (id, name, at) in
+        rows::<(i64, String, i64)>(conn, "SELECT id, name, created_ms FROM users").await
+    {
+        v.users.insert(id, (name, at));
     }
-
-    /// The rules, one event at a time, written independently of the batch fold.
-    fn apply(&mut self, body: &EventBody, at: i64) {
-        match body {
-            EventBody::UserRegistered(e) => {
-                self.users
-                    .entry(e.user_id)
-                    .or_insert((e.username.clone(), at));
-                self.user_stats.entry(e.user_id).or_default();
-            }
-            EventBody::VideoPublished(e) => {
-                if let Entry::Vacant(slot) = self.videos.entry(e.video_id) {
-                    slot.insert((e.author_id, e.title.clone(), e.published_at_ms));
-                    self.user(e.author_id, 3, 1);
-                    self.video_stats.entry(e.video_id).or_default();
-                }
-            }
-            EventBody::VideoLiked(e) => {
-                // An existing like keeps its time and counts nothing.
-                if let Entry::Vacant(slot) = self.favorites.entry((e.user_id, e.video_id)) {
-                    slot.insert(at);
-                    self.like(e, 1);
-                }
-            }
-            EventBody::VideoUnliked(e) => {
-                if self.favorites.remove(&(e.user_id, e.video_id)).is_some() {
-                    self.like(e, -1);
-                }
-            }
-            EventBody::CommentAdded(e) => {
-                if let Entry::Vacant(slot) = self.comments.entry(e.comment_id) {
-                    slot.insert((e.video_id, e.user_id, e.content.clone(), e.created_at_ms));
-                    self.video(e.video_id, 1, 1);
-                }
-            }
-            EventBody::CommentDeleted(e) => {
-                let own = self
-                    .comments
-                    .get(&e.comment_id)
-                    .is_some_and(|c| c.0 == e.video_id && c.1 == e.user_id);
-                if own {
-                    self.comments.remove(&e.comment_id);
-                    self.video(e.video_id, 1, -1);
-                }
-            }
-            EventBody::UserFollowed(e) => {
-                let (a, b) = (e.follower_id, e.followee_id);
-                if let Entry::Vacant(slot) = self.follows.entry((a, b)) {
-                    slot.insert(at);
-                    self.user(a, 0, 1);
-                    self.user(b, 1, 1);
-                    if self.follows.contains_key(&(b, a)) {
-                        self.friends.entry((a, b)).or_insert(at);
-                        self.friends.entry((b, a)).or_insert(at);
-                    }
-                }
-            }
-            EventBody::UserUnfollowed(e) => {
-                let (a, b) = (e.follower_id, e.followee_id);
-                if self.follows.remove(&(a, b)).is_some() {
-                    self.user(a, 0, -1);
-                    self.user(b, 1, -1);
-                    self.friends.remove(&(a, b));
-                    self.friends.remove(&(b, a));
-                }
-            }
-            EventBody::MessageSent(e) => {
-                if self.messages.contains_key(&e.message_id) {
-                    return;
-                }
-                let (lo, hi) = (
-                    e.from_user_id.min(e.to_user_id),
-                    e.from_user_id.max(e.to_user_id),
-                );
-                let created = self
-                    .latest
-                    .get(&(lo, hi))
-                    .map_or(e.created_at_ms, |l| e.created_at_ms.max(l.3 + 1));
-                let row = (
-                    lo,
-                    hi,
-                    e.from_user_id,
-                    e.to_user_id,
-                    e.content.clone(),
-                    created,
-                );
-                self.messages.insert(e.message_id, row);
-                let latest = (e.message_id, e.from_user_id, e.content.clone(), created);
-                self.latest.insert((lo, hi), latest);
-            }
+    for (id, a, b, c, d, e, ver) in rows::<(i64, i64, i64, i64, i64, i64, i64)>(
+        conn,
+        "SELECT user_id, follow_count, follower_count, total_favorited, work_count, favorite_count, version FROM user_stats",
+    )
+    .await
+    {
+        v.user_stats.insert(id, [a, b, c, d, e, ver]);
+    }
+    for (id, f, c, ver) in rows::<(i64, i64, i64, i64)>(
+        conn,
+        "SELECT video_id, favorite_count, comment_count, version FROM video_stats",
+    )
+    .await
+    {
+        v.video_stats.insert(id, [f, c, ver]);
+    }
+    for (id, author, title, at) in rows::<(i64, i64, String, i64)>(
+        conn,
+        "SELECT id, author_id, title, published_ms FROM videos",
+    )
+    .await
+    {
+        v.videos.insert(id, (author, title, at));
+    }
+    for (table, map) in [
+        (
+            "SELECT user_id, video_id, liked_ms FROM favorites",
+            &mut v.favorites,
+        ),
+        (
+            "SELECT follower_id, followee_id, created_ms FROM follows",
+            &mut v.follows,
+        ),
+        (
+            "SELECT user_id, friend_id, since_ms FROM friends",
+            &mut v.friends,
+        ),
+    ] {
+        for (a, b, at) in rows::<(i64, i64, i64)>(conn, table).await {
+            map.insert((a, b), at);
         }
     }
-
-    fn like(&mut self, e: &Favorite, delta: i64) {
-        self.video(e.video_id, 0, delta);
-        self.user(e.user_id, 4, delta);
-        self.user(e.author_id, 2, delta);
+    for (id, video, user, content, at) in rows::<(i64, i64, i64, String, i64)>(
+        conn,
+        "SELECT id, video_id, user_id, content, created_ms FROM comments",
+    )
+    .await
+    {
+        v.comments.insert(id, (video, user, content, at));
     }
-
-    async fn read(conn: &mut AnyConnection) -> Views {
-        async fn rows<T>(conn: &mut AnyConnection, sql: &str) -> Vec<T>
-        where
-            T: for<'r> sqlx::FromRow<'r, sqlx::any::AnyRow> + Send + Unpin,
-        {
-            sqlx::query_as(sql).fetch_all(conn).await.expect(sql)
-        }
-        let mut v = Views::default();
-        for (id, name, at) in
-            rows::<(i64, String, i64)>(conn, "SELECT id, name, created_ms FROM users").await
-        {
-            v.users.insert(id, (name, at));
-        }
-        for (id, a, b, c, d, e, ver) in rows::<(i64, i64, i64, i64, i64, i64, i64)>(
-            conn,
-            "SELECT user_id, follow_count, follower_count, total_favorited, work_count, favorite_count, version FROM user_stats",
-        )
-        .await
-        {
-            v.user_stats.insert(id, [a, b, c, d, e, ver]);
-        }
-        for (id, f, c, ver) in rows::<(i64, i64, i64, i64)>(
-            conn,
-            "SELECT video_id, favorite_count, comment_count, version FROM video_stats",
-        )
-        .await
-        {
-            v.video_stats.insert(id, [f, c, ver]);
-        }
-        for (id, author, title, at) in rows::<(i64, i64, String, i64)>(
-            conn,
-            "SELECT id, author_id, title, published_ms FROM videos",
-        )
-        .await
-        {
-            v.videos.insert(id, (author, title, at));
-        }
-        for (table, map) in [
-            (
-                "SELECT user_id, video_id, liked_ms FROM favorites",
-                &mut v.favorites,
-            ),
-            (
-                "SELECT follower_id, followee_id, created_ms FROM follows",
-                &mut v.follows,
-            ),
-            (
-                "SELECT user_id, friend_id, since_ms FROM friends",
-                &mut v.friends,
-            ),
-        ] {
-            for (a, b, at) in rows::<(i64, i64, i64)>(conn, table).await {
-                map.insert((a, b), at);
-            }
-        }
-        for (id, video, user, content, at) in rows::<(i64, i64, i64, String, i64)>(
-            conn,
-            "SELECT id, video_id, user_id, content, created_ms FROM comments",
-        )
-        .await
-        {
-            v.comments.insert(id, (video, user, content, at));
-        }
-        for (id, lo, hi, from, to, content, at) in rows::<(i64, i64, i64, i64, i64, String, i64)>(
-            conn,
-            "SELECT id, pair_lo, pair_hi, from_user_id, to_user_id, content, created_ms FROM messages",
-        )
-        .await
-        {
-            v.messages.insert(id, (lo, hi, from, to, content, at));
-        }
-        for (lo, hi, id, from, content, at) in rows::<(i64, i64, i64, i64, String, i64)>(
-            conn,
-            "SELECT pair_lo, pair_hi, message_id, from_user_id, content, created_ms FROM latest_messages",
-        )
-        .await
-        {
-            v.latest.insert((lo, hi), (id, from, content, at));
-        }
-        for (topic, part, offset) in
-            rows::<(String, i64, i64)>(conn, "SELECT topic, part, log_offset FROM parked_events")
-                .await
-        {
-            v.parked.insert((topic, part, offset));
-        }
-        v
+    for (id, lo, hi, from, to, content, at) in rows::<(i64, i64, i64, i64, i64, String, i64)>(
+        conn,
+        "SELECT id, pair_lo, pair_hi, from_user_id, to_user_id, content, created_ms FROM messages",
+    )
+    .await
+    {
+        v.messages.insert(id, (lo, hi, from, to, content, at));
     }
+    for (lo, hi, id, from, content, at) in rows::<(i64, i64, i64, i64, String, i64)>(
+        conn,
+        "SELECT pair_lo, pair_hi, message_id, from_user_id, content, created_ms FROM latest_messages",
+    )
+    .await
+    {
+        v.latest.insert((lo, hi), (id, from, content, at));
+    }
+    for (topic, part, offset) in
+        rows::<(String, i64, i64)>(conn, "SELECT topic, part, log_offset FROM parked_events").await
+    {
+        v.parked.insert((topic, part, offset));
+    }
+    v
 }
 
 const PARTITIONS: u32 = 2;
@@ -333,27 +204,18 @@ fn records(items: &[Item]) -> Vec<LogRecord> {
     out
 }
 
-/// The model: events in order, except poison records and every later record of their key (per
-/// topic) are parked.
+/// The model ([`titok_model::Fold`]): events in order, except poison records and every later
+/// record of their key (per topic) are parked.
 fn model(items: &[Item], records: &[LogRecord]) -> Views {
-    let mut v = Views::default();
-    let mut parked_keys = HashSet::new();
+    let mut fold = Fold::default();
     for (item, rec) in items.iter().zip(records) {
-        let blocked = parked_keys.contains(&(rec.topic, rec.key.clone()));
-        match item {
-            Item::Event(body, at) if !blocked => v.apply(body, *at),
-            _ => {
-                parked_keys.insert((rec.topic, rec.key.clone()));
-                let row = (
-                    rec.topic.name().to_owned(),
-                    i64::from(rec.partition),
-                    rec.offset,
-                );
-                v.parked.insert(row);
-            }
-        }
+        let event = match item {
+            Item::Event(body, at) => Some((body, *at)),
+            Item::Poison(..) => None,
+        };
+        fold.record(rec.topic, rec.partition, rec.offset, &rec.key, event);
     }
-    v
+    fold.views
 }
 
 async fn fresh_db() -> AnyConnection {
@@ -396,7 +258,7 @@ async fn fold_in_batches(records: &[LogRecord], size: usize) -> Views {
             folder.parked_keys.extend(parked);
         }
     }
-    Views::read(&mut conn).await
+    read_views(&mut conn).await
 }
 
 proptest! {

@@ -17,9 +17,10 @@
 //! once however often it is delivered — the fold itself (each batch's net effect in a few
 //! multi-row statements) lives with the rest of the view SQL in `titok-views`; [`catalog`]
 //! the projection versions and the tables each writes; [`rebuild`] replays the log into fresh
-//! tables and swaps them in while the live views keep serving; [`parked`] lists, drops and retries
-//! the records a projection could not apply; [`sweep`] removes uploads that no published video
-//! points at (left by a crash between storing an upload and appending its event).
+//! tables and swaps them in while the live views keep serving; [`version_check`] compares the
+//! stored views' versions at start-up and rebuilds (or refuses) stale ones; [`parked`] lists,
+//! drops and retries the records a projection could not apply; [`sweep`] removes uploads that no
+//! published video points at (left by a crash between storing an upload and appending its event).
 
 pub mod catalog;
 pub mod continuity;
@@ -31,6 +32,7 @@ pub mod parked;
 pub mod rebuild;
 pub mod runtime;
 pub mod sweep;
+pub mod version_check;
 
 pub use deps::ProjectorDeps;
 pub use runtime::spawn_all;

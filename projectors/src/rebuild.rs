@@ -1,6 +1,7 @@
 //! Rebuilding views from the log without taking reads down (views are folds of the log, never
-//! migrated in place), and the start-up check
-//! of projection versions.
+//! migrated in place). The start-up check of projection versions, which calls it for stale views,
+//! is [`crate::version_check`] (re-exported here as [`prepare`] and [`StaleViews`]); how far a
+//! rebuild got is reported through [`Progress`] (module `progress`).
 //!
 //! A rebuild of a group of projections (see [`crate::catalog`]):
 //! 1. creates shadow copies of the group's tables (`r<ms>_<table>`, current DDL) and folds the
@@ -28,9 +29,6 @@
 //!
 //! Nothing the fold does has side effects beyond the view tables, so replay suppresses nothing
 //! today; the cache refresh and position publishing of live batches are skipped during replay.
-//!
-//! **Size.** Over 450 lines: the start-up version check (`prepare`) and the rebuild itself are
-//! still one file; issue 24 separates them.
 
 use std::collections::{BTreeSet, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -48,6 +46,11 @@ use crate::continuity::{check_start, LogGap};
 use crate::deps::ProjectorDeps;
 use crate::faults::fault;
 use crate::folder::{Folder, BATCH};
+
+mod progress;
+
+pub use crate::version_check::{prepare, StaleViews};
+pub use progress::{LogProgress, Progress};
 
 /// By default the rebuild pauses the live projections once the shadow is this close to the log's
 /// end (`titok rebuild --pause-within`).
@@ -80,15 +83,6 @@ pub struct RebuildBusy {
     pub until: String,
 }
 
-/// What to do at start-up when a stored view is older than this binary's projection.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StaleViews {
-    /// Rebuild the view from the log before serving.
-    Rebuild,
-    /// Refuse to start; the operator runs `titok rebuild`.
-    Refuse,
-}
-
 /// How a rebuild went.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Report {
@@ -98,106 +92,13 @@ pub struct Report {
     pub events_per_s: f64,
 }
 
-/// Groups whose stored views are not at this binary's versions, and an error for views built by
-/// a newer binary. Creates the tables of groups that have never been built (nothing to rebuild:
-/// the live projections fold the log into them from the start).
-async fn stale_groups(store: &ViewStore) -> anyhow::Result<Vec<Vec<&'static View>>> {
-    let have = ledger::versions(store).await?;
-    let mut stale = Vec::new();
-    for group in catalog::groups() {
-        if group.iter().all(|v| !have.contains_key(v.projection)) {
-            ledger::create_tables(
-                store,
-                &Tables::live(store.dialect),
-                &catalog::tables_of(&group),
-                Parts::All,
-            )
-            .await?;
-            for view in &group {
-                ledger::register(store, view.projection, view.version).await?;
-            }
-            continue;
-        }
-        for view in &group {
-            if let Some(&(version, _)) = have.get(view.projection) {
-                anyhow::ensure!(
-                    version <= view.version,
-                    "view {} was built by a newer titok (version {version}, this binary has {}); \
-                     run that version, or `titok rebuild {}` to rebuild it for this one",
-                    view.projection,
-                    view.version,
-                    view.projection
-                );
-            }
-        }
-        if group
-            .iter()
-            .any(|v| have.get(v.projection).map(|&(version, _)| version) != Some(v.version))
-        {
-            stale.push(group);
-        }
-    }
-    Ok(stale)
-}
-
-fn names(group: &[&View]) -> String {
+/// The group's projections, for messages.
+pub(crate) fn names(group: &[&View]) -> String {
     group
         .iter()
         .map(|v| v.projection)
         .collect::<Vec<_>>()
         .join(", ")
-}
-
-/// Start-up check of the projection versions. A process running projections rebuilds stale
-/// views (or refuses, by `policy`); other roles wait until the views are current.
-pub async fn prepare(
-    deps: &ProjectorDeps,
-    policy: StaleViews,
-    runs_projectors: bool,
-    progress: &dyn Fn(&str) -> Box<dyn Progress>,
-) -> anyhow::Result<()> {
-    let mut waited = None::<Instant>;
-    loop {
-        let stale = stale_groups(&deps.store).await?;
-        let Some(group) = stale.first() else {
-            return Ok(());
-        };
-        if !runs_projectors {
-            if waited.is_none_or(|t| t.elapsed() > Duration::from_secs(10)) {
-                tracing::info!(
-                    views = names(group),
-                    "waiting for the projectors to rebuild views of an older version"
-                );
-                waited = Some(Instant::now());
-            }
-            tokio::time::sleep(Duration::from_secs(1)).await;
-            continue;
-        }
-        match policy {
-            StaleViews::Refuse => anyhow::bail!(
-                "views {} were built by an older projection version; run `titok rebuild {}` \
-                 (or start with --stale-views rebuild)",
-                names(group),
-                group[0].projection
-            ),
-            StaleViews::Rebuild => {
-                tracing::info!(
-                    views = names(group),
-                    "views are of an older version: rebuilding them from the log"
-                );
-                let mut progress = progress(&names(group));
-                match rebuild(deps, group, SWAP_WITHIN, progress.as_mut()).await {
-                    Ok(_) => {}
-                    Err(err) if err.is::<RebuildBusy>() => {
-                        // Another process is rebuilding it: wait for its swap.
-                        tracing::info!(error = %err, "waiting for another rebuild");
-                        tokio::time::sleep(Duration::from_secs(1)).await;
-                    }
-                    Err(err) => return Err(err),
-                }
-            }
-        }
-    }
 }
 
 /// One topic being replayed into shadow tables.
@@ -496,64 +397,4 @@ async fn pause_and_catch_up(
         }
     }
     Ok(events)
-}
-
-/// Where a rebuild reports how far it got (the launcher draws a progress bar on a terminal).
-pub trait Progress: Send {
-    /// `done` of `total` events replayed so far.
-    fn update(&mut self, done: u64, total: u64);
-    fn finish(&mut self, report: &Report);
-    fn abandon(&mut self);
-}
-
-/// Progress as a log line every two seconds (servers, and wherever stderr is no terminal).
-pub struct LogProgress {
-    label: String,
-    started: Instant,
-    last_line: Instant,
-}
-
-impl LogProgress {
-    pub fn new(label: &str) -> LogProgress {
-        LogProgress {
-            label: label.to_owned(),
-            started: Instant::now(),
-            last_line: Instant::now(),
-        }
-    }
-}
-
-impl Progress for LogProgress {
-    fn update(&mut self, done: u64, total: u64) {
-        if self.last_line.elapsed() < Duration::from_secs(2) {
-            return;
-        }
-        self.last_line = Instant::now();
-        let rate = done as f64 / self.started.elapsed().as_secs_f64().max(1e-9);
-        let eta = if rate > 0.0 {
-            format!("{:.0}s", total.saturating_sub(done) as f64 / rate)
-        } else {
-            "?".into()
-        };
-        tracing::info!(
-            views = self.label,
-            done,
-            total,
-            events_per_s = rate.round(),
-            eta,
-            "rebuilding"
-        );
-    }
-
-    fn finish(&mut self, report: &Report) {
-        tracing::info!(
-            views = self.label,
-            events = report.events,
-            seconds = report.seconds,
-            events_per_s = report.events_per_s.round(),
-            "rebuild done: views swapped"
-        );
-    }
-
-    fn abandon(&mut self) {}
 }

@@ -1,6 +1,6 @@
 //! # titok-query-api
 //!
-//! The read endpoints of the Douyin API (api-contract.md rows 1, 4, 6, 8, 10, 12–14, 16), served
+//! The read endpoints of the Douyin API (docs/api.md rows 1, 4, 6, 8, 10, 12–14, 16), served
 //! from the projections' views and the counter cache. Every read first waits (bounded) until the
 //! views reflect all writes acknowledged before it arrived — read-after-write for every user the
 //! write touches, because it waits per partition for what was acknowledged — and says `x-titok-stale: true` when the wait timed out.
@@ -24,7 +24,8 @@ use titok_views::model::{
 };
 use titok_views::reads::Reader;
 use titok_views::replicas::ReadPools;
-use titok_web::http::{ApiError, Authenticator, Reply};
+use titok_web::auth::Authenticator;
+use titok_web::http::{ApiError, Reply};
 use titok_web::openapi::{opt, reply, req, Endpoint, TOKEN};
 
 /// Everything the read handlers need; cheap to clone.

@@ -9,7 +9,7 @@ use titok_views::reads::VideoRow;
 
 use crate::{answer, normalize_ms, QueryState, CONTENT_TOPICS};
 
-/// Feed page size (api-contract.md row 1).
+/// Feed page size (docs/api.md row 1).
 pub const FEED_PAGE: i64 = 30;
 
 /// Row 1: ≤ 30 videos published before `latest_time`, newest first; `next_time` = the page's

@@ -180,11 +180,7 @@ fn failed(error: BlobError) -> Response {
             }
             reply
         }
-        BlobError::Store(e) => ApiError::Unavailable {
-            what: "blob store",
-            cause: e.to_string(),
-        }
-        .into_response(),
+        BlobError::Store(e) => ApiError::unavailable("blob store", e).into_response(),
     }
 }
 

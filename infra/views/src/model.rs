@@ -1,4 +1,4 @@
-//! The Douyin objects (api-contract.md, "Objects") and the reply bodies built from them, shared by
+//! The Douyin objects (docs/api.md, "Objects") and the reply bodies built from them, shared by
 //! the query API (every read endpoint) and the command API (the comment a comment action returns).
 //! Every field is always serialised; lists default to `[]`.
 

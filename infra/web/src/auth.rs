@@ -5,6 +5,8 @@
 //!   `spawn_blocking`.
 //! - Tokens: HS256 JWTs (`jsonwebtoken`) carrying the user id and an expiry, signed with a secret
 //!   from configuration; the embedded default generates one into its data dir on first start.
+//! - [`Authenticator`]: the token check both APIs make (signature, expiry, then that the user
+//!   exists, against the `AccountStore` port).
 
 use std::path::Path;
 use std::time::Duration;
@@ -15,6 +17,10 @@ use argon2::Argon2;
 use jsonwebtoken::{errors::ErrorKind, Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
+use titok_ports::accounts::AccountStore;
+use titok_ports::known::KnownIds;
+
+use crate::http::{ApiError, Params};
 
 /// Hash a password with argon2id.
 pub fn hash_password(password: &str) -> Result<String, argon2::password_hash::Error> {
@@ -160,6 +166,60 @@ fn restrict_to_owner(path: &Path) -> std::io::Result<()> {
     #[cfg(not(unix))]
     let _ = path;
     Ok(())
+}
+
+/// Token checks shared by both APIs: signature and expiry, then that the user exists.
+#[derive(Clone)]
+pub struct Authenticator {
+    pub keys: TokenKeys,
+    pub accounts: std::sync::Arc<dyn AccountStore>,
+    /// Users seen to exist (accounts are never deleted), so most requests skip the lookup.
+    pub known: KnownIds,
+}
+
+impl Authenticator {
+    /// The token's user; fails when the token is missing, forged, expired or names no user.
+    pub async fn require(&self, params: &Params) -> Result<i64, ApiError> {
+        match self.optional(params).await? {
+            Some(uid) => Ok(uid),
+            None => Err(ApiError::Unauthenticated(
+                "token is required, log in first".into(),
+            )),
+        }
+    }
+
+    /// Like [`Authenticator::require`], but a missing token is `None`.
+    pub async fn optional(&self, params: &Params) -> Result<Option<i64>, ApiError> {
+        let token = match params.get("token").map(str::trim) {
+            None | Some("") => return Ok(None),
+            Some(t) => t,
+        };
+        let uid = self
+            .keys
+            .verify(token)
+            .map_err(|e| ApiError::Unauthenticated(e.to_string()))?;
+        tracing::Span::current().record("user_id", uid);
+        if !self.user_exists(uid).await? {
+            return Err(ApiError::Unauthenticated(
+                "token's user does not exist".into(),
+            ));
+        }
+        Ok(Some(uid))
+    }
+
+    /// Whether `user_id` has an account. Accounts are the command side's synchronous truth (a
+    /// user exists the moment register replies, whatever the views' lag) and are never deleted,
+    /// so a positive answer is cached and most checks make no query.
+    pub async fn user_exists(&self, user_id: i64) -> Result<bool, ApiError> {
+        if self.known.contains(user_id) {
+            return Ok(true);
+        }
+        let exists = self.accounts.exists(user_id).await?;
+        if exists {
+            self.known.insert(user_id);
+        }
+        Ok(exists)
+    }
 }
 
 #[cfg(test)]

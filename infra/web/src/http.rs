@@ -1,10 +1,11 @@
-//! What both HTTP APIs share: the Douyin envelope, the error enum, lenient parameter parsing and
-//! token authentication.
+//! What both HTTP APIs share: the Douyin envelope, the error enum and lenient parameter parsing
+//! (token authentication is in [`crate::auth`]).
 //!
 //! Business failures are HTTP 200 with `status_code != 0` (clients look at `status_code`); only
 //! "cannot accept this right now" is HTTP 503, still with the envelope. Every reply carries every
 //! field of its endpoint: on failure the endpoint's empty body (`[]` lists, `0` ids, `""` token).
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 use axum::extract::{FromRequest, Request};
@@ -13,13 +14,12 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Serialize;
 
-use crate::auth::TokenKeys;
-use titok_ports::accounts::{AccountError, AccountStore};
+use titok_ports::accounts::AccountError;
 use titok_ports::counters::CountersError;
-use titok_ports::known::KnownIds;
 use titok_ports::log::LogError;
+use titok_ports::BoxError;
 
-/// `status_code` values (documented in the README).
+/// `status_code` values (documented in docs/api.md, "Replies").
 pub mod code {
     pub const OK: i32 = 0;
     pub const BAD_REQUEST: i32 = 1;
@@ -52,8 +52,13 @@ pub enum ApiError {
     /// Over a capacity bound of this process: HTTP 503 with the envelope.
     #[error("{0}")]
     Busy(String),
+    /// A dependency (the log, a store, a cache) failed: HTTP 503. `source` is logged, never sent.
     #[error("{what} is unavailable, try again later")]
-    Unavailable { what: &'static str, cause: String },
+    Unavailable {
+        what: &'static str,
+        #[source]
+        source: BoxError,
+    },
     #[error("internal error")]
     Internal(#[source] anyhow::Error),
 }
@@ -61,6 +66,14 @@ pub enum ApiError {
 impl ApiError {
     pub fn bad(msg: impl Into<String>) -> ApiError {
         ApiError::BadRequest(msg.into())
+    }
+
+    /// `what` is unavailable because of `source` (an error, or a message: `"…".into()`).
+    pub fn unavailable(what: &'static str, source: impl Into<BoxError>) -> ApiError {
+        ApiError::Unavailable {
+            what,
+            source: source.into(),
+        }
     }
 
     fn status(&self) -> (StatusCode, i32) {
@@ -82,8 +95,8 @@ impl ApiError {
 
     fn log(&self) {
         match self {
-            ApiError::Unavailable { what, cause } => {
-                tracing::error!(what, cause, "dependency unavailable")
+            ApiError::Unavailable { what, source } => {
+                tracing::error!(what, cause = %source, "dependency unavailable")
             }
             ApiError::Internal(err) => tracing::error!(error = ?err, "internal error"),
             _ => {}
@@ -93,28 +106,19 @@ impl ApiError {
 
 impl From<LogError> for ApiError {
     fn from(e: LogError) -> Self {
-        ApiError::Unavailable {
-            what: "event log",
-            cause: e.to_string(),
-        }
+        ApiError::unavailable("event log", e)
     }
 }
 
 impl From<sqlx::Error> for ApiError {
     fn from(e: sqlx::Error) -> Self {
-        ApiError::Unavailable {
-            what: "read store",
-            cause: e.to_string(),
-        }
+        ApiError::unavailable("read store", e)
     }
 }
 
 impl From<CountersError> for ApiError {
     fn from(e: CountersError) -> Self {
-        ApiError::Unavailable {
-            what: "counter cache",
-            cause: e.to_string(),
-        }
+        ApiError::unavailable("counter cache", e)
     }
 }
 
@@ -122,20 +126,23 @@ impl From<AccountError> for ApiError {
     fn from(e: AccountError) -> Self {
         match e {
             AccountError::UsernameTaken => ApiError::Conflict("username is already taken".into()),
-            AccountError::Unavailable(cause) => ApiError::Unavailable {
-                what: "account store",
-                cause: cause.to_string(),
-            },
+            AccountError::Unavailable(cause) => ApiError::unavailable("account store", cause),
         }
     }
 }
 
-#[derive(Serialize)]
-struct Envelope<'a, T> {
-    status_code: i32,
-    status_msg: &'a str,
+/// The Douyin envelope: every reply's `status_code` and `status_msg` beside its body's fields.
+/// The same type documents the replies in the OpenAPI document ([`crate::openapi::reply`]),
+/// whose published description predates this sharing (hence the `schemars` override).
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+#[schemars(description = "The Douyin envelope around a reply body, for documentation.")]
+pub struct Envelope<T> {
+    /// 0 = success; 1 bad parameter, 2 not authenticated, 3 forbidden, 4 not found, 5 conflict,
+    /// 503 unavailable.
+    pub status_code: i32,
+    pub status_msg: Cow<'static, str>,
     #[serde(flatten)]
-    body: T,
+    pub body: T,
 }
 
 /// A path no endpoint serves: HTTP 404 with the envelope (router fallback).
@@ -163,7 +170,7 @@ pub async fn unsupported_method(method: axum::http::Method, uri: axum::http::Uri
 pub fn status_only(status: StatusCode, status_code: i32, status_msg: &str) -> Response {
     let env = Envelope {
         status_code,
-        status_msg,
+        status_msg: Cow::Owned(status_msg.to_owned()),
         body: Empty {},
     };
     (status, Json(env)).into_response()
@@ -208,7 +215,7 @@ impl<T: Serialize + Default> IntoResponse for Reply<T> {
             Ok(body) => {
                 let env = Envelope {
                     status_code: code::OK,
-                    status_msg: "ok",
+                    status_msg: Cow::Borrowed("ok"),
                     body,
                 };
                 (StatusCode::OK, Json(env).into_response())
@@ -216,10 +223,9 @@ impl<T: Serialize + Default> IntoResponse for Reply<T> {
             Err(err) => {
                 err.log();
                 let (status, status_code) = err.status();
-                let msg = err.to_string();
                 let env = Envelope {
                     status_code,
-                    status_msg: &msg,
+                    status_msg: Cow::Owned(err.to_string()),
                     body: T::default(),
                 };
                 (status, Json(env).into_response())
@@ -252,11 +258,13 @@ pub struct Params(pub HashMap<String, String>);
 /// Largest form body accepted (uploads use multipart, not this).
 const MAX_FORM_BYTES: usize = 256 * 1024;
 
-/// Whether reading a body failed because it passed the length limit.
+/// Whether reading a body failed because it passed a length limit: the `LengthLimitError` of
+/// `http_body_util::Limited`, which both `to_bytes`'s own limit and a route's `DefaultBodyLimit`
+/// (an inner body's error, one `axum::Error` deeper) put in the error's source chain.
 fn too_large(err: &axum::Error) -> bool {
     let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(err);
     while let Some(e) = cause {
-        if e.to_string().contains("length limit exceeded") {
+        if e.is::<http_body_util::LengthLimitError>() {
             return true;
         }
         cause = e.source();
@@ -379,16 +387,35 @@ impl Params {
         }
     }
 
-    /// `action_type`, which must be one of `allowed`.
-    pub fn action_type(&self, allowed: &[i64]) -> Result<i64, ApiError> {
-        let raw = self.text("action_type")?;
-        match parse_integer(raw) {
-            Some(v) if allowed.contains(&v) => Ok(v),
-            _ => Err(ApiError::bad(format!(
-                "action_type must be one of {allowed:?}, got {raw:?}"
-            ))),
-        }
+    /// `action_type` as the endpoint's action `A` (see [`ActionType`]).
+    pub fn action<A: ActionType>(&self) -> Result<A, ApiError> {
+        let numbers: Vec<i64> = A::ACTIONS.iter().map(|&(number, _)| number).collect();
+        self.action_index(&numbers).map(|at| A::ACTIONS[at].1)
     }
+
+    /// `action_type`, which must be one of `allowed`, as the number itself.
+    pub fn action_type(&self, allowed: &[i64]) -> Result<i64, ApiError> {
+        self.action_index(allowed).map(|at| allowed[at])
+    }
+
+    /// Where `action_type` is in `allowed`; refused when absent, not an integer, or not there.
+    fn action_index(&self, allowed: &[i64]) -> Result<usize, ApiError> {
+        let raw = self.text("action_type")?;
+        parse_integer(raw)
+            .and_then(|v| allowed.iter().position(|&a| a == v))
+            .ok_or_else(|| {
+                ApiError::bad(format!(
+                    "action_type must be one of {allowed:?}, got {raw:?}"
+                ))
+            })
+    }
+}
+
+/// The actions an endpoint's `action_type` selects (1 like, 2 unlike; …), each with its number on
+/// the wire: parsed by [`Params::action`], refused with the allowed numbers otherwise.
+pub trait ActionType: Copy + 'static {
+    /// Every accepted number with its action, in the order the refusal lists them.
+    const ACTIONS: &'static [(i64, Self)];
 }
 
 /// An integer, leniently: `42`, ` 42 `, `42.0` or `1.68e+09` (clients send integral floats).
@@ -402,91 +429,5 @@ pub fn parse_integer(raw: &str) -> Option<i64> {
     (f.is_finite() && f.fract() == 0.0 && f.abs() < i64::MAX as f64).then_some(f as i64)
 }
 
-/// Token checks shared by both APIs: signature and expiry, then that the user exists.
-#[derive(Clone)]
-pub struct Authenticator {
-    pub keys: TokenKeys,
-    pub accounts: std::sync::Arc<dyn AccountStore>,
-    /// Users seen to exist (accounts are never deleted), so most requests skip the lookup.
-    pub known: KnownIds,
-}
-
-impl Authenticator {
-    /// The token's user; fails when the token is missing, forged, expired or names no user.
-    pub async fn require(&self, params: &Params) -> Result<i64, ApiError> {
-        match self.optional(params).await? {
-            Some(uid) => Ok(uid),
-            None => Err(ApiError::Unauthenticated(
-                "token is required, log in first".into(),
-            )),
-        }
-    }
-
-    /// Like [`Authenticator::require`], but a missing token is `None`.
-    pub async fn optional(&self, params: &Params) -> Result<Option<i64>, ApiError> {
-        let token = match params.get("token").map(str::trim) {
-            None | Some("") => return Ok(None),
-            Some(t) => t,
-        };
-        let uid = self
-            .keys
-            .verify(token)
-            .map_err(|e| ApiError::Unauthenticated(e.to_string()))?;
-        tracing::Span::current().record("user_id", uid);
-        if !self.user_exists(uid).await? {
-            return Err(ApiError::Unauthenticated(
-                "token's user does not exist".into(),
-            ));
-        }
-        Ok(Some(uid))
-    }
-
-    /// Whether `user_id` has an account. Accounts are the command side's synchronous truth (a
-    /// user exists the moment register replies, whatever the views' lag) and are never deleted,
-    /// so a positive answer is cached and most checks make no query.
-    pub async fn user_exists(&self, user_id: i64) -> Result<bool, ApiError> {
-        if self.known.contains(user_id) {
-            return Ok(true);
-        }
-        let exists = self.accounts.exists(user_id).await?;
-        if exists {
-            self.known.insert(user_id);
-        }
-        Ok(exists)
-    }
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn integers_parse_leniently_but_not_loosely() {
-        let cases = [
-            ("42", Some(42)),
-            (" 7 ", Some(7)),
-            ("1.68e+09", Some(1_680_000_000)),
-            ("3.0", Some(3)),
-            ("3.5", None),
-            ("abc", None),
-            ("", None),
-            ("NaN", None),
-            ("1e30", None),
-        ];
-        for (raw, want) in cases {
-            assert_eq!(parse_integer(raw), want, "parsing {raw:?}");
-        }
-    }
-
-    #[test]
-    fn ids_must_be_positive_and_present() {
-        let p = Params::from_query("a=5&b=-1&c=x&d=").expect("query");
-        assert_eq!(p.id("a").expect("a"), 5);
-        assert!(p.id("b").is_err());
-        assert!(p.id("c").is_err());
-        assert!(p.id("d").is_err());
-        assert!(p.id("missing").is_err());
-        assert_eq!(p.opt_id("d").expect("empty is none"), None);
-        assert_eq!(p.int_or_zero("missing").expect("zero"), 0);
-    }
-}
+mod tests;

@@ -6,8 +6,9 @@
 use schemars::gen::{SchemaGenerator, SchemaSettings};
 use schemars::schema::Schema;
 use schemars::JsonSchema;
-use serde::Serialize;
 use serde_json::{json, Map, Value};
+
+use crate::http::{Empty, Envelope};
 
 /// How a parameter is typed.
 #[derive(Debug, Clone, Copy)]
@@ -104,18 +105,7 @@ pub fn router<S: Clone + Send + Sync + 'static>(
         .with_state(state)
 }
 
-/// The Douyin envelope around a reply body, for documentation.
-#[derive(Serialize, JsonSchema)]
-pub struct Envelope<T> {
-    /// 0 = success; 1 bad parameter, 2 not authenticated, 3 forbidden, 4 not found, 5 conflict,
-    /// 503 unavailable.
-    pub status_code: i32,
-    pub status_msg: String,
-    #[serde(flatten)]
-    pub body: T,
-}
-
-/// The schema of `Envelope<T>` (use as `Endpoint::reply`).
+/// The schema of [`Envelope<T>`], the type replies are sent as (use as `Endpoint::reply`).
 pub fn reply<T: JsonSchema>(gen: &mut SchemaGenerator) -> Schema {
     gen.subschema_for::<Envelope<T>>()
 }
@@ -147,8 +137,8 @@ fn body_schema(params: &[Param]) -> Value {
 
 fn operation(gen: &mut SchemaGenerator, e: &Endpoint, method: &str) -> Value {
     let reply = serde_json::to_value((e.reply)(gen)).unwrap_or(Value::Null);
-    let envelope = serde_json::to_value(gen.subschema_for::<Envelope<crate::http::Empty>>())
-        .unwrap_or(Value::Null);
+    let envelope =
+        serde_json::to_value(gen.subschema_for::<Envelope<Empty>>()).unwrap_or(Value::Null);
     let json_reply = |description: &str, schema: &Value| json!({"description": description, "content": {"application/json": {"schema": schema}}});
     let mut op = json!({
         "summary": e.summary,

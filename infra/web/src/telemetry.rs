@@ -1,5 +1,5 @@
 //! Metrics: one Prometheus recorder per process, the HTTP middleware that counts and times every
-//! request by route, and the names of every metric titok-plus exports (the README lists them).
+//! request by route, and the names of every metric titok-plus exports (docs/operations.md lists them).
 //!
 //! | metric | kind | labels |
 //! |---|---|---|

@@ -59,26 +59,21 @@ async fn the_balancer_does_not_route_metrics_or_readiness() {
 /// POST with an `Idempotency-Key`, retried with the same key on transport errors and 5xx (an
 /// instance killed mid-request, a broker rebalancing) until acknowledged; the reply body.
 async fn until_acked(app: &TestApp, path: &str, key: &str, form: &[(&str, String)]) -> Value {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        let sent = app.keyed_post(path, key, form).send().await;
-        match sent {
-            Ok(resp) if resp.status().is_server_error() => {}
+    let what = format!("{path} {key} acknowledged");
+    eventually(Duration::from_secs(120), &what, || async {
+        match app.keyed_post(path, key, form).send().await {
+            Ok(resp) if resp.status().is_server_error() => None,
             Ok(resp) => {
                 let status = resp.status();
                 let body: Value = resp.json().await.unwrap_or(Value::Null);
                 assert_eq!(status, 200, "{path} {key}: {body}");
                 assert_ok(&body, path);
-                return body;
+                Some(body)
             }
-            Err(_) => {}
+            Err(_) => None,
         }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{path} {key} not acknowledged within 60 s"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    })
+    .await
 }
 
 const VIDEOS: usize = 3;

@@ -1,6 +1,6 @@
 //! `titok-bench --quick` runs in the test suite so the benchmark cannot rot. It asserts that the
 //! bench completes and reports every number, not how fast anything is (performance claims live in
-//! the bench's own output, README "Performance").
+//! the bench's own output, docs/performance.md).
 
 use std::time::Duration;
 

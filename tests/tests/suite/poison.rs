@@ -113,19 +113,20 @@ async fn poison_events_are_parked_with_their_key_the_rest_flows_and_parked_retry
     .expect("report");
     assert_eq!(report["applied"], 1, "{report}");
     assert_eq!(report["keys_released"], 1, "{report}");
-    let mut seen = Value::Null;
-    for _ in 0..50 {
-        let videos = app.publish_list(&b, a.id).await;
-        seen = videos
-            .iter()
-            .find(|v| v["id"] == v1)
-            .map(|v| v["favorite_count"].clone())
-            .unwrap_or_default();
-        if seen == 1 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let seen = eventually(
+        Duration::from_secs(5),
+        "the retried like counts (cache refilled)",
+        || async {
+            let videos = app.publish_list(&b, a.id).await;
+            let seen = videos
+                .iter()
+                .find(|v| v["id"] == v1)
+                .map(|v| v["favorite_count"].clone())
+                .unwrap_or_default();
+            (seen == 1).then_some(seen)
+        },
+    )
+    .await;
     assert_eq!(seen, 1, "the retried like counts (cache refilled)");
     assert_eq!(app.user_info(&a, a.id).await["total_favorited"], 2);
 

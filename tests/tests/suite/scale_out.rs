@@ -356,16 +356,16 @@ async fn a_command_whose_lookup_view_is_behind_answers_503_not_does_not_exist() 
 
     // Once the projections caught up, the same request is a plain "not found".
     let _projectors = cluster.spawn("projectors", &[]).await;
-    let mut last = body;
-    for _ in 0..150 {
-        let (_, body) = command
-            .post_raw("/douyin/favorite/action/", &like_nothing)
-            .await;
-        last = body;
-        if last["status_code"] == 4 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let last = eventually(
+        Duration::from_secs(90),
+        "the like of a video nobody published is refused as \"not found\" (status_code 4)",
+        || async {
+            let (_, body) = command
+                .post_raw("/douyin/favorite/action/", &like_nothing)
+                .await;
+            (body["status_code"] == 4).then_some(body)
+        },
+    )
+    .await;
     assert_eq!(last["status_code"], 4, "{last}");
 }

@@ -1,5 +1,5 @@
 //! Secrets and passwords: production refuses to run without a real token secret, and passwords
-//! are stored as argon2id hashes with the documented parameters (README "Reliability and security").
+//! are stored as argon2id hashes with the documented parameters (docs/reliability.md).
 
 use std::time::Duration;
 
@@ -68,7 +68,7 @@ async fn passwords_are_stored_as_argon2id_with_the_documented_parameters() {
     };
     assert!(
         hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
-        "argon2id, 19 MiB, 2 passes, 1 lane (README): {hash}"
+        "argon2id, 19 MiB, 2 passes, 1 lane (docs/reliability.md): {hash}"
     );
     assert!(!hash.contains("correct horse"), "no plain text");
 }

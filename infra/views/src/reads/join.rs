@@ -1,0 +1,240 @@
+//! The join that turns view rows into Douyin objects ([`User`], [`Video`]), relative to a viewer.
+//!
+//! For a page of videos the authors, the counters and the viewer's `is_favorite` / `is_follow` are
+//! fetched **concurrently** (`tokio::try_join!`), each as **one batched** query over all ids, and
+//! reassembled in the page's order — never one round trip per video. Counters come from the
+//! counter cache; misses fall back to SQL and refill the cache (version-guarded, see
+//! `titok_ports::counters`).
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use titok_ports::counters::{CountersError, UserCounts, VideoCounts};
+
+use crate::model::{User, Video};
+use crate::stats::{select_in, user_stats, video_stats};
+use crate::ViewTable;
+
+use super::{Reader, VideoRow};
+
+fn dedup(ids: impl IntoIterator<Item = i64>) -> Vec<i64> {
+    let mut seen = HashSet::new();
+    ids.into_iter().filter(|id| seen.insert(*id)).collect()
+}
+
+impl Reader {
+    /// The `User` object of `user_id` as seen by themselves.
+    pub async fn user_object(&self, user_id: i64) -> Result<User, sqlx::Error> {
+        Ok(self
+            .users(Some(user_id), &[user_id])
+            .await?
+            .pop()
+            .unwrap_or_default())
+    }
+
+    /// Users in the order of `ids`, relative to `viewer`.
+    pub async fn users(&self, viewer: Option<i64>, ids: &[i64]) -> Result<Vec<User>, sqlx::Error> {
+        let unique = dedup(ids.iter().copied());
+        let (names, counts, follows) = tokio::try_join!(
+            self.user_names(&unique),
+            self.user_counts(&unique),
+            self.followed_by(viewer, &unique),
+        )?;
+        let avatar = self.url("avatar.png");
+        let background = self.url("background.png");
+        Ok(ids
+            .iter()
+            .map(|id| {
+                let c = counts.get(id).copied().unwrap_or_default();
+                User {
+                    id: *id,
+                    name: names.get(id).map(|n| n.to_string()).unwrap_or_default(),
+                    follow_count: c.follow_count,
+                    follower_count: c.follower_count,
+                    is_follow: follows.contains(id),
+                    avatar: avatar.clone(),
+                    background_image: background.clone(),
+                    signature: String::new(),
+                    total_favorited: c.total_favorited,
+                    work_count: c.work_count,
+                    favorite_count: c.favorite_count,
+                }
+            })
+            .collect())
+    }
+
+    /// Videos in the order of `rows`, relative to `viewer`.
+    pub async fn videos(
+        &self,
+        viewer: Option<i64>,
+        rows: Vec<VideoRow>,
+    ) -> Result<Vec<Video>, sqlx::Error> {
+        let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
+        for r in &rows {
+            // Known authors are the common case on a hot feed: a read, not a write, per row.
+            if !self.immutable.authors.contains_key(&r.id) {
+                self.immutable.authors.insert(r.id, r.author_id);
+            }
+        }
+        let authors = dedup(rows.iter().map(|r| r.author_id));
+        let (authors, counts, liked) = tokio::try_join!(
+            self.users(viewer, &authors),
+            self.video_counts(&ids),
+            self.liked_by(viewer, &ids),
+        )?;
+        let authors: HashMap<i64, User> = authors.into_iter().map(|u| (u.id, u)).collect();
+        Ok(rows
+            .into_iter()
+            .map(|r| {
+                let c = counts.get(&r.id).copied().unwrap_or_default();
+                Video {
+                    id: r.id,
+                    author: authors.get(&r.author_id).cloned().unwrap_or_default(),
+                    play_url: self.url(&r.play_path),
+                    cover_url: self.url(&r.cover_path),
+                    favorite_count: c.favorite_count,
+                    comment_count: c.comment_count,
+                    is_favorite: liked.contains(&r.id),
+                    title: r.title,
+                }
+            })
+            .collect())
+    }
+
+    /// Names from the cache; the misses in one query (and into the cache).
+    async fn user_names(&self, ids: &[i64]) -> Result<HashMap<i64, Arc<str>>, sqlx::Error> {
+        let mut names = HashMap::with_capacity(ids.len());
+        let mut missing = Vec::new();
+        for id in ids {
+            match self.immutable.names.get(id) {
+                Some(name) => {
+                    names.insert(*id, name);
+                }
+                None => missing.push(*id),
+            }
+        }
+        if missing.is_empty() {
+            return Ok(names);
+        }
+        let prefix = format!("SELECT id, name FROM {} WHERE id", ViewTable::Users);
+        let rows: Vec<(i64, String)> = select_in(&prefix, &missing)
+            .build_query_as()
+            .fetch_all(&self.pool)
+            .await?;
+        for (id, name) in rows {
+            let name: Arc<str> = name.into();
+            self.immutable.names.insert(id, name.clone());
+            names.insert(id, name);
+        }
+        Ok(names)
+    }
+
+    async fn user_counts(&self, ids: &[i64]) -> Result<HashMap<i64, UserCounts>, sqlx::Error> {
+        let (mut out, missing) = split_hits(self.counters.users(ids).await, ids);
+        if !missing.is_empty() {
+            let rows: Vec<_> = user_stats(&self.pool, &missing)
+                .await?
+                .into_iter()
+                .collect();
+            refilled(self.counters.put_users(&rows).await);
+            out.extend(rows.into_iter().map(|(id, v)| (id, v.value)));
+        }
+        Ok(out)
+    }
+
+    async fn video_counts(&self, ids: &[i64]) -> Result<HashMap<i64, VideoCounts>, sqlx::Error> {
+        let (mut out, missing) = split_hits(self.counters.videos(ids).await, ids);
+        if !missing.is_empty() {
+            let rows: Vec<_> = video_stats(&self.pool, &missing)
+                .await?
+                .into_iter()
+                .collect();
+            refilled(self.counters.put_videos(&rows).await);
+            out.extend(rows.into_iter().map(|(id, v)| (id, v.value)));
+        }
+        Ok(out)
+    }
+
+    /// Which of `ids` the viewer follows.
+    async fn followed_by(
+        &self,
+        viewer: Option<i64>,
+        ids: &[i64],
+    ) -> Result<HashSet<i64>, sqlx::Error> {
+        let head = format!(
+            "SELECT followee_id FROM {} WHERE follower_id = ",
+            ViewTable::Follows
+        );
+        self.viewer_subset(&head, " AND followee_id IN (", viewer, ids)
+            .await
+    }
+
+    /// Which of `ids` the viewer liked.
+    async fn liked_by(
+        &self,
+        viewer: Option<i64>,
+        ids: &[i64],
+    ) -> Result<HashSet<i64>, sqlx::Error> {
+        let head = format!(
+            "SELECT video_id FROM {} WHERE user_id = ",
+            ViewTable::Favorites
+        );
+        self.viewer_subset(&head, " AND video_id IN (", viewer, ids)
+            .await
+    }
+
+    /// `<head> viewer <in_clause> ids…)`: the subset of `ids` in a relation with the viewer.
+    async fn viewer_subset(
+        &self,
+        head: &str,
+        in_clause: &str,
+        viewer: Option<i64>,
+        ids: &[i64],
+    ) -> Result<HashSet<i64>, sqlx::Error> {
+        let Some(viewer) = viewer else {
+            return Ok(HashSet::new());
+        };
+        if ids.is_empty() {
+            return Ok(HashSet::new());
+        }
+        let mut qb = sqlx::QueryBuilder::new(head);
+        qb.push_bind(viewer).push(in_clause);
+        let mut sep = qb.separated(", ");
+        for id in ids {
+            sep.push_bind(*id);
+        }
+        qb.push(")");
+        let rows: Vec<(i64,)> = qb.build_query_as().fetch_all(&self.pool).await?;
+        Ok(rows.into_iter().map(|(id,)| id).collect())
+    }
+}
+
+/// Cache hits by id, and the ids that missed. An unavailable cache counts as all misses: the
+/// answer then comes from SQL, so reads keep working while Redis is down.
+fn split_hits<T: Copy>(
+    cached: Result<Vec<Option<T>>, CountersError>,
+    ids: &[i64],
+) -> (HashMap<i64, T>, Vec<i64>) {
+    let cached = cached.unwrap_or_else(|err| {
+        tracing::warn!(error = %err, "counter cache unavailable; reading counters from SQL");
+        vec![None; ids.len()]
+    });
+    let mut hits = HashMap::new();
+    let mut missing = Vec::new();
+    for (id, hit) in ids.iter().zip(cached) {
+        match hit {
+            Some(c) => {
+                hits.insert(*id, c);
+            }
+            None => missing.push(*id),
+        }
+    }
+    (hits, missing)
+}
+
+/// Refill the cache after a miss; failing to is harmless (the next read misses again).
+fn refilled(result: Result<(), CountersError>) {
+    if let Err(err) = result {
+        tracing::warn!(error = %err, "cannot refill the counter cache");
+    }
+}

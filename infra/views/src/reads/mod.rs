@@ -1,0 +1,75 @@
+//! Reads of the views that both APIs need, and the join that turns view rows into Douyin objects.
+//!
+//! - `rows`: the row reads, one query each (a video's author, a comment's owner, the feed, a
+//!   user's videos and likes, comments, follows, friends, a conversation's messages);
+//! - `join`: the Douyin [`User`](crate::model::User) and [`Video`](crate::model::Video) objects,
+//!   assembled from rows, counters and the viewer's relations.
+//!
+//! Facts that never change once a view holds them — a video's author, a user's name (there is no
+//! rename and no delete of either) — are kept in a bounded in-process cache ([`Immutable`], moka):
+//! a page of videos then skips the names query, and a like whose video was seen before skips both
+//! the consistency wait and the author query.
+//!
+//! The command API uses the narrow part: [`Reader::video_author`] (and [`Reader::known_author`]),
+//! [`Reader::comment_owner`] and [`Reader::user_object`]. None of these wait for the projections;
+//! callers wait first (the consistency wait) and decide what a stale answer means for them.
+
+use std::sync::Arc;
+
+use sqlx::AnyPool;
+use titok_ports::counters::Counters;
+
+mod join;
+mod rows;
+
+pub use rows::{VideoRow, MAX_SAME_MS_PAGE, VIDEO_COLUMNS};
+
+/// The read side of the views: the read pool, the counter cache, the cache of immutable facts and
+/// the base URL that media URLs are built on.
+#[derive(Clone)]
+pub struct Reader {
+    pub pool: AnyPool,
+    pub counters: Arc<dyn Counters>,
+    /// Base of absolute play/cover/avatar URLs, without a trailing slash: the query API's own
+    /// `/static` (the default), or a CDN / public bucket (`--media-url`).
+    pub media_url: Arc<str>,
+    pub immutable: Immutable,
+}
+
+/// Video authors and user names, which never change once written: a bounded cache (moka, TinyLFU
+/// admission, least-recently-used eviction), filled from the rows every read fetches anyway.
+#[derive(Clone)]
+pub struct Immutable {
+    authors: moka::sync::Cache<i64, i64>,
+    names: moka::sync::Cache<i64, Arc<str>>,
+}
+
+impl Immutable {
+    /// At most `entries` authors and `entries` names.
+    pub fn with_capacity(entries: u64) -> Immutable {
+        Immutable {
+            authors: moka::sync::Cache::new(entries),
+            names: moka::sync::Cache::new(entries),
+        }
+    }
+}
+
+impl Default for Immutable {
+    /// A million of each (tens of MiB at most).
+    fn default() -> Self {
+        Immutable::with_capacity(1 << 20)
+    }
+}
+
+impl Reader {
+    /// The absolute URL of a blob path (`videos/1.mp4` → `{media_url}/videos/1.mp4`).
+    pub fn url(&self, path: &str) -> String {
+        format!("{}/{}", self.media_url, path.trim_start_matches('/'))
+    }
+
+    /// The author of a video, if this process has seen the video (no query, no wait needed: a
+    /// video's author never changes).
+    pub fn known_author(&self, video_id: i64) -> Option<i64> {
+        self.immutable.authors.get(&video_id)
+    }
+}

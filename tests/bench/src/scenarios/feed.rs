@@ -1,0 +1,173 @@
+//! The feed: one client against the one-query-at-a-time baseline, then under concurrency, at
+//! 2,000 requests/s offered, and during a login storm.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::baseline::Baseline;
+use crate::context::Ctx;
+use crate::dataset::Viewer;
+use crate::load::{closed_loop, ms, ok_envelope, open_loop};
+use crate::report::{round3, Report, Row};
+
+/// The feed: one client against the sequential baseline, then under concurrency.
+pub(crate) async fn feed(
+    ctx: &Ctx,
+    report: &mut Report,
+    baseline: &Baseline,
+) -> anyhow::Result<()> {
+    let Ctx {
+        args,
+        size,
+        client,
+        base,
+        viewers,
+        ..
+    } = ctx;
+    eprintln!("bench: feed");
+    // 3. Feed: latency of one client (the join's speed-up), then throughput under concurrency.
+    let feed_request = |client: reqwest::Client, url: String, viewers: Arc<Vec<Viewer>>| {
+        move |worker: usize, _i: u64| {
+            let viewer = &viewers[worker % viewers.len()];
+            let req = client
+                .get(&url)
+                .query(&[
+                    ("token", viewer.token.clone()),
+                    ("user_id", viewer.id.to_string()),
+                ])
+                .send();
+            async move { ok_envelope(req.await).await }
+        }
+    };
+    let feed = || {
+        feed_request(
+            client.clone(),
+            format!("{base}/douyin/feed/"),
+            viewers.clone(),
+        )
+    };
+    let feed_one = closed_loop(1, size.seconds, feed()).await;
+    let seq_one = closed_loop(
+        1,
+        size.seconds,
+        feed_request(
+            client.clone(),
+            format!("{}/sequential/feed", baseline.base),
+            viewers.clone(),
+        ),
+    )
+    .await;
+    let feed_many = closed_loop(args.concurrency, size.seconds, feed()).await;
+    // The target's own terms: 2,000 requests/s offered on schedule (open loop), not as fast as
+    // 32 clients can go.
+    eprintln!("bench: feed at 2,000 requests/s");
+    let feed_rate = open_loop(2_000, size.seconds, feed()).await;
+    let speedup = ms(&seq_one.latency, 0.5) / ms(&feed_one.latency, 0.5).max(1e-9);
+    report.results.feed_at_2000 = Some(feed_rate.stats());
+    report.results.feed_p99_at_2000_ms = Some(ms(&feed_rate.latency, 0.99));
+    report.results.feed_single_client = Some(feed_one.stats());
+    report.results.feed_sequential_single_client = Some(seq_one.stats());
+    report.results.feed_concurrent = Some(feed_many.stats());
+    report.results.feed_p99_ms = Some(ms(&feed_many.latency, 0.99));
+    report.results.feed_join_speedup = Some(round3(speedup));
+    report.rows.push(Row::new(
+        "feed p50 latency, 30 videos, 1 client (ms)".into(),
+        format!("{:.2}", ms(&feed_one.latency, 0.5)),
+        format!("{:.2}", ms(&seq_one.latency, 0.5)),
+        format!("{speedup:.2}× faster"),
+        "≥ 5× faster".into(),
+    ));
+    report.rows.push(Row::new(
+        format!(
+            "feed under {} clients: requests/s, p99 ms",
+            args.concurrency
+        ),
+        format!(
+            "{:.0} rps, p99 {:.1}",
+            feed_many.rate(),
+            ms(&feed_many.latency, 0.99)
+        ),
+        "—".into(),
+        "—".into(),
+        "reported".into(),
+    ));
+    report.rows.push(Row::new(
+        "feed at 2,000 requests/s offered (open loop): p50 / p99 ms; not answered".into(),
+        format!(
+            "{:.1} / {:.1}; {}",
+            ms(&feed_rate.latency, 0.5),
+            ms(&feed_rate.latency, 0.99),
+            feed_rate.failed
+        ),
+        "—".into(),
+        "—".into(),
+        "p99 ≤ 10 ms at 2,000 rps".into(),
+    ));
+    let feed_vs_ceiling = feed_many.rate() / report.ceiling_rps.max(1e-9);
+    report.results.feed_vs_ceiling = Some(round3(feed_vs_ceiling));
+    report.rows.push(Row::ratio(
+        "feed vs the no-op ceiling (requests/s)",
+        feed_many.rate(),
+        report.ceiling_rps,
+        "≥ 0.3× ceiling",
+    ));
+
+    // The same feed load while 16 clients log in continuously (argon2id on the bounded blocking
+    // pool): the feed's p99 must not suffer much.
+    eprintln!("bench: feed during a login storm");
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let logins = Arc::new(AtomicU64::new(0));
+    let mut stormers = Vec::new();
+    for i in 0..16 {
+        let (client, base) = (client.clone(), base.clone());
+        let (stop, logins) = (stop.clone(), logins.clone());
+        stormers.push(tokio::spawn(async move {
+            while !stop.load(Ordering::Relaxed) {
+                let req = client
+                    .post(format!("{base}/douyin/user/login/"))
+                    .form(&[
+                        ("username", format!("viewer{i}")),
+                        ("password", "bench-password".to_owned()),
+                    ])
+                    .send();
+                if ok_envelope(req.await).await {
+                    logins.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }));
+    }
+    let storm_started = Instant::now();
+    let feed_storm = closed_loop(
+        args.concurrency,
+        size.seconds,
+        feed_request(
+            client.clone(),
+            format!("{base}/douyin/feed/"),
+            viewers.clone(),
+        ),
+    )
+    .await;
+    stop.store(true, Ordering::Relaxed);
+    for stormer in stormers {
+        let _ = stormer.await;
+    }
+    let logins_per_s =
+        logins.load(Ordering::Relaxed) as f64 / storm_started.elapsed().as_secs_f64();
+    anyhow::ensure!(logins_per_s > 0.0, "no login succeeded during the storm");
+    let (alone, stormed) = (ms(&feed_many.latency, 0.99), ms(&feed_storm.latency, 0.99));
+    report.results.feed_login_storm = Some(feed_storm.stats());
+    report.results.login_storm_logins_per_s = Some(logins_per_s.round());
+    report.results.feed_p99_login_storm_ms = Some(stormed);
+    report.results.feed_p99_login_storm_ratio = Some(round3(stormed / alone.max(1e-9)));
+    report.rows.push(Row::new(
+        format!(
+            "feed p99 during a login storm (16 clients, {logins_per_s:.0} logins/s) vs alone (ms)"
+        ),
+        format!("{stormed:.1}"),
+        format!("{alone:.1}"),
+        format!("{:.2}×", stormed / alone.max(1e-9)),
+        "≤ 2× alone".into(),
+    ));
+    Ok(())
+}
