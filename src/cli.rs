@@ -3,7 +3,7 @@
 
 use clap::{Parser, Subcommand};
 
-use crate::config::shared_flags;
+use crate::config::{shared_flags, with_heading};
 pub use crate::config::{Config, StaleViewsArg};
 use crate::{parked, rebuild, start, tap};
 
@@ -13,7 +13,8 @@ use crate::{parked, rebuild, start, tap};
     name = "titok",
     version,
     about = "titok-plus: an event-sourced Douyin-compatible backend",
-    mut_subcommands = shared_flags
+    mut_subcommands = shared_flags,
+    mut_args = with_heading
 )]
 pub struct Cli {
     #[command(subcommand)]

@@ -5,6 +5,9 @@
 //! racy "already liked?" reads and the reply a plain success, as clients expect.
 
 use axum::extract::State;
+use std::future::Future;
+
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use titok_events::{CommentAdded, CommentDeleted, EventBody, Favorite, Follow, MessageSent, Topic};
 use titok_ports::progress::Freshness;
@@ -87,6 +90,28 @@ impl ActionType for MessageAction {
     const ACTIONS: &'static [(i64, Self)] = &[(1, MessageAction::Send)];
 }
 
+/// The frame of every keyed action: the token's user, the idempotency key, then `decide` for that
+/// user, appended once per key ([`CommandState::once`]: a retry with the key gets the first
+/// reply), and the reply with the event's position.
+async fn keyed_action<T, Decision>(
+    state: &CommandState,
+    params: &Params,
+    name: &str,
+    decide: impl FnOnce(i64) -> Decision,
+) -> Reply<T>
+where
+    T: Serialize + DeserializeOwned,
+    Decision: Future<Output = Result<(EventBody, T), ApiError>>,
+{
+    let result = async {
+        let actor = state.auth.require(params).await?;
+        let key = idempotency_key(params)?;
+        let request = || fingerprint(name, params, b"");
+        state.once(actor, key, request, decide(actor)).await
+    };
+    acknowledged(result.await)
+}
+
 /// The other user of a relation or conversation: must exist and not be the actor.
 async fn other_user(
     state: &CommandState,
@@ -105,30 +130,23 @@ async fn other_user(
 }
 
 pub async fn favorite(State(state): State<CommandState>, params: Params) -> Reply<Empty> {
-    acknowledged(
-        async {
-            let user_id = state.auth.require(&params).await?;
-            let key = idempotency_key(&params)?;
-            let decide = async {
-                let video_id = params.id("video_id")?;
-                let action: LikeAction = params.action()?;
-                let author_id = video_author(&state, video_id).await?;
-                let fav = Favorite {
-                    user_id,
-                    video_id,
-                    author_id,
-                };
-                let body = match action {
-                    LikeAction::Like => EventBody::VideoLiked(fav),
-                    LikeAction::Unlike => EventBody::VideoUnliked(fav),
-                };
-                Ok((body, Empty {}))
-            };
-            let request = || fingerprint("favorite", &params, b"");
-            state.once(user_id, key, request, decide).await
-        }
-        .await,
-    )
+    let (state, params) = (&state, &params);
+    keyed_action(state, params, "favorite", |user_id| async move {
+        let video_id = params.id("video_id")?;
+        let action: LikeAction = params.action()?;
+        let author_id = video_author(state, video_id).await?;
+        let fav = Favorite {
+            user_id,
+            video_id,
+            author_id,
+        };
+        let body = match action {
+            LikeAction::Like => EventBody::VideoLiked(fav),
+            LikeAction::Unlike => EventBody::VideoUnliked(fav),
+        };
+        Ok((body, Empty {}))
+    })
+    .await
 }
 
 #[derive(Debug, Default, Serialize, Deserialize, schemars::JsonSchema)]
@@ -137,24 +155,15 @@ pub struct CommentBody {
 }
 
 pub async fn comment(State(state): State<CommandState>, params: Params) -> Reply<CommentBody> {
-    acknowledged(
-        async {
-            let user_id = state.auth.require(&params).await?;
-            let key = idempotency_key(&params)?;
-            let decide = async {
-                let video_id = params.id("video_id")?;
-                match params.action()? {
-                    CommentAction::Post => add_comment(&state, user_id, video_id, &params).await,
-                    CommentAction::Delete => {
-                        delete_comment(&state, user_id, video_id, &params).await
-                    }
-                }
-            };
-            let request = || fingerprint("comment", &params, b"");
-            state.once(user_id, key, request, decide).await
+    let (state, params) = (&state, &params);
+    keyed_action(state, params, "comment", |user_id| async move {
+        let video_id = params.id("video_id")?;
+        match params.action()? {
+            CommentAction::Post => add_comment(state, user_id, video_id, params).await,
+            CommentAction::Delete => delete_comment(state, user_id, video_id, params).await,
         }
-        .await,
-    )
+    })
+    .await
 }
 
 /// A new comment's event and the reply that shows it.
@@ -236,54 +245,38 @@ async fn delete_comment(
 }
 
 pub async fn relation(State(state): State<CommandState>, params: Params) -> Reply<Empty> {
-    acknowledged(
-        async {
-            let follower_id = state.auth.require(&params).await?;
-            let key = idempotency_key(&params)?;
-            let decide = async {
-                let action: FollowAction = params.action()?;
-                let followee_id =
-                    other_user(&state, follower_id, &params, "follow or unfollow").await?;
-                let follow = Follow {
-                    follower_id,
-                    followee_id,
-                };
-                let body = match action {
-                    FollowAction::Follow => EventBody::UserFollowed(follow),
-                    FollowAction::Unfollow => EventBody::UserUnfollowed(follow),
-                };
-                Ok((body, Empty {}))
-            };
-            let request = || fingerprint("relation", &params, b"");
-            state.once(follower_id, key, request, decide).await
-        }
-        .await,
-    )
+    let (state, params) = (&state, &params);
+    keyed_action(state, params, "relation", |follower_id| async move {
+        let action: FollowAction = params.action()?;
+        let followee_id = other_user(state, follower_id, params, "follow or unfollow").await?;
+        let follow = Follow {
+            follower_id,
+            followee_id,
+        };
+        let body = match action {
+            FollowAction::Follow => EventBody::UserFollowed(follow),
+            FollowAction::Unfollow => EventBody::UserUnfollowed(follow),
+        };
+        Ok((body, Empty {}))
+    })
+    .await
 }
 
 pub async fn message(State(state): State<CommandState>, params: Params) -> Reply<Empty> {
-    acknowledged(
-        async {
-            let from_user_id = state.auth.require(&params).await?;
-            let key = idempotency_key(&params)?;
-            let decide = async {
-                let MessageAction::Send = params.action()?;
-                let content =
-                    bounded_text("content", params.text("content")?, MAX_MESSAGE_CHARS)?.to_owned();
-                let to_user_id =
-                    other_user(&state, from_user_id, &params, "send a message to").await?;
-                let event = MessageSent {
-                    message_id: state.ids.next_id(),
-                    from_user_id,
-                    to_user_id,
-                    content,
-                    created_at_ms: titok_ports::now_ms(),
-                };
-                Ok((EventBody::MessageSent(event), Empty {}))
-            };
-            let request = || fingerprint("message", &params, b"");
-            state.once(from_user_id, key, request, decide).await
-        }
-        .await,
-    )
+    let (state, params) = (&state, &params);
+    keyed_action(state, params, "message", |from_user_id| async move {
+        let MessageAction::Send = params.action()?;
+        let content =
+            bounded_text("content", params.text("content")?, MAX_MESSAGE_CHARS)?.to_owned();
+        let to_user_id = other_user(state, from_user_id, params, "send a message to").await?;
+        let event = MessageSent {
+            message_id: state.ids.next_id(),
+            from_user_id,
+            to_user_id,
+            content,
+            created_at_ms: titok_ports::now_ms(),
+        };
+        Ok((EventBody::MessageSent(event), Empty {}))
+    })
+    .await
 }

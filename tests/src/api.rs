@@ -118,15 +118,29 @@ impl TestApp {
         body
     }
 
+    /// [`TestApp::get`], asserting an ok envelope (`what` names the request when it is not).
+    pub async fn get_ok(&self, path: &str, query: &[(&str, String)], what: &str) -> Value {
+        let body = self.get(path, query).await;
+        assert_ok(&body, what);
+        body
+    }
+
+    /// [`TestApp::post`], asserting an ok envelope (`what` names the request when it is not).
+    pub async fn post_ok(&self, path: &str, form: &[(&str, String)], what: &str) -> Value {
+        let body = self.post(path, form).await;
+        assert_ok(&body, what);
+        body
+    }
+
     /// Register and return (user_id, token), asserting success.
     pub async fn register(&self, username: &str, password: &str) -> User {
         let body = self
-            .post(
+            .post_ok(
                 "/douyin/user/register/",
                 &[("username", username.into()), ("password", password.into())],
+                "register",
             )
             .await;
-        assert_ok(&body, "register");
         User {
             id: body["user_id"].as_i64().expect("user_id"),
             token: body["token"].as_str().expect("token").into(),
@@ -184,115 +198,81 @@ impl TestApp {
     }
 
     pub async fn publish_list(&self, viewer: &User, user_id: i64) -> Vec<Value> {
+        let query = viewer.with(&[("user_id", user_id.to_string())]);
         let body = self
-            .get(
-                "/douyin/publish/list/",
-                &viewer.with(&[("user_id", user_id.to_string())]),
-            )
+            .get_ok("/douyin/publish/list/", &query, "publish list")
             .await;
-        assert_ok(&body, "publish list");
         list(&body, "video_list")
     }
 
     pub async fn favorite_list(&self, viewer: &User, user_id: i64) -> Vec<Value> {
+        let query = viewer.with(&[("user_id", user_id.to_string())]);
         let body = self
-            .get(
-                "/douyin/favorite/list/",
-                &viewer.with(&[("user_id", user_id.to_string())]),
-            )
+            .get_ok("/douyin/favorite/list/", &query, "favorite list")
             .await;
-        assert_ok(&body, "favorite list");
         list(&body, "video_list")
     }
 
     pub async fn user_info(&self, viewer: &User, user_id: i64) -> Value {
-        let body = self
-            .get(
-                "/douyin/user/",
-                &viewer.with(&[("user_id", user_id.to_string())]),
-            )
-            .await;
-        assert_ok(&body, "user info");
+        let query = viewer.with(&[("user_id", user_id.to_string())]);
+        let body = self.get_ok("/douyin/user/", &query, "user info").await;
         body["user"].clone()
     }
 
     pub async fn like(&self, user: &User, video_id: i64, action: i64) {
-        let body = self
-            .post(
-                "/douyin/favorite/action/",
-                &user.with(&[
-                    ("video_id", video_id.to_string()),
-                    ("action_type", action.to_string()),
-                ]),
-            )
+        let form = user.with(&[
+            ("video_id", video_id.to_string()),
+            ("action_type", action.to_string()),
+        ]);
+        self.post_ok("/douyin/favorite/action/", &form, "favorite action")
             .await;
-        assert_ok(&body, "favorite action");
     }
 
     pub async fn follow(&self, user: &User, to: i64, action: i64) {
-        let body = self
-            .post(
-                "/douyin/relation/action/",
-                &user.with(&[
-                    ("to_user_id", to.to_string()),
-                    ("action_type", action.to_string()),
-                ]),
-            )
+        let form = user.with(&[
+            ("to_user_id", to.to_string()),
+            ("action_type", action.to_string()),
+        ]);
+        self.post_ok("/douyin/relation/action/", &form, "relation action")
             .await;
-        assert_ok(&body, "relation action");
     }
 
     pub async fn send_message(&self, user: &User, to: i64, content: &str) {
-        let body = self
-            .post(
-                "/douyin/message/action/",
-                &user.with(&[
-                    ("to_user_id", to.to_string()),
-                    ("action_type", "1".into()),
-                    ("content", content.into()),
-                ]),
-            )
+        let form = user.with(&[
+            ("to_user_id", to.to_string()),
+            ("action_type", "1".into()),
+            ("content", content.into()),
+        ]);
+        self.post_ok("/douyin/message/action/", &form, "message action")
             .await;
-        assert_ok(&body, "message action");
     }
 
     pub async fn chat(&self, user: &User, to: i64, pre_msg_time: i64) -> Vec<Value> {
-        let body = self
-            .get(
-                "/douyin/message/chat/",
-                &user.with(&[
-                    ("to_user_id", to.to_string()),
-                    ("pre_msg_time", pre_msg_time.to_string()),
-                ]),
-            )
-            .await;
-        assert_ok(&body, "chat");
+        let query = user.with(&[
+            ("to_user_id", to.to_string()),
+            ("pre_msg_time", pre_msg_time.to_string()),
+        ]);
+        let body = self.get_ok("/douyin/message/chat/", &query, "chat").await;
         list(&body, "message_list")
     }
 
     pub async fn comment(&self, user: &User, video_id: i64, text: &str) -> Value {
+        let form = user.with(&[
+            ("video_id", video_id.to_string()),
+            ("action_type", "1".into()),
+            ("comment_text", text.into()),
+        ]);
         let body = self
-            .post(
-                "/douyin/comment/action/",
-                &user.with(&[
-                    ("video_id", video_id.to_string()),
-                    ("action_type", "1".into()),
-                    ("comment_text", text.into()),
-                ]),
-            )
+            .post_ok("/douyin/comment/action/", &form, "comment action")
             .await;
-        assert_ok(&body, "comment action");
         body["comment"].clone()
     }
 
     pub async fn comments(&self, user: &User, video_id: i64) -> Vec<Value> {
+        let query = user.with(&[("video_id", video_id.to_string())]);
         let body = self
-            .get(
-                "/douyin/comment/list/",
-                &user.with(&[("video_id", video_id.to_string())]),
-            )
+            .get_ok("/douyin/comment/list/", &query, "comment list")
             .await;
-        assert_ok(&body, "comment list");
         list(&body, "comment_list")
     }
 

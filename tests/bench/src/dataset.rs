@@ -124,20 +124,8 @@ pub(crate) async fn load(ctx: &Ctx) -> anyhow::Result<Loaded> {
     // appended, so that the fold is timed on its own, from a full log.
     hold_projections(&deps.store, titok_ports::now_ms() + 3_600_000).await?;
     let append_started = Instant::now();
-    for chunk in events.chunks(2000) {
-        deps.log
-            .append(chunk)
-            .await
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
-    }
+    append_around_the_api(deps, &events).await?;
     let appended = append_started.elapsed().as_secs_f64();
-    // Appended around the command API: tell the positions (the readiness lag watches them).
-    let ends = deps
-        .log
-        .end_offsets(&titok_events::Topic::ALL)
-        .await
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
-    deps.positions.record_acked(&ends).await?;
     let load_started = Instant::now();
     hold_projections(&deps.store, 0).await?;
     wait_caught_up(client, base).await?;
@@ -248,6 +236,17 @@ pub(crate) async fn timed_projection(
     events: Vec<Envelope>,
 ) -> anyhow::Result<f64> {
     let started = Instant::now();
+    append_around_the_api(deps, &events).await?;
+    wait_caught_up(client, base).await?;
+    Ok(events.len() as f64 / started.elapsed().as_secs_f64())
+}
+
+/// Append `events` to the log directly, around the command API, in chunks of 2,000; then tell
+/// the positions what is acknowledged (the readiness lag and the consistency wait watch them).
+async fn append_around_the_api(
+    deps: &titok_projectors::ProjectorDeps,
+    events: &[Envelope],
+) -> anyhow::Result<()> {
     for chunk in events.chunks(2000) {
         deps.log
             .append(chunk)
@@ -260,6 +259,5 @@ pub(crate) async fn timed_projection(
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     deps.positions.record_acked(&ends).await?;
-    wait_caught_up(client, base).await?;
-    Ok(events.len() as f64 / started.elapsed().as_secs_f64())
+    Ok(())
 }

@@ -43,6 +43,21 @@ impl Row {
         }
     }
 
+    /// A row with nothing to compare against: its number and its target.
+    pub(crate) fn alone(
+        scenario: impl Into<String>,
+        ours: impl Into<String>,
+        target: impl Into<String>,
+    ) -> Row {
+        Row::new(
+            scenario.into(),
+            ours.into(),
+            "—".into(),
+            "—".into(),
+            target.into(),
+        )
+    }
+
     /// Two numbers (no decimals) and their ratio (two).
     pub(crate) fn ratio(name: &str, ours: f64, theirs: f64, target: &str) -> Row {
         Row::new(
@@ -239,6 +254,15 @@ pub(crate) struct MediaStats {
 }
 
 impl Report {
+    /// `rate` (requests/s of `what`) against the no-op ceiling: its row, and the ratio for the
+    /// JSON report.
+    pub(crate) fn vs_ceiling(&mut self, what: &str, rate: f64, target: &str) -> f64 {
+        let name = format!("{what} vs the no-op ceiling (requests/s)");
+        self.rows
+            .push(Row::ratio(&name, rate, self.ceiling_rps, target));
+        round3(rate / self.ceiling_rps.max(1e-9))
+    }
+
     /// The JSON report as written to `--json`: keys sorted, as a map of them always was.
     pub(crate) fn json(&self) -> anyhow::Result<String> {
         Ok(serde_json::to_string_pretty(&serde_json::to_value(

@@ -33,15 +33,13 @@ pub(crate) async fn ceiling(ctx: &Ctx, report: &mut Report) -> anyhow::Result<()
     report.ceiling_rps = noop.rate();
     report.results.ceiling = Some(noop.stats());
     report.results.ceiling_rps = Some(noop.rate().round());
-    report.rows.push(Row::new(
+    report.rows.push(Row::alone(
         format!(
             "ceiling: no-op endpoint, {} clients (requests/s, p99 ms)",
             args.concurrency
         ),
         format!("{:.0} rps, p99 {:.1}", noop.rate(), ms(&noop.latency, 0.99)),
-        "—".into(),
-        "—".into(),
-        "reported".into(),
+        "reported",
     ));
     Ok(())
 }

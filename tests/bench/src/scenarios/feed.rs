@@ -78,7 +78,7 @@ pub(crate) async fn feed(
         format!("{speedup:.2}× faster"),
         "≥ 5× faster".into(),
     ));
-    report.rows.push(Row::new(
+    report.rows.push(Row::alone(
         format!(
             "feed under {} clients: requests/s, p99 ms",
             args.concurrency
@@ -88,30 +88,20 @@ pub(crate) async fn feed(
             feed_many.rate(),
             ms(&feed_many.latency, 0.99)
         ),
-        "—".into(),
-        "—".into(),
-        "reported".into(),
+        "reported",
     ));
-    report.rows.push(Row::new(
-        "feed at 2,000 requests/s offered (open loop): p50 / p99 ms; not answered".into(),
+    report.rows.push(Row::alone(
+        "feed at 2,000 requests/s offered (open loop): p50 / p99 ms; not answered",
         format!(
             "{:.1} / {:.1}; {}",
             ms(&feed_rate.latency, 0.5),
             ms(&feed_rate.latency, 0.99),
             feed_rate.failed
         ),
-        "—".into(),
-        "—".into(),
-        "p99 ≤ 10 ms at 2,000 rps".into(),
+        "p99 ≤ 10 ms at 2,000 rps",
     ));
-    let feed_vs_ceiling = feed_many.rate() / report.ceiling_rps.max(1e-9);
-    report.results.feed_vs_ceiling = Some(round3(feed_vs_ceiling));
-    report.rows.push(Row::ratio(
-        "feed vs the no-op ceiling (requests/s)",
-        feed_many.rate(),
-        report.ceiling_rps,
-        "≥ 0.3× ceiling",
-    ));
+    report.results.feed_vs_ceiling =
+        Some(report.vs_ceiling("feed", feed_many.rate(), "≥ 0.3× ceiling"));
 
     // The same feed load while 16 clients log in continuously (argon2id on the bounded blocking
     // pool): the feed's p99 must not suffer much.

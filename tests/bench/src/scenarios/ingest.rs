@@ -89,22 +89,14 @@ pub(crate) async fn ingest(
                 })
                 .collect::<Vec<_>>(),
         );
-        report.rows.push(Row::new(
-            "embedded log during ingest: events per group commit (mean; commits)".into(),
+        report.rows.push(Row::alone(
+            "embedded log during ingest: events per group commit (mean; commits)",
             format!("{mean:.1}; {:.0}", groups.commits),
-            "—".into(),
-            "—".into(),
-            "groups under load".into(),
+            "groups under load",
         ));
     }
-    let ingest_vs_ceiling = ingest.rate() / report.ceiling_rps.max(1e-9);
-    report.results.ingest_vs_ceiling = Some(round3(ingest_vs_ceiling));
-    report.rows.push(Row::ratio(
-        "ingest vs the no-op ceiling (requests/s)",
-        ingest.rate(),
-        report.ceiling_rps,
-        "≥ 0.5× ceiling",
-    ));
+    report.results.ingest_vs_ceiling =
+        Some(report.vs_ceiling("ingest", ingest.rate(), "≥ 0.5× ceiling"));
     // The same events appended straight to the log adapter (no HTTP), as many at once.
     eprintln!("bench: raw log appends of the same events");
     let append = {

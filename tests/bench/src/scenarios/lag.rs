@@ -121,12 +121,10 @@ pub(crate) async fn lag(ctx: &Ctx, report: &mut Report) -> anyhow::Result<()> {
         .unwrap_or(0);
     report.results.max_rate_lag_p99_50ms = Some(max_ok);
     report.results.lag_sweep = Some(sweep);
-    report.rows.push(Row::new(
-        "highest write rate with ack → visible p99 ≤ 50 ms (of those run)".into(),
+    report.rows.push(Row::alone(
+        "highest write rate with ack → visible p99 ≤ 50 ms (of those run)",
         format!("{max_ok}/s"),
-        "—".into(),
-        "—".into(),
-        "reported".into(),
+        "reported",
     ));
     Ok(())
 }

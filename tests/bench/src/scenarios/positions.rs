@@ -14,12 +14,10 @@ use crate::report::{PositionsCheck, Report, Row};
 /// same run. Real services only.
 pub(crate) async fn positions_check(ctx: &Ctx, report: &mut Report) -> anyhow::Result<()> {
     let Some(url) = ctx.config.redis_url.clone() else {
-        report.rows.push(Row::new(
-            "consistency check: acked ends read, µs p50".into(),
-            "not run".into(),
-            "—".into(),
-            "—".into(),
-            "needs --redis-url".into(),
+        report.rows.push(Row::alone(
+            "consistency check: acked ends read, µs p50",
+            "not run",
+            "needs --redis-url",
         ));
         return Ok(());
     };

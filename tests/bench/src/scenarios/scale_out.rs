@@ -30,12 +30,10 @@ pub(crate) async fn scale_out_row(ctx: &Ctx, report: &mut Report) -> anyhow::Res
                 "reported",
             ));
         }
-        None => report.rows.push(Row::new(
-            "scale-out (1 vs 2 projector instances)".into(),
-            "not run".into(),
-            "—".into(),
-            "—".into(),
-            "needs --kafka-brokers, --mysql-url, --redis-url".into(),
+        None => report.rows.push(Row::alone(
+            "scale-out (1 vs 2 projector instances)",
+            "not run",
+            "needs --kafka-brokers, --mysql-url, --redis-url",
         )),
     }
     Ok(())

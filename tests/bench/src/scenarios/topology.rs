@@ -34,12 +34,10 @@ pub(crate) async fn topology_rows(ctx: &Ctx, report: &mut Report) -> anyhow::Res
         None
     };
     if let Some(why) = missing {
-        report.rows.push(Row::new(
-            "scaled topology (2 vs 1 instance of each role, via haproxy)".into(),
-            "not run".into(),
-            "—".into(),
-            "—".into(),
-            why.into(),
+        report.rows.push(Row::alone(
+            "scaled topology (2 vs 1 instance of each role, via haproxy)",
+            "not run",
+            why,
         ));
         return Ok(());
     }
