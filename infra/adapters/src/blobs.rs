@@ -131,6 +131,72 @@ fn meta(m: &object_store::ObjectMeta) -> BlobMeta {
     }
 }
 
+/// Bytes of a local file read per blocking call. object_store's own stream of a local file reads
+/// 8 KiB per `spawn_blocking`, 128 hand-offs to the blocking pool for a 1 MiB range: measured
+/// with the bench, `/static` on the directory store served a third of what reading the store
+/// directly did.
+const LOCAL_READ_BYTES: u64 = 256 * 1024;
+
+impl ObjectBlobs {
+    /// [`BlobStore::get`] on the directory store: the object's metadata from object_store (so
+    /// the ETag is the one `head` gives), its bytes read in [`LOCAL_READ_BYTES`] chunks.
+    async fn get_local(
+        &self,
+        file: PathBuf,
+        at: &Path,
+        range: Option<ByteRange>,
+    ) -> Result<BlobRead, BlobError> {
+        use std::io::{Read, Seek, SeekFrom};
+        let m = self.store.head(at).await.map_err(read_error)?;
+        let (start, end) = match range {
+            None => (0, m.size),
+            Some(wanted) => wanted
+                .resolve(m.size)
+                .ok_or(BlobError::Unsatisfiable { size: m.size })?,
+        };
+        let opened = tokio::task::spawn_blocking(move || {
+            let mut file = std::fs::File::open(file)?;
+            file.seek(SeekFrom::Start(start))?;
+            Ok::<_, std::io::Error>(file)
+        })
+        .await
+        .map_err(std::io::Error::other)?
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => BlobError::NotFound,
+            _ => BlobError::Store(e),
+        })?;
+        let body = futures::stream::try_unfold(
+            (opened, end - start),
+            |(mut file, remaining)| async move {
+                if remaining == 0 {
+                    return Ok(None);
+                }
+                tokio::task::spawn_blocking(move || {
+                    let want = remaining.min(LOCAL_READ_BYTES);
+                    let mut chunk = Vec::with_capacity(want as usize);
+                    (&mut file).take(want).read_to_end(&mut chunk)?;
+                    if chunk.is_empty() {
+                        return Err(std::io::Error::new(
+                            std::io::ErrorKind::UnexpectedEof,
+                            "the file ended before the range did",
+                        ));
+                    }
+                    let left = remaining - chunk.len() as u64;
+                    Ok(Some((Chunk::from(chunk), (file, left))))
+                })
+                .await
+                .map_err(std::io::Error::other)?
+            },
+        )
+        .boxed();
+        Ok(BlobRead {
+            meta: meta(&m),
+            range: (start, end),
+            body,
+        })
+    }
+}
+
 /// fsync a finished file and the directory entry that names it.
 async fn sync_file(file: PathBuf) -> std::io::Result<()> {
     tokio::task::spawn_blocking(move || {
@@ -212,6 +278,9 @@ impl BlobStore for ObjectBlobs {
 
     async fn get(&self, path: &str, range: Option<ByteRange>) -> Result<BlobRead, BlobError> {
         let at = location(path)?;
+        if let Some(root) = &self.root {
+            return self.get_local(root.join(at.as_ref()), &at, range).await;
+        }
         let range = match range {
             None => None,
             Some(wanted) => {

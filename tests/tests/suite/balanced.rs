@@ -1,4 +1,4 @@
-//! The scaled-out topology behind haproxy (issue 15): two command APIs, two query APIs and two
+//! The scaled-out topology behind haproxy: two command APIs, two query APIs and two
 //! projector instances on Kafka, a MariaDB primary with two read replicas and a Redis Cluster.
 //! Only scripts/test's third pass (`TITOK_TEST_TOPOLOGY=scaled`) builds that topology; the same
 //! pass runs the black-box suites and the 1,000-pair consistency tests through the balancer.

@@ -1,4 +1,4 @@
-//! Faults of the machine itself (issue 14): the wall clock jumping while the server runs
+//! Faults of the machine itself: the wall clock jumping while the server runs
 //! (libfaketime), the embedded data dir's disk filling up (a small tmpfs), and slow or broken
 //! networks between the roles and Kafka/MySQL/Redis (a TCP proxy of the harness).
 

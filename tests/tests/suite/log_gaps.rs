@@ -1,4 +1,4 @@
-//! The log must stay whole (issue 21): a projection, a rebuild and `titok tap --from-beginning`
+//! The log must stay whole: a projection, a rebuild and `titok tap --from-beginning`
 //! that find events missing where they must read stop loudly instead of folding on, and nothing
 //! is swapped. On the embedded log the test deletes rows of the log file itself (pass 1 only: it
 //! writes the file directly); on Kafka it deletes records through the admin API (pass 2).

@@ -275,7 +275,7 @@ async fn one_write_can_be_followed_from_its_request_to_the_projector_in_the_logs
     assert_eq!(applied["fields"]["projection"], "favorites");
 }
 
-/// Issue 21: with `--admin-listen`, `/metrics` and `/readyz` are served there and not on the
+/// With `--admin-listen`, `/metrics` and `/readyz` are served there and not on the
 /// public address (where a balancer would expose them); `/healthz` stays on both.
 #[tokio::test]
 async fn admin_endpoints_move_to_their_own_listener() {

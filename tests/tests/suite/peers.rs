@@ -1,4 +1,4 @@
-//! Issue 21: two projector instances, one of them dying (fault point) between a favorites batch's
+//! Two projector instances, one of them dying (fault point) between a favorites batch's
 //! commit and its cache refresh. The survivor must not publish the dead peer's positions before
 //! that peer's cache refresh happened: no read may answer an old like count without the stale
 //! marker — before the group rebalances, and after. Real services only.

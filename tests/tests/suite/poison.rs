@@ -144,7 +144,7 @@ async fn poison_events_are_parked_with_their_key_the_rest_flows_and_parked_retry
     assert!(!refused.0, "dropping a record that is not parked fails");
 }
 
-/// Issue 21: an event the views cannot hold (a comment longer than its column) is parked with
+/// An event the views cannot hold (a comment longer than its column) is parked with
 /// its reason instead of failing its batch forever (on MySQL the insert fails in strict mode, and
 /// the projection retried the same batch for good); the rest flows on.
 #[tokio::test]

@@ -1,4 +1,4 @@
-//! Safe client retries (issue 14): a command sent with an `Idempotency-Key` takes effect once and
+//! Safe client retries: a command sent with an `Idempotency-Key` takes effect once and
 //! answers the first attempt's reply however often it is retried — after 503s from a broker outage,
 //! after a restart, on another command API instance. A key reused for another request is refused.
 
@@ -314,7 +314,7 @@ async fn a_keyed_publish_retried_publishes_one_video_and_another_file_under_the_
     assert_eq!(videos.len(), 1, "{videos:?}");
 }
 
-/// Issue 21: a keyed retry whose first attempt's outcome was unknown re-appends the very same
+/// A keyed retry whose first attempt's outcome was unknown re-appends the very same
 /// event (same bytes, same event id) at the log's end — after whatever the user did meanwhile.
 /// The copies are injected here exactly as the command API re-appends them. A comment deleted in
 /// between stays deleted, an unlike and an unfollow in between stay in force (before the folds

@@ -1,4 +1,4 @@
-//! Past one machine (issue 15), on the engines themselves: a Redis Cluster that fails a master
+//! Past one machine, on the engines themselves: a Redis Cluster that fails a master
 //! over while the system serves, and MySQL read replicas — one stopped on purpose, one that does
 //! not exist — serving reads that still see every acknowledged write. Real services only (the
 //! cluster is private to its test; the replicas are scripts/services.sh's primary + 2 replicas).

@@ -73,7 +73,7 @@ async fn passwords_are_stored_as_argon2id_with_the_documented_parameters() {
     assert!(!hash.contains("correct horse"), "no plain text");
 }
 
-/// Issue 21: behind a trusted proxy, a client that sends its own `X-Forwarded-For` line must not
+/// Behind a trusted proxy, a client that sends its own `X-Forwarded-For` line must not
 /// escape the per-address login quota: every line of the header counts, in order, walked from
 /// the right past the trusted proxies (before the fix only the first line — the client's — was
 /// read: 0 of 70 failed logins were throttled).
@@ -112,7 +112,7 @@ async fn a_forged_forwarded_for_line_does_not_escape_the_address_quota() {
     }
 }
 
-/// Issue 21: sign-ups are limited per client address (`--registers-per-address`, per hour),
+/// Sign-ups are limited per client address (`--registers-per-address`, per hour),
 /// before their argon2 hash; another address is not affected.
 #[tokio::test]
 async fn sign_ups_are_limited_per_address() {
@@ -139,7 +139,7 @@ async fn sign_ups_are_limited_per_address() {
     );
 }
 
-/// Issue 21: `--node-id` above the id layout's 4 bits is refused instead of wrapping onto another
+/// `--node-id` above the id layout's 4 bits is refused instead of wrapping onto another
 /// node's ids.
 #[tokio::test]
 async fn a_node_id_out_of_range_is_refused() {

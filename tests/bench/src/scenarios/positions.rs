@@ -7,8 +7,8 @@ use crate::context::Ctx;
 use crate::load::histogram;
 use crate::report::{PositionsCheck, Report, Row};
 
-/// What a read's consistency wait costs since positions prove which Redis they were recovered on
-/// (issue 21): reading the acknowledged ends of every topic through the positions port (one
+/// What a read's consistency wait costs since positions prove which Redis they were recovered on:
+/// reading the acknowledged ends of every topic through the positions port (one
 /// pipeline: the six hashes and `INFO server`, the incarnation compared) against the same
 /// pipeline without `INFO` (what it was before), one after the other on one connection each,
 /// same run. Real services only.

@@ -126,7 +126,7 @@ async fn sigterm_during_a_redis_outage_stops_the_server_while_a_projection_waits
     );
 }
 
-/// Issue 21: Redis restarts from an older snapshot (RDB saved, then more likes and messages, then
+/// Redis restarts from an older snapshot (RDB saved, then more likes and messages, then
 /// killed and started again: what a crash with periodic snapshots, or a failover to a lagging
 /// replica, leaves). Its counters, chat-poll entries and positions are then older than the views.
 /// No read may answer them without the stale marker, and afterwards counts and chat are exact.

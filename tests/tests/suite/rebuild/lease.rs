@@ -104,7 +104,7 @@ async fn a_second_rebuild_of_a_group_being_rebuilt_refuses_and_an_expired_lease_
     assert!(diff.is_empty(), "{diff:#?}");
 }
 
-/// Issue 21: a rebuild that stalls past its pause lease (fault points: a 1.5 s lease that is not
+/// A rebuild that stalls past its pause lease (fault points: a 1.5 s lease that is not
 /// renewed, 4 s asleep before the swap) while likes keep coming must not swap: the live
 /// projections folded on meanwhile, and a swap would have put their checkpoints back and left
 /// those likes out of the new views while the positions said "applied".
