@@ -56,38 +56,45 @@ pub enum LogGap {
 /// Check that a fold can start at `next[p]` on every partition of `topic`: the log still holds
 /// `next[p]` (its first offset is at or below it) and reaches it (its end is at or above it).
 ///
-/// A first offset above `next[p]` is confirmed by asking for the record at `next[p]`: tansu
-/// reports low watermarks above offsets it still serves (seen with two producers in the scaled
-/// topology), and a false alarm would stop a healthy projection. An end below `next[p]` cannot be
-/// confirmed that way (asked for a record past its end, tansu answered with one); instead the
-/// ends are asked again, up to five times over two seconds, and only an end that stays below
-/// counts (tansu once reported a partition ending at 0 right after the titok processes
-/// restarted, while it served the record at 0 that the views had applied).
+/// Brokers misreport both, so a gap counts only when it stays: the first and last offsets are
+/// asked again, up to five times over two seconds, keeping the lowest first and the highest end
+/// seen, and a first offset above `next[p]` is also checked by asking for the record at
+/// `next[p]`. Seen with tansu: low watermarks above offsets it still serves (two producers in the
+/// scaled topology; once `titok rebuild` was refused on a healthy `favorites/0`), a partition
+/// ending at 0 right after the titok processes restarted while it served the record at 0, and a
+/// record past its end served (so an end cannot be confirmed by asking for a record).
 pub async fn check_start(log: &dyn EventLog, topic: Topic, next: &[i64]) -> anyhow::Result<()> {
     let mut starts = log.start_offsets(&[topic]).await?;
     let mut ends = log.end_offsets(&[topic]).await?;
-    for _ in 0..4 {
-        if judge_start(topic, next, &[], &ends).is_ok() {
-            break;
+    for attempt in 0..5 {
+        if attempt > 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+            keep(&mut starts, log.start_offsets(&[topic]).await?, i64::min);
+            keep(&mut ends, log.end_offsets(&[topic]).await?, i64::max);
         }
-        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-        let again = log.end_offsets(&[topic]).await?;
-        for end in &mut ends {
-            if let Some(seen) = again.iter().find(|p| p.partition == end.partition) {
-                end.offset = end.offset.max(seen.offset);
+        for start in &mut starts {
+            let at = next.get(start.partition as usize).copied().unwrap_or(0);
+            if start.offset > at && log.holds(topic, start.partition, at).await? {
+                tracing::warn!(%topic, partition = start.partition, reported = start.offset, at,
+                    "the log reports a first offset above one it still serves; going by the records");
+                start.offset = at;
             }
         }
-    }
-    for start in &mut starts {
-        let at = next.get(start.partition as usize).copied().unwrap_or(0);
-        if start.offset > at && log.holds(topic, start.partition, at).await? {
-            tracing::warn!(%topic, partition = start.partition, reported = start.offset, at,
-                "the log reports a first offset above one it still serves; going by the records");
-            start.offset = at;
+        if judge_start(topic, next, &starts, &ends).is_ok() {
+            return Ok(());
         }
     }
     judge_start(topic, next, &starts, &ends)?;
     Ok(())
+}
+
+/// Fold a fresh answer into what was seen, partition by partition, with `pick`.
+fn keep(seen: &mut [Position], again: Vec<Position>, pick: fn(i64, i64) -> i64) {
+    for position in seen {
+        if let Some(fresh) = again.iter().find(|p| p.partition == position.partition) {
+            position.offset = pick(position.offset, fresh.offset);
+        }
+    }
 }
 
 fn judge_start(
