@@ -266,8 +266,6 @@ pub(crate) enum Access {
     ReadOnly,
 }
 
-/// The event log of this configuration: Kafka, or the data dir's `log.db`. The one place that
-/// opens it (server roles and tools alike).
 /// The ffmpeg of `--ffmpeg`, and a log line saying where covers come from.
 fn find_ffmpeg(program: &str) -> titok_command_api::media::Ffmpeg {
     let ffmpeg = titok_command_api::media::Ffmpeg::find(program);
@@ -295,6 +293,8 @@ fn open_blobs(config: &Config) -> anyhow::Result<ObjectBlobs> {
     Ok(blobs)
 }
 
+/// The event log of this configuration: Kafka, or the data dir's `log.db`. The one place that
+/// opens it (server roles and tools alike).
 pub(crate) async fn open_log(config: &Config, access: Access) -> anyhow::Result<Arc<dyn EventLog>> {
     let path = config.data_dir.join("log.db");
     Ok(match (config.kafka_settings(), access) {

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 /// The help heading of every [`Config`] flag (by id, the field name), in the order `--help` shows
 /// them: the groups in one place instead of on each flag.
-const HEADINGS: &[(&str, &[&str])] = &[
+pub(crate) const HEADINGS: &[(&str, &[&str])] = &[
     (
         "General",
         &[
@@ -89,7 +89,6 @@ pub(crate) fn with_heading(arg: clap::Arg) -> clap::Arg {
 // struct's second doc paragraph would become the root command's long help.)
 #[derive(Debug, Clone, clap::Args)]
 pub struct Config {
-    // General
     /// Directory for the embedded log, views, accounts, uploads and the token secret.
     #[arg(long, env = "TITOK_DATA_DIR", default_value = "./data")]
     pub data_dir: PathBuf,
@@ -115,7 +114,6 @@ pub struct Config {
     #[arg(long, env = "TITOK_LOG_JSON")]
     pub log_json: bool,
 
-    // HTTP
     /// Address to listen on (port 0 picks a free port).
     #[arg(long, env = "TITOK_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
@@ -140,7 +138,6 @@ pub struct Config {
     #[arg(long, hide = true)]
     pub bench_ceiling: bool,
 
-    // Event log
     /// Partitions per topic of the embedded log (fixed when the log is created), or of the Kafka
     /// topics titok creates.
     #[arg(long, env = "TITOK_PARTITIONS", default_value_t = 4)]
@@ -172,7 +169,6 @@ pub struct Config {
     #[arg(long, env = "TITOK_ALLOW_LOG_RETENTION")]
     pub allow_log_retention: bool,
 
-    // MySQL
     /// MySQL/MariaDB URL for accounts and views (e.g. mysql://user:pass@host:3306/titok);
     /// the database is created if missing. Default: SQLite files in the data dir.
     #[arg(long, env = "TITOK_MYSQL_URL")]
@@ -190,13 +186,11 @@ pub struct Config {
     #[arg(long, env = "TITOK_REPLICA_WAIT_MS", default_value_t = 100)]
     pub replica_wait_ms: u64,
 
-    // Redis
     /// Redis URL for the counter cache, the chat-poll shortcut, shared log positions and login
     /// limits: `redis://host:port`, or a Redis Cluster as `redis+cluster://host:port,host:port,…`.
     #[arg(long, env = "TITOK_REDIS_URL")]
     pub redis_url: Option<String>,
 
-    // Media
     /// Where uploaded videos and covers are stored: `s3://BUCKET[/PREFIX]` (endpoint, region and
     /// credentials from AWS_ENDPOINT_URL, AWS_REGION, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
     /// AWS_ALLOW_HTTP) or a directory (default: `<data dir>/blobs`).
@@ -235,7 +229,6 @@ pub struct Config {
     )]
     pub orphan_age_secs: u64,
 
-    // Limits
     /// Largest accepted video upload, MiB.
     #[arg(long, env = "TITOK_MAX_UPLOAD_MB", default_value_t = 64)]
     pub max_upload_mb: usize,
@@ -260,7 +253,6 @@ pub struct Config {
         default_value_t = titok_command_api::limits::DEFAULT_REGISTERS_PER_HOUR )]
     pub registers_per_address: u32,
 
-    // Consistency and operations
     /// How long a read waits for the views to reflect acknowledged writes before answering stale.
     #[arg(long, env = "TITOK_CONSISTENCY_TIMEOUT_MS", default_value_t = 2000)]
     pub consistency_timeout_ms: u64,
@@ -374,11 +366,11 @@ pub enum StaleViewsArg {
     Refuse,
 }
 
-impl From<StaleViewsArg> for titok_projectors::rebuild::StaleViews {
+impl From<StaleViewsArg> for titok_projectors::version_check::StaleViews {
     fn from(arg: StaleViewsArg) -> Self {
         match arg {
-            StaleViewsArg::Rebuild => titok_projectors::rebuild::StaleViews::Rebuild,
-            StaleViewsArg::Refuse => titok_projectors::rebuild::StaleViews::Refuse,
+            StaleViewsArg::Rebuild => titok_projectors::version_check::StaleViews::Rebuild,
+            StaleViewsArg::Refuse => titok_projectors::version_check::StaleViews::Refuse,
         }
     }
 }

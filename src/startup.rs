@@ -78,7 +78,7 @@ pub async fn start(role: Role, config: Config) -> anyhow::Result<Running> {
     if role.runs_projectors() {
         refuse_log_retention(backends.log.as_ref(), &config)?;
     }
-    titok_projectors::rebuild::prepare(
+    titok_projectors::version_check::prepare(
         &backends.projector_deps(&config),
         config.stale_views.into(),
         role.runs_projectors(),
@@ -86,19 +86,19 @@ pub async fn start(role: Role, config: Config) -> anyhow::Result<Running> {
     )
     .await?;
     let (shutdown, shutdown_rx) = watch::channel(false);
-    let mut projectors = if role.runs_projectors() {
-        titok_projectors::spawn_all(backends.projector_deps(&config), shutdown_rx.clone()).await?
-    } else {
-        Vec::new()
-    };
-    if role.runs_projectors() && config.orphan_sweep_secs > 0 {
-        projectors.push(tokio::spawn(titok_projectors::sweep::run(
-            backends.projector_deps(&config),
-            backends.blobs.clone(),
-            Duration::from_secs(config.orphan_age_secs),
-            Duration::from_secs(config.orphan_sweep_secs),
-            shutdown_rx.clone(),
-        )));
+    let mut projectors = Vec::new();
+    if role.runs_projectors() {
+        let deps = backends.projector_deps(&config);
+        projectors = titok_projectors::spawn_all(deps.clone(), shutdown_rx.clone()).await?;
+        if config.orphan_sweep_secs > 0 {
+            projectors.push(tokio::spawn(titok_projectors::sweep::run(
+                deps,
+                backends.blobs.clone(),
+                Duration::from_secs(config.orphan_age_secs),
+                Duration::from_secs(config.orphan_sweep_secs),
+                shutdown_rx.clone(),
+            )));
+        }
     }
 
     let listener = tokio::net::TcpListener::bind(config.listen)

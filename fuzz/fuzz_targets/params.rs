@@ -3,7 +3,17 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use titok_web::http::{parse_integer, Params};
+use titok_web::http::{parse_integer, ActionType, Params};
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Toggle {
+    On,
+    Off,
+}
+
+impl ActionType for Toggle {
+    const ACTIONS: &'static [(i64, Self)] = &[(1, Toggle::On), (2, Toggle::Off)];
+}
 
 fuzz_target!(|query: &str| {
     let Ok(params) = Params::from_query(query) else {
@@ -22,8 +32,22 @@ fuzz_target!(|query: &str| {
             assert!(t >= 0, "{name} accepted a negative time {t}");
         }
     }
-    if let Ok(action) = params.action_type(&[1, 2]) {
-        assert!(action == 1 || action == 2, "action_type {action} accepted");
+    if let Ok(action) = params.action::<Toggle>() {
+        let raw = params
+            .0
+            .get("action_type")
+            .map(String::as_str)
+            .unwrap_or_default();
+        let number = parse_integer(raw);
+        let expected = match action {
+            Toggle::On => 1,
+            Toggle::Off => 2,
+        };
+        assert_eq!(
+            number,
+            Some(expected),
+            "action_type {raw:?} accepted as {action:?}"
+        );
     }
     // Every integer written plainly parses back to itself.
     if let Ok(n) = query.trim().parse::<i64>() {

@@ -49,7 +49,6 @@ use crate::folder::{Folder, BATCH};
 
 mod progress;
 
-pub use crate::version_check::{prepare, StaleViews};
 pub use progress::{LogProgress, Progress};
 
 /// By default the rebuild pauses the live projections once the shadow is this close to the log's

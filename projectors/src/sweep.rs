@@ -19,13 +19,13 @@
 //! (`AbortIncompleteMultipartUpload`) removes those. On the directory store the staging files of
 //! such uploads are removed by [`BlobStore::sweep_partial`].
 
-use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
 use titok_events::Topic;
 use titok_ports::blobs::BlobStore;
-use titok_views::{ledger, ViewTable};
+use titok_views::ledger;
+use titok_views::reads::media_paths;
 use tokio::sync::watch;
 
 use crate::deps::ProjectorDeps;
@@ -33,19 +33,17 @@ use crate::folder::projection_name;
 
 /// The prefixes uploads are stored under.
 const PREFIXES: [&str; 2] = ["videos/", "covers/"];
-/// Candidate ids looked up per query.
-const LOOKUP: usize = 500;
 
-/// What one sweep did.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
+/// What one sweep removed.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Swept {
-    /// Objects old enough that no published video points at (removed).
-    pub removed: Vec<String>,
-    /// Staging files of unfinished uploads removed (directory store).
+    /// Objects old enough that no published video points at.
+    pub orphans: u64,
+    /// Staging files of unfinished uploads (directory store).
     pub partial: u64,
 }
 
-/// Why a sweep did not run.
+/// Why the orphans were not swept.
 #[derive(Debug, thiserror::Error)]
 pub enum SweepSkipped {
     #[error("the videos projection is behind the log ({0}); it cannot tell orphans yet")]
@@ -56,12 +54,28 @@ pub enum SweepSkipped {
     Failed(#[from] anyhow::Error),
 }
 
-/// One sweep: remove upload objects older than `age` that no video in the view points at.
+/// One sweep: the staging files of unfinished uploads older than `age` (they have nothing to do
+/// with the views), then the upload objects older than `age` that no video in the view points
+/// at, when the view can tell.
 pub async fn sweep_once(
     deps: &ProjectorDeps,
     blobs: &dyn BlobStore,
     age: Duration,
 ) -> Result<Swept, SweepSkipped> {
+    let partial = blobs
+        .sweep_partial(age)
+        .await
+        .map_err(anyhow::Error::from)?;
+    let orphans = sweep_orphans(deps, blobs, age).await?;
+    Ok(Swept { orphans, partial })
+}
+
+/// Remove the upload objects older than `age` that no video in the view points at; how many.
+async fn sweep_orphans(
+    deps: &ProjectorDeps,
+    blobs: &dyn BlobStore,
+    age: Duration,
+) -> Result<u64, SweepSkipped> {
     let projection = projection_name(Topic::Videos);
     let ends = deps
         .log
@@ -88,58 +102,43 @@ pub async fn sweep_once(
     if !parked.is_empty() {
         return Err(SweepSkipped::Parked(parked.len()));
     }
+    Ok(remove_unreferenced(deps, blobs, age).await?)
+}
 
+/// The removal itself, once the view can tell what is referenced.
+async fn remove_unreferenced(
+    deps: &ProjectorDeps,
+    blobs: &dyn BlobStore,
+    age: Duration,
+) -> anyhow::Result<u64> {
     let cutoff = titok_ports::now_ms() - i64::try_from(age.as_millis()).unwrap_or(i64::MAX);
     let mut candidates: Vec<(i64, String)> = Vec::new();
     for prefix in PREFIXES {
-        let objects = blobs.list(prefix).await.map_err(anyhow::Error::from)?;
         candidates.extend(
-            objects
+            blobs
+                .list(prefix)
+                .await?
                 .into_iter()
                 .filter(|(_, meta)| meta.modified_ms < cutoff)
                 .filter_map(|(path, _)| upload_id(prefix, &path).map(|id| (id, path))),
         );
     }
-    let ids: Vec<i64> = candidates
-        .iter()
-        .map(|(id, _)| *id)
-        .collect::<HashSet<_>>()
-        .into_iter()
-        .collect();
-    let mut referenced = HashSet::new();
-    let select = format!(
-        "SELECT play_path, cover_path FROM {} WHERE id",
-        ViewTable::Videos
-    );
-    for chunk in ids.chunks(LOOKUP) {
-        let mut query = titok_views::stats::select_in(&select, chunk);
-        let rows: Vec<(String, String)> = query
-            .build_query_as()
-            .fetch_all(&deps.store.read)
-            .await
-            .map_err(anyhow::Error::from)?;
-        for (play, cover) in rows {
-            referenced.insert(play);
-            referenced.insert(cover);
-        }
-    }
-    let mut swept = Swept::default();
+    let mut ids: Vec<i64> = candidates.iter().map(|(id, _)| *id).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let referenced = media_paths(&deps.store.read, &ids).await?;
+    let mut removed = 0;
     for (_, path) in candidates {
-        if referenced.contains(&path) {
-            continue;
+        if !referenced.contains(&path) {
+            blobs.delete(&path).await?;
+            tracing::info!(
+                path,
+                "removed an orphaned upload (no published video points at it)"
+            );
+            removed += 1;
         }
-        blobs.delete(&path).await.map_err(anyhow::Error::from)?;
-        tracing::info!(
-            path,
-            "removed an orphaned upload (no published video points at it)"
-        );
-        swept.removed.push(path);
     }
-    swept.partial = blobs
-        .sweep_partial(age)
-        .await
-        .map_err(anyhow::Error::from)?;
-    Ok(swept)
+    Ok(removed)
 }
 
 /// The video id of an upload's object name (`videos/<id>.<ext>`), `None` for other names.
@@ -169,10 +168,16 @@ pub async fn run(
         if *shutdown.borrow() {
             return;
         }
-        match sweep_once(&deps, blobs.as_ref(), age).await {
+        // A sweep of a large bucket can take a while: it gives way to a shutdown (its deletes can
+        // be repeated next time).
+        let swept = tokio::select! {
+            swept = sweep_once(&deps, blobs.as_ref(), age) => swept,
+            _ = shutdown.changed() => return,
+        };
+        match swept {
             Ok(swept) => {
                 metrics::counter!("titok_orphaned_media_removed_total")
-                    .increment(swept.removed.len() as u64 + swept.partial);
+                    .increment(swept.orphans + swept.partial);
             }
             Err(SweepSkipped::Failed(e)) => {
                 tracing::warn!(error = %e, "the sweep for orphaned media failed; next time")

@@ -8,7 +8,7 @@ use clap::error::ErrorKind;
 use clap::CommandFactory;
 
 use super::*;
-use crate::config::TOOL_FLAGS;
+use crate::config::{HEADINGS, TOOL_FLAGS};
 
 const ROLES: [&str; 4] = ["serve", "command-api", "query-api", "projectors"];
 
@@ -167,6 +167,30 @@ fn every_tool_flag_names_a_config_flag() {
         assert!(tools.iter().any(|t| t == tool), "no subcommand {tool}");
         for flag in *flags {
             assert!(ids.contains(flag), "{tool}: no Config field {flag}");
+        }
+    }
+}
+
+/// Every visible [`Config`] flag is under exactly one help heading, and every id of the heading
+/// table names a flag.
+#[test]
+fn every_config_flag_has_one_heading() {
+    let config = <Config as clap::Args>::augment_args(clap::Command::new("config"));
+    let visible: Vec<&str> = config
+        .get_arguments()
+        .filter(|a| !a.is_hide_set())
+        .map(|a| a.get_id().as_str())
+        .collect();
+    for id in &visible {
+        let headings = HEADINGS.iter().filter(|(_, ids)| ids.contains(id)).count();
+        assert_eq!(headings, 1, "--{id} is under {headings} headings");
+    }
+    for (heading, ids) in HEADINGS {
+        for id in *ids {
+            assert!(
+                visible.contains(id),
+                "{heading}: no visible Config flag {id}"
+            );
         }
     }
 }

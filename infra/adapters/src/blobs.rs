@@ -379,11 +379,23 @@ fn remove_staging_files(dir: &std::path::Path, age: std::time::Duration) -> std:
         if kind.is_dir() {
             removed += remove_staging_files(&entry.path(), age)?;
         } else if kind.is_file() && entry.file_name().to_string_lossy().contains('#') {
-            let idle = entry.metadata()?.modified()?.elapsed().unwrap_or_default();
-            if idle >= age {
-                std::fs::remove_file(entry.path())?;
-                tracing::info!(path = %entry.path().display(), "removed an unfinished upload's staging file");
-                removed += 1;
+            // An upload that finishes meanwhile renames its staging file away: not an error.
+            let gone = |e: &std::io::Error| e.kind() == std::io::ErrorKind::NotFound;
+            let idle = match entry.metadata().and_then(|m| m.modified()) {
+                Ok(modified) => modified.elapsed().unwrap_or_default(),
+                Err(e) if gone(&e) => continue,
+                Err(e) => return Err(e),
+            };
+            if idle < age {
+                continue;
+            }
+            match std::fs::remove_file(entry.path()) {
+                Ok(()) => {
+                    tracing::info!(path = %entry.path().display(), "removed an unfinished upload's staging file");
+                    removed += 1;
+                }
+                Err(e) if gone(&e) => {}
+                Err(e) => return Err(e),
             }
         }
     }

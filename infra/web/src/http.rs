@@ -387,23 +387,17 @@ impl Params {
         }
     }
 
-    /// `action_type` as the endpoint's action `A` (see [`ActionType`]).
+    /// `action_type` as the endpoint's action `A` (see [`ActionType`]); refused when absent, not
+    /// an integer, or not one of `A`'s numbers (the refusal lists them).
     pub fn action<A: ActionType>(&self) -> Result<A, ApiError> {
-        let numbers: Vec<i64> = A::ACTIONS.iter().map(|&(number, _)| number).collect();
-        self.action_index(&numbers).map(|at| A::ACTIONS[at].1)
-    }
-
-    /// `action_type`, which must be one of `allowed`, as the number itself.
-    pub fn action_type(&self, allowed: &[i64]) -> Result<i64, ApiError> {
-        self.action_index(allowed).map(|at| allowed[at])
-    }
-
-    /// Where `action_type` is in `allowed`; refused when absent, not an integer, or not there.
-    fn action_index(&self, allowed: &[i64]) -> Result<usize, ApiError> {
         let raw = self.text("action_type")?;
-        parse_integer(raw)
-            .and_then(|v| allowed.iter().position(|&a| a == v))
+        let number = parse_integer(raw);
+        A::ACTIONS
+            .iter()
+            .find(|&&(n, _)| Some(n) == number)
+            .map(|&(_, action)| action)
             .ok_or_else(|| {
+                let allowed: Vec<i64> = A::ACTIONS.iter().map(|&(n, _)| n).collect();
                 ApiError::bad(format!(
                     "action_type must be one of {allowed:?}, got {raw:?}"
                 ))

@@ -22,7 +22,7 @@ use titok_ports::counters::Counters;
 mod join;
 mod rows;
 
-pub use rows::{VideoRow, MAX_SAME_MS_PAGE, VIDEO_COLUMNS};
+pub use rows::{media_paths, VideoRow, MAX_SAME_MS_PAGE, VIDEO_COLUMNS};
 
 /// The read side of the views: the read pool, the counter cache, the cache of immutable facts and
 /// the base URL that media URLs are built on.

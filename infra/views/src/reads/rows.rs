@@ -222,3 +222,30 @@ impl Reader {
             .collect())
     }
 }
+
+/// Ids looked up per query by [`media_paths`].
+const MEDIA_LOOKUP: usize = 500;
+
+/// The play and cover paths of those of `ids` that are in the videos view (the sweep for
+/// orphaned uploads keeps exactly these objects).
+pub async fn media_paths(
+    pool: &sqlx::AnyPool,
+    ids: &[i64],
+) -> Result<std::collections::HashSet<String>, sqlx::Error> {
+    let select = format!(
+        "SELECT play_path, cover_path FROM {} WHERE id",
+        ViewTable::Videos
+    );
+    let mut paths = std::collections::HashSet::new();
+    for chunk in ids.chunks(MEDIA_LOOKUP) {
+        let rows: Vec<(String, String)> = crate::stats::select_in(&select, chunk)
+            .build_query_as()
+            .fetch_all(pool)
+            .await?;
+        for (play, cover) in rows {
+            paths.insert(play);
+            paths.insert(cover);
+        }
+    }
+    Ok(paths)
+}
