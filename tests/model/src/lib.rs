@@ -7,7 +7,7 @@
 //! - the projectors' property test (`projectors/src/fold_property.rs`): random event sequences,
 //!   with poison records, folded through the real `Folder` into SQLite in batches of every size
 //!   must give exactly these tables, counters, versions and parked records ([`Fold`]);
-//! - the chaos suite (`tests/tests/suite/chaos.rs`): after processes were killed under load, what
+//! - the chaos suite (`tests/tests/suite/chaos/`): after processes were killed under load, what
 //!   the API serves must equal the whole log (read with `titok tap`) folded into [`Views`].
 //!
 //! The rules: a registration, a publication, a like, a follow, a comment and a message take

@@ -14,7 +14,6 @@ pub(crate) async fn hot_key(ctx: &Ctx, report: &mut Report) -> anyhow::Result<()
         base,
         ..
     } = ctx;
-    // Hot key: 90 % of the likes on one video, beside the same number spread uniformly.
     eprintln!("bench: hot-key storm");
     let storm = (size.likes / 5).max(2_000);
     let vids = size.videos as i64;

@@ -264,22 +264,22 @@ pub(crate) async fn media(ctx: &Ctx, report: &mut Report) -> anyhow::Result<()> 
         direct_p50_ms: round3(direct_p50),
     });
     report.results.media_upload_mib_per_s = Some(round3(ours));
+    let play_ratio = play / direct.max(1e-9);
     report.results.media_upload_vs_raw = Some(round3(ours / raw.max(1e-9)));
     report.results.media_play_mib_per_s = Some(round3(play));
-    report.results.media_play_vs_direct = Some(round3(play / direct.max(1e-9)));
+    report.results.media_play_vs_direct = Some(round3(play_ratio));
     report.results.media_upload_rss_growth_mib = Some(growth.round());
-    report.rows.push(Row::new(
-        format!("media: {uploads} uploads of {upload_mib} MiB at once through the API vs raw multipart writes to the store (MiB/s)"),
-        format!("{ours:.0}"),
-        format!("{raw:.0}"),
-        format!("{:.2}×", ours / raw.max(1e-9)),
-        "≥ 0.7×".into(),
+    report.rows.push(Row::ratio(
+        &format!("media: {uploads} uploads of {upload_mib} MiB at once through the API vs raw multipart writes to the store (MiB/s)"),
+        ours,
+        raw,
+        "≥ 0.7×",
     ));
     report.rows.push(Row::new(
         format!("media: 1 MiB Range GETs, {concurrency} at once, through /static vs straight from the store (MiB/s; p50 ms)"),
         format!("{play:.0}; p50 {play_p50:.1}"),
         format!("{direct:.0}; p50 {direct_p50:.1}"),
-        format!("{:.2}×", play / direct.max(1e-9)),
+        format!("{play_ratio:.2}×"),
         "≥ 0.7×".into(),
     ));
     report.rows.push(Row::alone(

@@ -7,6 +7,7 @@ use anyhow::Context;
 use rand::{Rng, SeedableRng};
 use titok::Config;
 use titok_events::{Envelope, EventBody, Favorite};
+use titok_kit::launch::command_without_settings;
 
 use crate::context::{server_binary, Ctx};
 use crate::dataset::{Size, USER_BASE, VIDEO_BASE};
@@ -97,7 +98,7 @@ async fn scale_out(
         let deadline = started + Duration::from_secs(1800);
         let mut children = Vec::new();
         for i in 0..instances {
-            let mut cmd = tokio::process::Command::new(server_binary(&args.server_bin)?);
+            let mut cmd = command_without_settings(server_binary(&args.server_bin)?);
             cmd.arg("projectors")
                 .args(["--listen", "127.0.0.1:0", "--partitions", "4"])
                 .args(["--namespace", &settings.namespace])

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use serde_json::Value;
-use titok_kit::launch::spawn_listening;
+use titok_kit::launch::{command_without_settings, spawn_listening};
 use titok_kit::topology::each_role;
 use titok_kit::Balancer;
 
@@ -108,7 +108,8 @@ async fn spawn_role(
     role: &str,
     args: &[String],
 ) -> anyhow::Result<(tokio::process::Child, String)> {
-    let mut command = tokio::process::Command::new(bin);
+    // Not the bench's own TITOK_* settings (an admin port, a node id): only `args`.
+    let mut command = command_without_settings(bin.to_path_buf());
     command.arg(role).args(args).env("RUST_LOG", "warn");
     let (child, base) = spawn_listening(command, Duration::from_secs(60))
         .await

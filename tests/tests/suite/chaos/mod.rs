@@ -28,12 +28,12 @@ use load::*;
 /// The whole log folded with the domain's rules ([`titok_model`]), independently of the
 /// projectors, and every event as an acknowledged-command key, counted.
 #[derive(Debug, Default)]
-struct Fold {
+struct Logged {
     views: Views,
     commands: HashMap<Acked, usize>,
 }
 
-fn fold(tap_output: &str) -> Fold {
+fn fold(tap_output: &str) -> Logged {
     let mut records: Vec<(String, i64, i64, Envelope)> = tap_output
         .lines()
         .map(|l| {
@@ -52,7 +52,7 @@ fn fold(tap_output: &str) -> Fold {
         .collect();
     // Per-key order is partition order.
     records.sort_by(|a, b| (&a.0, a.1, a.2).cmp(&(&b.0, b.1, b.2)));
-    let mut f = Fold::default();
+    let mut f = Logged::default();
     for (_, _, _, event) in records {
         f.views
             .apply(&event.body, event.occurred_at.timestamp_millis());

@@ -49,8 +49,9 @@ async fn stored_videos(app: &TestApp) -> Vec<String> {
 
 /// The ffmpeg of `TITOK_TEST_FFMPEG` (scripts/test installs a static build from PyPI).
 fn test_ffmpeg() -> String {
-    std::env::var("TITOK_TEST_FFMPEG")
-        .expect("needs TITOK_TEST_FFMPEG=<an ffmpeg binary> (scripts/test sets it in pass 2)")
+    std::env::var("TITOK_TEST_FFMPEG").expect(
+        "needs TITOK_TEST_FFMPEG=<an ffmpeg binary> (scripts/test sets it in passes 1 and 2)",
+    )
 }
 
 /// Run `ffmpeg args…` and return its stdout.
@@ -73,7 +74,7 @@ async fn run_ffmpeg(args: &[&str]) -> Vec<u8> {
 /// the spooled upload and stored beside the video; a "video" ffmpeg cannot decode still gets a
 /// placeholder cover and is published.
 #[tokio::test]
-#[ignore = "needs ffmpeg: scripts/test installs a static build (PyPI imageio-ffmpeg) and runs it in pass 2"]
+#[ignore = "needs ffmpeg: scripts/test installs a static build (PyPI imageio-ffmpeg) and runs it in passes 1 and 2"]
 async fn with_ffmpeg_a_cover_is_the_videos_first_frame() {
     let ffmpeg = test_ffmpeg();
     let dir = tempfile::tempdir().expect("temp dir");
