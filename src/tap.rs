@@ -38,7 +38,8 @@ pub struct TapArgs {
     /// Stop after this many events.
     #[arg(long)]
     pub limit: Option<usize>,
-    /// Stop once nothing new arrived for this many milliseconds (before the first event: 30 s at least).
+    /// Stop once nothing new arrived for this many milliseconds after the log's end at start was
+    /// reached (short of it: after 30 s without a record at least).
     #[arg(long)]
     pub idle_exit_ms: Option<u64>,
 }
@@ -109,12 +110,16 @@ fn line(rec: &LogRecord, event: Value) -> Value {
     json!({"topic": rec.topic.name(), "partition": rec.partition, "offset": rec.offset, "key": rec.key, "event": event})
 }
 
-/// Idle since the last event for `limit` — or, before any event, for a start-up grace (joining
-/// a consumer group on a broker can take seconds) of at least 30 s.
-fn idle(last_event: Option<Instant>, started: Instant, limit: Duration) -> bool {
-    match last_event {
-        Some(at) => at.elapsed() >= limit,
-        None => started.elapsed() >= limit.max(Duration::from_secs(30)),
+/// Whether `--idle-exit-ms` ends the tap: idle since the last record for `limit` once every
+/// partition was read up to the end it had when the tap started (one topic's consumer may join
+/// its group seconds after another's has gone quiet); short of that end, only after a stall of at
+/// least 30 s (joining a consumer group on a broker can take seconds).
+fn idle(last_record: Option<Instant>, started: Instant, limit: Duration, caught_up: bool) -> bool {
+    let quiet = last_record.unwrap_or(started).elapsed();
+    if caught_up {
+        quiet >= limit
+    } else {
+        quiet >= limit.max(Duration::from_secs(30))
     }
 }
 
@@ -123,6 +128,9 @@ pub async fn run(args: TapArgs, config: Config) -> anyhow::Result<()> {
     let log = crate::backends::open_log(&config, Access::ReadOnly).await?;
     let group = format!("{}.tap.{}", config.namespace, uuid::Uuid::now_v7());
     let mut consumers = Vec::new();
+    // The end of every partition that was not empty at start: the tap has read the history it
+    // was asked for once its position passed each.
+    let mut to_reach: HashMap<(Topic, u32), i64> = HashMap::new();
     for topic in topics(&args)? {
         let partitions = log.partitions(topic) as usize;
         let start = if args.from_beginning {
@@ -130,6 +138,11 @@ pub async fn run(args: TapArgs, config: Config) -> anyhow::Result<()> {
             // events (retention, deleted records) is an error, not a shorter answer.
             titok_projectors::continuity::check_start(log.as_ref(), topic, &vec![0; partitions])
                 .await?;
+            for end in log.end_offsets(&[topic]).await? {
+                if end.offset > 0 {
+                    to_reach.insert((topic, end.partition), end.offset);
+                }
+            }
             vec![0; partitions]
         } else {
             let mut start = vec![0; partitions];
@@ -146,11 +159,11 @@ pub async fn run(args: TapArgs, config: Config) -> anyhow::Result<()> {
         consumers.push(log.consumer(&group, topic, start).await?);
     }
     let stdout = std::io::stdout();
-    let (mut seen, mut last_event, mut last_report) = (0usize, None::<Instant>, Instant::now());
+    let (mut seen, mut last_record, mut last_report) = (0usize, None::<Instant>, Instant::now());
     let started = Instant::now();
     let mut likes = Likes::default();
     // The next offset expected per (topic, partition): a record beyond it is a hole in the log.
-    let mut expected: HashMap<(titok_events::Topic, u32), i64> = HashMap::new();
+    let mut expected: HashMap<(Topic, u32), i64> = HashMap::new();
     let stop = tokio::signal::ctrl_c();
     tokio::pin!(stop);
     loop {
@@ -172,6 +185,11 @@ pub async fn run(args: TapArgs, config: Config) -> anyhow::Result<()> {
                     });
                 }
                 *next = (*next).max(rec.offset + 1);
+                last_record = Some(Instant::now());
+                let at = (rec.topic, rec.partition);
+                if to_reach.get(&at).is_some_and(|end| *next >= *end) {
+                    to_reach.remove(&at);
+                }
                 let Ok(event) = Envelope::decode(&rec.payload) else {
                     eprintln!(
                         "undecodable event at {}/{}@{}",
@@ -190,7 +208,6 @@ pub async fn run(args: TapArgs, config: Config) -> anyhow::Result<()> {
                 {
                     continue;
                 }
-                last_event = Some(Instant::now());
                 seen += 1;
                 if args.likes_top.is_some() {
                     likes.add(&event);
@@ -204,9 +221,10 @@ pub async fn run(args: TapArgs, config: Config) -> anyhow::Result<()> {
             out.flush()?;
         }
         let done = args.limit.is_some_and(|l| seen >= l)
-            || args
-                .idle_exit_ms
-                .is_some_and(|ms| idle(last_event, started, Duration::from_millis(ms)));
+            || args.idle_exit_ms.is_some_and(|ms| {
+                let limit = Duration::from_millis(ms);
+                idle(last_record, started, limit, to_reach.is_empty())
+            });
         if let Some(top) = args.likes_top {
             if done || last_report.elapsed() >= Duration::from_secs(5) {
                 last_report = Instant::now();
