@@ -186,8 +186,9 @@ impl Backends {
                 pool: self.store.read.clone(),
                 counters: self.counters.clone(),
                 media_url: media_url.trim_end_matches('/').into(),
-                immutable: Immutable::default(),
+                immutable: Immutable::with_capacity(config.cache_entries),
             },
+            feed: None,
             auth: Authenticator {
                 keys: self.keys.clone(),
                 accounts: self.accounts.clone(),

@@ -64,6 +64,7 @@ pub(crate) const HEADINGS: &[(&str, &[&str])] = &[
             "registers_per_address",
         ],
     ),
+    ("Memory", &["feed_index_videos", "cache_entries"]),
     (
         "Consistency and operations",
         &["consistency_timeout_ms", "ready_max_lag", "stale_views"],
@@ -252,6 +253,13 @@ pub struct Config {
         env = "TITOK_REGISTERS_PER_ADDRESS",
         default_value_t = titok_command_api::limits::DEFAULT_REGISTERS_PER_HOUR )]
     pub registers_per_address: u32,
+
+    /// Newest videos the query API keeps in memory for the feed (0 = none: every page from SQL).
+    #[arg(long, env = "TITOK_FEED_INDEX_VIDEOS", default_value_t = 100_000)]
+    pub feed_index_videos: usize,
+    /// Video authors and user names cached in memory, each (facts that never change).
+    #[arg(long, env = "TITOK_CACHE_ENTRIES", default_value_t = 1 << 20)]
+    pub cache_entries: u64,
 
     /// How long a read waits for the views to reflect acknowledged writes before answering stale.
     #[arg(long, env = "TITOK_CONSISTENCY_TIMEOUT_MS", default_value_t = 2000)]

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use axum::Router;
+use titok_events::Topic;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -113,7 +114,20 @@ pub async fn start(role: Role, config: Config) -> anyhow::Result<Running> {
         Some(base) => base.trim_end_matches('/').to_owned(),
         None => format!("{}/static", public_url.trim_end_matches('/')),
     };
-    let query = backends.query_state(&config, &media_url);
+    let mut query = backends.query_state(&config, &media_url);
+    if role.runs_queries() && config.feed_index_videos > 0 {
+        let index = titok_views::reads::FeedIndex::start(
+            &backends.store.read,
+            backends.log.clone(),
+            titok_projectors::catalog::view_of(Topic::Videos).projection,
+            &format!("{}.feed-index.{}", config.namespace, uuid::Uuid::now_v7()),
+            config.feed_index_videos,
+            shutdown_rx.clone(),
+        )
+        .await?;
+        tracing::info!(videos = index.len(), "feed index loaded");
+        query.feed = Some(index);
+    }
     let pools = [
         ("read", backends.store.read.clone()),
         ("write", backends.store.write.clone()),

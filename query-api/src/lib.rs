@@ -19,10 +19,11 @@ use axum::routing::{get, MethodRouter};
 use axum::Router;
 use titok_events::Topic;
 use titok_ports::progress::{Consistency, Freshness};
+use titok_ports::Position;
 use titok_views::model::{
     ChatBody, CommentListBody, FeedBody, FriendListBody, UserBody, UserListBody, VideoListBody,
 };
-use titok_views::reads::Reader;
+use titok_views::reads::{FeedIndex, Reader};
 use titok_views::replicas::ReadPools;
 use titok_web::auth::Authenticator;
 use titok_web::http::{ApiError, Reply};
@@ -37,6 +38,8 @@ pub struct QueryState {
     pub consistency: Consistency,
     /// Where reads go: the primary, or read replicas that caught up (`--mysql-read-url`).
     pub pools: ReadPools,
+    /// The newest videos in memory, for the feed (`--feed-index-videos`; `None` = off).
+    pub feed: Option<FeedIndex>,
 }
 
 impl QueryState {
@@ -63,19 +66,31 @@ async fn answer<T>(
     topics: &[Topic],
     read: impl AsyncFnOnce(&QueryState) -> Result<T, ApiError>,
 ) -> Reply<T> {
+    answer_waited(state, topics, async |state, _| read(state).await).await
+}
+
+/// Like [`answer`], also handing the read the acknowledged ends its wait saw applied (`None` when
+/// the wait gave up): what an in-memory answer must cover to be as fresh as the views.
+async fn answer_waited<T>(
+    state: &QueryState,
+    topics: &[Topic],
+    read: impl AsyncFnOnce(&QueryState, Option<&[Position]>) -> Result<T, ApiError>,
+) -> Reply<T> {
     let (freshness, targets) = state.consistency.wait_for(topics).await;
+    // A stale read has nothing a replica (or the feed index) could be checked against.
+    let (targets, applied) = match freshness {
+        Freshness::Fresh => (targets, true),
+        Freshness::Stale => (Vec::new(), false),
+    };
+    let applied = applied.then_some(targets.as_slice());
     let reply = if state.pools.has_replicas() {
-        // A stale read has nothing a replica could be checked against: the primary.
-        let targets = match freshness {
-            Freshness::Fresh => targets,
-            Freshness::Stale => Vec::new(),
-        };
+        // A stale read goes to the primary.
         let (pool, chosen) = state.pools.choose(topics, &targets).await;
         let mut on = state.clone();
         on.reader.pool = pool;
-        Reply::from(read(&on).await).with_header("x-titok-read-from", chosen.name())
+        Reply::from(read(&on, applied).await).with_header("x-titok-read-from", chosen.name())
     } else {
-        Reply::from(read(state).await)
+        Reply::from(read(state, applied).await)
     };
     match freshness {
         Freshness::Fresh => reply,

@@ -1,37 +1,82 @@
 //! Feed, user info, and the video, comment and relation lists.
 
+use std::time::Duration;
+
 use axum::extract::State;
 use titok_events::Topic;
+use titok_ports::Position;
 use titok_web::http::{ApiError, Params, Reply};
 
 use titok_views::model::*;
 use titok_views::reads::VideoRow;
 
-use crate::{answer, normalize_ms, QueryState, CONTENT_TOPICS};
+use crate::{answer, answer_waited, normalize_ms, QueryState, CONTENT_TOPICS};
 
 /// Feed page size (docs/api.md row 1).
 pub const FEED_PAGE: i64 = 30;
 
+/// How long a feed read waits for the feed index to fold what the views show before reading the
+/// page from SQL instead.
+const INDEX_WAIT: Duration = Duration::from_millis(20);
+
 /// Row 1: ≤ 30 videos published before `latest_time`, newest first; `next_time` = the page's
 /// earliest publish time (epoch ms), to send back as the next `latest_time`. A page never ends
 /// inside a millisecond the next video shares ([`titok_views::reads::Reader::feed_page`]).
+///
+/// The page comes from the feed index when it covers what the consistency wait waited for (see
+/// [`titok_views::reads::FeedIndex`]), else from SQL. The SQL statements each page ran are
+/// counted (`titok_feed_sql_statements_total`, beside `titok_feed_pages_total`, by viewer:
+/// `anonymous` or `token`).
 pub async fn feed(State(state): State<QueryState>, params: Params) -> Reply<FeedBody> {
-    answer(&state, CONTENT_TOPICS, async |state| {
-        let viewer = state.auth.optional(&params).await?;
-        let now = titok_ports::now_ms();
-        let latest = match normalize_ms(params.int_or_zero("latest_time")?) {
-            0 => now + 1,
-            t => t,
-        };
-        let rows = state.reader.feed_page(latest, FEED_PAGE).await?;
-        let next_time = rows.last().map_or(now, |r| r.published_ms);
-        let video_list = state.reader.videos(viewer, rows).await?;
-        Ok(FeedBody {
-            video_list,
-            next_time,
-        })
-    })
-    .await
+    let viewer_kind = match params.get("token").map(str::trim) {
+        None | Some("") => "anonymous",
+        Some(_) => "token",
+    };
+    let (reply, statements) = titok_ports::statements::counted(answer_waited(
+        &state,
+        CONTENT_TOPICS,
+        async |state, applied| {
+            let viewer = state.auth.optional(&params).await?;
+            let now = titok_ports::now_ms();
+            let latest = match normalize_ms(params.int_or_zero("latest_time")?) {
+                0 => now + 1,
+                t => t,
+            };
+            let rows = match from_index(state, applied, latest).await {
+                Some(rows) => rows,
+                None => state.reader.feed_page(latest, FEED_PAGE).await?,
+            };
+            let next_time = rows.last().map_or(now, |r| r.published_ms);
+            let video_list = state.reader.videos(viewer, rows).await?;
+            Ok(FeedBody {
+                video_list,
+                next_time,
+            })
+        },
+    ))
+    .await;
+    metrics::counter!("titok_feed_pages_total", "viewer" => viewer_kind).increment(1);
+    metrics::counter!("titok_feed_sql_statements_total", "viewer" => viewer_kind)
+        .increment(statements);
+    reply
+}
+
+/// The page from the feed index, if it has one and covers the positions the read waited for.
+async fn from_index(
+    state: &QueryState,
+    applied: Option<&[Position]>,
+    latest: i64,
+) -> Option<Vec<VideoRow>> {
+    let index = state.feed.as_ref()?;
+    let rows = match applied {
+        Some(targets) if index.covering(targets, INDEX_WAIT).await => {
+            index.page(latest, FEED_PAGE as usize)
+        }
+        _ => None,
+    };
+    let source = if rows.is_some() { "memory" } else { "sql" };
+    metrics::counter!("titok_feed_index_pages_total", "source" => source).increment(1);
+    rows
 }
 
 /// The viewer, and the user a list is about (`user_id`, defaulting to the viewer), which must exist.

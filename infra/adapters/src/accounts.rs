@@ -76,6 +76,7 @@ impl AccountStore for SqlAccounts {
     }
 
     async fn exists(&self, user_id: i64) -> Result<bool, AccountError> {
+        titok_ports::statements::one();
         let row: Option<(i64,)> = sqlx::query_as("SELECT 1 FROM accounts WHERE user_id = ?")
             .bind(user_id)
             .fetch_optional(&self.pool)

@@ -20,7 +20,8 @@
 //! store lost them ([`progress::Positions::lost`], [`progress::PositionsUnknown`]).
 //!
 //! Plus the read-after-write rule over the positions port ([`progress::Consistency`]) and a
-//! positive cache of existing ids ([`known`]). Port errors carry the adapter's own error as their
+//! positive cache of existing ids ([`known`]), and a per-request tally of SQL statements
+//! ([`statements`]). Port errors carry the adapter's own error as their
 //! [`std::error::Error::source`], so logs show the cause (a sqlx or Redis error) and not a string.
 
 pub mod accounts;
@@ -30,6 +31,7 @@ pub mod known;
 pub mod limits;
 pub mod log;
 pub mod progress;
+pub mod statements;
 
 pub use accounts::AccountStore;
 pub use blobs::BlobStore;

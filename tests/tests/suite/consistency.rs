@@ -76,3 +76,37 @@ async fn a_follow_is_in_the_other_users_follower_list_immediately() {
         );
     }
 }
+
+/// A video is on the feed of another user (and an anonymous one) the moment its publish was
+/// acknowledged: the feed's in-memory index is at least as fresh as the views a read waits for.
+#[tokio::test]
+async fn a_published_video_is_on_the_next_feed_page_of_another_user() {
+    let app = spawn_app().await;
+    let author = app.register("author", "pw").await;
+    let viewer = app.register("viewer", "pw").await;
+    let mut missing = Vec::new();
+    for round in 0..20 {
+        let title = format!("clip {round}");
+        let (status, body) = app
+            .publish_raw(&author.token, &title, SAMPLE_MP4.to_vec(), "clip.mp4")
+            .await;
+        assert_eq!(status, 200, "publish: {body}");
+        assert_ok(&body, "publish");
+        let query = if round % 2 == 0 {
+            vec![("token", viewer.token.clone())]
+        } else {
+            Vec::new()
+        };
+        let page = app.get_ok("/douyin/feed/", &query, "feed").await;
+        let on_page = list(&page, "video_list")
+            .iter()
+            .any(|v| v["title"] == title.as_str() && v["author"]["id"] == author.id);
+        if !on_page {
+            missing.push(round);
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "rounds whose video was not on the next feed page: {missing:?}"
+    );
+}

@@ -309,3 +309,72 @@ async fn admin_endpoints_move_to_their_own_listener() {
         .expect("admin readyz");
     assert_eq!(ready.status(), 200);
 }
+
+/// Feed pages and their SQL statements so far: anonymous pages, their statements, pages with a
+/// token, theirs.
+fn feed_counts(text: &str) -> [f64; 4] {
+    let of = |name: &str, viewer: &str| metric(text, name, &[&format!(r#"viewer="{viewer}""#)]);
+    [
+        of("titok_feed_pages_total", "anonymous"),
+        of("titok_feed_sql_statements_total", "anonymous"),
+        of("titok_feed_pages_total", "token"),
+        of("titok_feed_sql_statements_total", "token"),
+    ]
+}
+
+/// [`feed_counts`] over `pages` anonymous pages and `pages` with the viewer's token.
+async fn feed_statements(app: &TestApp, viewer: &User, pages: usize) -> [f64; 4] {
+    let before = feed_counts(&metrics_text(app).await);
+    for _ in 0..pages {
+        let page = app.get_ok("/douyin/feed/", &[], "anonymous feed").await;
+        assert_eq!(list(&page, "video_list").len(), 3, "{page}");
+        let page = app
+            .get_ok("/douyin/feed/", &[("token", viewer.token.clone())], "feed")
+            .await;
+        let videos = list(&page, "video_list");
+        assert!(
+            videos.iter().any(|v| v["is_favorite"] == true)
+                && videos.iter().all(|v| v["author"]["is_follow"] == true),
+            "the viewer's like and follow show: {page}"
+        );
+    }
+    let after = feed_counts(&metrics_text(app).await);
+    std::array::from_fn(|i| after[i] - before[i])
+}
+
+/// The feed's pages come from memory: an anonymous page runs no SQL, one with a token a single
+/// statement (its likes and follows). With the index off, the same pages query SQL (the count's
+/// positive control).
+#[tokio::test]
+async fn a_feed_page_runs_no_sql_anonymous_and_one_statement_with_a_token() {
+    for (index, args) in [
+        (true, &["--no-sample"][..]),
+        (false, &["--no-sample", "--feed-index-videos", "0"][..]),
+    ] {
+        let app = TestApp::start(args).await;
+        let author = app.register("author", "pw").await;
+        let viewer = app.register("viewer", "pw").await;
+        let mut videos = Vec::new();
+        for i in 0..3 {
+            videos.push(app.publish(&author, &format!("v{i}")).await);
+        }
+        app.like(&viewer, videos[1], 1).await;
+        app.follow(&viewer, author.id, 1).await;
+        // Warm the caches a process fills once (names, counters, the token's user).
+        feed_statements(&app, &viewer, 1).await;
+
+        let [anonymous, anonymous_sql, token, token_sql] = feed_statements(&app, &viewer, 20).await;
+
+        assert_eq!((anonymous, token), (20.0, 20.0), "pages counted");
+        if index {
+            assert_eq!(anonymous_sql, 0.0, "statements of 20 anonymous pages");
+            assert_eq!(token_sql, 20.0, "statements of 20 pages with a token");
+        } else {
+            assert!(
+                anonymous_sql >= 20.0,
+                "SQL pages are counted: {anonymous_sql}"
+            );
+            assert!(token_sql >= 40.0, "SQL pages are counted: {token_sql}");
+        }
+    }
+}

@@ -1,8 +1,9 @@
 //! The join that turns view rows into Douyin objects ([`User`], [`Video`]), relative to a viewer.
 //!
-//! For a page of videos the authors, the counters and the viewer's `is_favorite` / `is_follow` are
-//! fetched **concurrently** (`tokio::try_join!`), each as **one batched** query over all ids, and
-//! reassembled in the page's order — never one round trip per video. Counters come from the
+//! For a page of videos the authors' names, the counters and the viewer's `is_favorite` /
+//! `is_follow` are fetched **concurrently** (`tokio::try_join!`), each **batched** over all ids
+//! (`is_favorite` and `is_follow` together in one query), and reassembled in the page's order —
+//! never one round trip per video. Counters come from the
 //! counter cache; misses fall back to SQL and refill the cache (version-guarded, see
 //! `titok_ports::counters`).
 
@@ -40,10 +41,21 @@ impl Reader {
             self.user_counts(&unique),
             self.followed_by(viewer, &unique),
         )?;
+        Ok(self.assemble_users(ids, &names, &counts, &follows))
+    }
+
+    /// `User` objects in the order of `ids`, from their names, counters and whether the viewer
+    /// follows them.
+    fn assemble_users(
+        &self,
+        ids: &[i64],
+        names: &HashMap<i64, Arc<str>>,
+        counts: &HashMap<i64, UserCounts>,
+        follows: &HashSet<i64>,
+    ) -> Vec<User> {
         let avatar = self.url("avatar.png");
         let background = self.url("background.png");
-        Ok(ids
-            .iter()
+        ids.iter()
             .map(|id| {
                 let c = counts.get(id).copied().unwrap_or_default();
                 User {
@@ -60,7 +72,7 @@ impl Reader {
                     favorite_count: c.favorite_count,
                 }
             })
-            .collect())
+            .collect()
     }
 
     /// Videos in the order of `rows`, relative to `viewer`.
@@ -77,12 +89,18 @@ impl Reader {
             }
         }
         let authors = dedup(rows.iter().map(|r| r.author_id));
-        let (authors, counts, liked) = tokio::try_join!(
-            self.users(viewer, &authors),
+        // The viewer's likes of the videos and follows of their authors: one query.
+        let (names, author_counts, counts, (liked, follows)) = tokio::try_join!(
+            self.user_names(&authors),
+            self.user_counts(&authors),
             self.video_counts(&ids),
-            self.liked_by(viewer, &ids),
+            self.viewer_relations(viewer, &ids, &authors),
         )?;
-        let authors: HashMap<i64, User> = authors.into_iter().map(|u| (u.id, u)).collect();
+        let authors: HashMap<i64, User> = self
+            .assemble_users(&authors, &names, &author_counts, &follows)
+            .into_iter()
+            .map(|u| (u.id, u))
+            .collect();
         Ok(rows
             .into_iter()
             .map(|r| {
@@ -119,7 +137,7 @@ impl Reader {
         let prefix = format!("SELECT id, name FROM {} WHERE id", ViewTable::Users);
         let rows: Vec<(i64, String)> = select_in(&prefix, &missing)
             .build_query_as()
-            .fetch_all(&self.pool)
+            .fetch_all(self.sql())
             .await?;
         for (id, name) in rows {
             let name: Arc<str> = name.into();
@@ -132,7 +150,7 @@ impl Reader {
     async fn user_counts(&self, ids: &[i64]) -> Result<HashMap<i64, UserCounts>, sqlx::Error> {
         let (mut out, missing) = split_hits(self.counters.users(ids).await, ids);
         if !missing.is_empty() {
-            let rows: Vec<_> = user_stats(&self.pool, &missing)
+            let rows: Vec<_> = user_stats(self.sql(), &missing)
                 .await?
                 .into_iter()
                 .collect();
@@ -145,7 +163,7 @@ impl Reader {
     async fn video_counts(&self, ids: &[i64]) -> Result<HashMap<i64, VideoCounts>, sqlx::Error> {
         let (mut out, missing) = split_hits(self.counters.videos(ids).await, ids);
         if !missing.is_empty() {
-            let rows: Vec<_> = video_stats(&self.pool, &missing)
+            let rows: Vec<_> = video_stats(self.sql(), &missing)
                 .await?
                 .into_iter()
                 .collect();
@@ -169,18 +187,48 @@ impl Reader {
             .await
     }
 
-    /// Which of `ids` the viewer liked.
-    async fn liked_by(
+    /// Which of `videos` the viewer liked and which of `authors` they follow, in one query.
+    async fn viewer_relations(
         &self,
         viewer: Option<i64>,
-        ids: &[i64],
-    ) -> Result<HashSet<i64>, sqlx::Error> {
-        let head = format!(
-            "SELECT video_id FROM {} WHERE user_id = ",
+        videos: &[i64],
+        authors: &[i64],
+    ) -> Result<(HashSet<i64>, HashSet<i64>), sqlx::Error> {
+        let (mut liked, mut follows) = (HashSet::new(), HashSet::new());
+        let Some(viewer) = viewer else {
+            return Ok((liked, follows));
+        };
+        if videos.is_empty() || authors.is_empty() {
+            return Ok((liked, follows));
+        }
+        let mut qb = sqlx::QueryBuilder::new(format!(
+            "SELECT 0, video_id FROM {} WHERE user_id = ",
             ViewTable::Favorites
-        );
-        self.viewer_subset(&head, " AND video_id IN (", viewer, ids)
-            .await
+        ));
+        qb.push_bind(viewer).push(" AND video_id IN (");
+        let mut sep = qb.separated(", ");
+        for id in videos {
+            sep.push_bind(*id);
+        }
+        qb.push(format!(
+            ") UNION ALL SELECT 1, followee_id FROM {} WHERE follower_id = ",
+            ViewTable::Follows
+        ));
+        qb.push_bind(viewer).push(" AND followee_id IN (");
+        let mut sep = qb.separated(", ");
+        for id in authors {
+            sep.push_bind(*id);
+        }
+        qb.push(")");
+        let rows: Vec<(i64, i64)> = qb.build_query_as().fetch_all(self.sql()).await?;
+        for (which, id) in rows {
+            if which == 0 {
+                liked.insert(id);
+            } else {
+                follows.insert(id);
+            }
+        }
+        Ok((liked, follows))
     }
 
     /// `<head> viewer <in_clause> ids…)`: the subset of `ids` in a relation with the viewer.
@@ -204,7 +252,7 @@ impl Reader {
             sep.push_bind(*id);
         }
         qb.push(")");
-        let rows: Vec<(i64,)> = qb.build_query_as().fetch_all(&self.pool).await?;
+        let rows: Vec<(i64,)> = qb.build_query_as().fetch_all(self.sql()).await?;
         Ok(rows.into_iter().map(|(id,)| id).collect())
     }
 }

@@ -3,7 +3,9 @@
 //! - `rows`: the row reads, one query each (a video's author, a comment's owner, the feed, a
 //!   user's videos and likes, comments, follows, friends, a conversation's messages);
 //! - `join`: the Douyin [`User`](crate::model::User) and [`Video`](crate::model::Video) objects,
-//!   assembled from rows, counters and the viewer's relations.
+//!   assembled from rows, counters and the viewer's relations;
+//! - `feed_index`: the newest videos in memory ([`FeedIndex`]), so that a feed page costs no
+//!   query.
 //!
 //! Facts that never change once a view holds them — a video's author, a user's name (there is no
 //! rename and no delete of either) — are kept in a bounded in-process cache ([`Immutable`], moka):
@@ -19,9 +21,11 @@ use std::sync::Arc;
 use sqlx::AnyPool;
 use titok_ports::counters::Counters;
 
+mod feed_index;
 mod join;
 mod rows;
 
+pub use feed_index::{FeedIndex, FeedIndexError};
 pub use rows::{media_paths, VideoRow, MAX_SAME_MS_PAGE, VIDEO_COLUMNS};
 
 /// The read side of the views: the read pool, the counter cache, the cache of immutable facts and
@@ -62,6 +66,13 @@ impl Default for Immutable {
 }
 
 impl Reader {
+    /// The pool, for one statement: every read here goes through it, so a request's statements
+    /// are counted ([`titok_ports::statements`]).
+    fn sql(&self) -> &AnyPool {
+        titok_ports::statements::one();
+        &self.pool
+    }
+
     /// The absolute URL of a blob path (`videos/1.mp4` → `{media_url}/videos/1.mp4`).
     pub fn url(&self, path: &str) -> String {
         format!("{}/{}", self.media_url, path.trim_start_matches('/'))

@@ -33,7 +33,7 @@ impl Reader {
             ViewTable::Videos
         ))
         .bind(video_id)
-        .fetch_optional(&self.pool)
+        .fetch_optional(self.sql())
         .await?;
         if let Some((author,)) = row {
             self.immutable.authors.insert(video_id, author);
@@ -48,7 +48,7 @@ impl Reader {
             ViewTable::Comments
         ))
         .bind(comment_id)
-        .fetch_optional(&self.pool)
+        .fetch_optional(self.sql())
         .await
     }
 
@@ -73,7 +73,7 @@ impl Reader {
         ))
         .bind(before_ms)
         .bind(limit + 1)
-        .fetch_all(&self.pool)
+        .fetch_all(self.sql())
         .await?;
         if rows.len() as i64 <= limit {
             return Ok(rows);
@@ -95,7 +95,7 @@ impl Reader {
         ))
         .bind(edge)
         .bind(MAX_SAME_MS_PAGE)
-        .fetch_all(&self.pool)
+        .fetch_all(self.sql())
         .await
     }
 
@@ -106,7 +106,7 @@ impl Reader {
             ViewTable::Videos
         ))
         .bind(user_id)
-        .fetch_all(&self.pool)
+        .fetch_all(self.sql())
         .await
     }
 
@@ -120,7 +120,7 @@ impl Reader {
             ViewTable::Videos
         ))
         .bind(user_id)
-        .fetch_all(&self.pool)
+        .fetch_all(self.sql())
         .await
     }
 
@@ -134,7 +134,7 @@ impl Reader {
             ViewTable::Comments
         ))
         .bind(video_id)
-        .fetch_all(&self.pool)
+        .fetch_all(self.sql())
         .await
     }
 
@@ -154,7 +154,7 @@ impl Reader {
             ViewTable::Follows
         ))
         .bind(user_id)
-        .fetch_all(&self.pool)
+        .fetch_all(self.sql())
         .await?;
         Ok(ids.into_iter().map(|(id,)| id).collect())
     }
@@ -175,7 +175,7 @@ impl Reader {
             ViewTable::LatestMessages
         ))
         .bind(user_id)
-        .fetch_all(&self.pool)
+        .fetch_all(self.sql())
         .await
     }
 
@@ -187,7 +187,7 @@ impl Reader {
         ))
         .bind(lo)
         .bind(hi)
-        .fetch_optional(&self.pool)
+        .fetch_optional(self.sql())
         .await?;
         Ok(row.map_or(0, |(t,)| t))
     }
@@ -206,7 +206,7 @@ impl Reader {
         .bind(lo)
         .bind(hi)
         .bind(after_ms)
-        .fetch_all(&self.pool)
+        .fetch_all(self.sql())
         .await?;
         Ok(rows
             .into_iter()
