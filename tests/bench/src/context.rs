@@ -58,6 +58,7 @@ pub(crate) async fn server_metric(
     client: &reqwest::Client,
     base: &str,
     name: &str,
+    labels: &[&str],
 ) -> anyhow::Result<f64> {
     let resp = client.get(format!("{base}/metrics")).send().await?;
     anyhow::ensure!(
@@ -66,8 +67,8 @@ pub(crate) async fn server_metric(
         resp.status()
     );
     let text = resp.text().await?;
-    titok_kit::metrics::sum(&text, name, &[])
-        .with_context(|| format!("no series {name} in /metrics"))
+    titok_kit::metrics::sum(&text, name, labels)
+        .with_context(|| format!("no series {name}{labels:?} in /metrics"))
 }
 
 pub(crate) fn machine() -> String {

@@ -57,6 +57,16 @@ struct Inner {
     parked: HashSet<String>,
     /// A gap in the topic was met: the index answers nothing any more.
     broken: bool,
+    /// An estimate of the heap the videos take ([`FeedIndex::bytes`]).
+    bytes: usize,
+}
+
+/// Heap per held video besides its strings: the tree's entry (key and row, with node slack) and
+/// the id set's.
+const ENTRY_BYTES: usize = 2 * (std::mem::size_of::<Key>() + std::mem::size_of::<VideoRow>()) + 16;
+
+fn heap_of(row: &VideoRow) -> usize {
+    ENTRY_BYTES + row.title.capacity() + row.play_path.capacity() + row.cover_path.capacity()
 }
 
 /// Why the index could not start.
@@ -118,12 +128,13 @@ impl FeedIndex {
             floor: None,
             parked: parked.into_iter().map(|(k,)| k).collect(),
             broken: false,
+            bytes: 0,
         };
         for row in rows {
             inner.insert(row);
         }
         inner.floor = floor;
-        metrics::gauge!("titok_feed_index_videos").set(inner.videos.len() as f64);
+        inner.gauges();
         Ok(FeedIndex::of(inner))
     }
 
@@ -219,7 +230,7 @@ impl FeedIndex {
                 }
             }
         }
-        metrics::gauge!("titok_feed_index_videos").set(inner.videos.len() as f64);
+        inner.gauges();
         drop(inner);
         self.folded.send_modify(|n| *n += 1);
         true
@@ -258,6 +269,12 @@ impl FeedIndex {
         self.read().videos.len()
     }
 
+    /// An estimate of the memory the held videos take, in bytes (their rows, strings and the
+    /// tree's and id set's entries).
+    pub fn bytes(&self) -> usize {
+        self.read().bytes
+    }
+
     /// Whether the index holds no video.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
@@ -273,16 +290,23 @@ impl FeedIndex {
 }
 
 impl Inner {
+    fn gauges(&self) {
+        metrics::gauge!("titok_feed_index_videos").set(self.videos.len() as f64);
+        metrics::gauge!("titok_feed_index_bytes").set(self.bytes as f64);
+    }
+
     fn insert(&mut self, row: VideoRow) {
         let key = (row.published_ms, row.id);
         if self.floor.is_some_and(|floor| key <= floor) || !self.ids.insert(row.id) {
             return;
         }
+        self.bytes += heap_of(&row);
         self.videos.insert(key, row);
         while self.videos.len() > self.capacity {
             let Some((dropped, row)) = self.videos.pop_first() else {
                 break;
             };
+            self.bytes -= heap_of(&row);
             self.ids.remove(&row.id);
             self.floor = Some(self.floor.map_or(dropped, |f| f.max(dropped)));
         }
@@ -378,6 +402,7 @@ mod tests {
             floor: None,
             parked: HashSet::new(),
             broken: false,
+            bytes: 0,
         })
     }
 

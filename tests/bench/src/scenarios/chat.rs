@@ -60,7 +60,7 @@ pub(crate) async fn chat(
         "the chat poll found no message: {reply}"
     );
     let far_future = (titok_ports::now_ms() + 86_400_000).to_string();
-    let queries_before = server_metric(client, base, "titok_chat_db_queries_total").await?;
+    let queries_before = server_metric(client, base, "titok_chat_db_queries_total", &[]).await?;
     anyhow::ensure!(
         queries_before >= 1.0,
         "a non-idle chat poll was not counted"
@@ -94,7 +94,7 @@ pub(crate) async fn chat(
     )
     .await;
     let queries =
-        server_metric(client, base, "titok_chat_db_queries_total").await? - queries_before;
+        server_metric(client, base, "titok_chat_db_queries_total", &[]).await? - queries_before;
     let chat_sql = closed_loop(
         args.concurrency,
         size.seconds,

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use crate::baseline::Baseline;
-use crate::context::Ctx;
+use crate::context::{rss_mib, server_metric, Ctx};
 use crate::dataset::Viewer;
 use crate::load::{closed_loop, ms, ok_envelope, open_loop};
 use crate::report::{round3, Report, Row};
@@ -58,7 +58,41 @@ pub(crate) async fn feed(
         ),
     )
     .await;
+    let statements = async || -> anyhow::Result<[f64; 4]> {
+        let mut out = [0.0; 4];
+        for (i, (name, viewer)) in [
+            ("titok_feed_pages_total", "anonymous"),
+            ("titok_feed_sql_statements_total", "anonymous"),
+            ("titok_feed_pages_total", "token"),
+            ("titok_feed_sql_statements_total", "token"),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let label = format!(r#"viewer="{viewer}""#);
+            // Absent before the first page of its kind.
+            out[i] = server_metric(client, base, name, &[&label])
+                .await
+                .unwrap_or(0.0);
+        }
+        Ok(out)
+    };
+    let before = statements().await?;
     let feed_many = closed_loop(args.concurrency, size.seconds, feed()).await;
+    // The same page without a token: what most feed requests of a short-video app are.
+    let (anonymous_client, anonymous_url) = (client.clone(), format!("{base}/douyin/feed/"));
+    let feed_anonymous = closed_loop(args.concurrency, size.seconds, move |_worker, _i| {
+        let req = anonymous_client.get(&anonymous_url).send();
+        async move { ok_envelope(req.await).await }
+    })
+    .await;
+    let after = statements().await?;
+    let per_page = |pages: usize, sql: usize| {
+        let pages = after[pages] - before[pages];
+        anyhow::ensure!(pages > 0.0, "no feed page was counted");
+        Ok(round3((after[sql] - before[sql]) / pages))
+    };
+    let (sql_anonymous, sql_token) = (per_page(0, 1)?, per_page(2, 3)?);
     // The target's own terms: 2,000 requests/s offered on schedule (open loop), not as fast as
     // 32 clients can go.
     eprintln!("bench: feed at 2,000 requests/s");
@@ -102,6 +136,30 @@ pub(crate) async fn feed(
     ));
     report.results.feed_vs_ceiling =
         Some(report.vs_ceiling("feed", feed_many.rate(), "≥ 0.3× ceiling"));
+    report.results.feed_anonymous_vs_ceiling = Some(report.vs_ceiling(
+        "feed without a token",
+        feed_anonymous.rate(),
+        "≥ 0.5× ceiling",
+    ));
+    report.results.feed_anonymous = Some(feed_anonymous.stats());
+    report.results.feed_sql_per_page_anonymous = Some(sql_anonymous);
+    report.results.feed_sql_per_page_token = Some(sql_token);
+    report.rows.push(Row::alone(
+        "feed: SQL statements per page, without / with a token",
+        format!("{sql_anonymous} / {sql_token}"),
+        "0 / ≤ 1",
+    ));
+    let index_videos = server_metric(client, base, "titok_feed_index_videos", &[]).await?;
+    let index_mib = server_metric(client, base, "titok_feed_index_bytes", &[]).await? / 1048576.0;
+    let rss = rss_mib();
+    report.results.feed_index_videos = Some(index_videos);
+    report.results.feed_index_mib = Some(round3(index_mib));
+    report.results.server_rss_mib = Some(rss.round());
+    report.rows.push(Row::alone(
+        "feed index: videos held, MiB (estimate); whole process RSS MiB",
+        format!("{index_videos:.0}, {index_mib:.2}; {rss:.0}"),
+        "bounded (--feed-index-videos)",
+    ));
 
     // The same feed load while 16 clients log in continuously (argon2id on the bounded blocking
     // pool): the feed's p99 must not suffer much.
