@@ -1,5 +1,7 @@
 //! Health, readiness, metrics, and graceful shutdown.
 
+use std::time::Duration;
+
 use titok_tests::*;
 
 async fn metrics_text(app: &TestApp) -> String {
@@ -360,8 +362,29 @@ async fn a_feed_page_runs_no_sql_anonymous_and_one_statement_with_a_token() {
         }
         app.like(&viewer, videos[1], 1).await;
         app.follow(&viewer, author.id, 1).await;
-        // Warm the caches a process fills once (names, counters, the token's user).
+        // Warm the caches a process fills once (names, counters, the token's user); with the
+        // index on, until its tail of the videos topic has folded the three videos (on a broker
+        // its consumer group may take seconds to join; meanwhile pages come from SQL).
         feed_statements(&app, &viewer, 1).await;
+        if index {
+            eventually(
+                Duration::from_secs(30),
+                "a feed page from the index",
+                || async {
+                    let before = metrics_text(&app).await;
+                    let memory = |text: &str| {
+                        metric(
+                            text,
+                            "titok_feed_index_pages_total",
+                            &[r#"source="memory""#],
+                        )
+                    };
+                    app.get_ok("/douyin/feed/", &[], "feed").await;
+                    (memory(&metrics_text(&app).await) > memory(&before)).then_some(())
+                },
+            )
+            .await;
+        }
 
         let [anonymous, anonymous_sql, token, token_sql] = feed_statements(&app, &viewer, 20).await;
 
