@@ -149,8 +149,10 @@ pub(crate) async fn feed(
         format!("{sql_anonymous} / {sql_token}"),
         "0 / ≤ 1",
     ));
-    let index_videos = server_metric(client, base, "titok_feed_index_videos", &[]).await?;
-    let index_mib = server_metric(client, base, "titok_feed_index_bytes", &[]).await? / 1048576.0;
+    // Absent with the index off (`--feed-index-videos 0`).
+    let gauge = async |name| server_metric(client, base, name, &[]).await.unwrap_or(0.0);
+    let index_videos = gauge("titok_feed_index_videos").await;
+    let index_mib = gauge("titok_feed_index_bytes").await / 1048576.0;
     let rss = rss_mib();
     report.results.feed_index_videos = Some(index_videos);
     report.results.feed_index_mib = Some(round3(index_mib));
