@@ -51,10 +51,20 @@ pub async fn run_titok_bare(args: &[&str], timeout: Duration) -> (bool, String, 
 }
 
 /// Run a `titok` command to its end (killed after `timeout`, counted as a failure):
-/// `(succeeded, stdout, stderr)`.
+/// `(succeeded, stdout, stderr)`. The command runs in a process group of its own, killed whole on
+/// a timeout: what it started (the bench's role processes and balancer) must not outlive it and
+/// load the machine and the broker for the tests that follow.
 pub(crate) async fn output_of(mut command: Command, timeout: Duration) -> (bool, String, String) {
-    command.env("RUST_LOG", "warn").kill_on_drop(true);
-    match tokio::time::timeout(timeout, command.output()).await {
+    command
+        .env("RUST_LOG", "warn")
+        .kill_on_drop(true)
+        .process_group(0)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let child = command.spawn().expect("run titok");
+    let group = child.id();
+    match tokio::time::timeout(timeout, child.wait_with_output()).await {
         Ok(output) => {
             let output = output.expect("run titok");
             (
@@ -63,7 +73,14 @@ pub(crate) async fn output_of(mut command: Command, timeout: Duration) -> (bool,
                 String::from_utf8_lossy(&output.stderr).into_owned(),
             )
         }
-        Err(_) => (false, String::new(), format!("timed out after {timeout:?}")),
+        Err(_) => {
+            if let Some(group) = group {
+                let _ = std::process::Command::new("kill")
+                    .args(["-KILL", "--", &format!("-{group}")])
+                    .status();
+            }
+            (false, String::new(), format!("timed out after {timeout:?}"))
+        }
     }
 }
 
