@@ -17,13 +17,18 @@ const VIDEO_COLUMNS: &str = "video_id, favorite_count, comment_count, version";
 /// `<prefix> IN (ids…)` with bound ids, for batched lookups.
 pub fn select_in<'a>(prefix: &'a str, ids: &[i64]) -> QueryBuilder<'a, Any> {
     let mut qb = QueryBuilder::new(prefix);
+    push_in(&mut qb, ids);
+    qb
+}
+
+/// ` IN (?, ?, …)` over `ids`, bound, at the end of `qb`.
+pub(crate) fn push_in(qb: &mut QueryBuilder<'_, Any>, ids: &[i64]) {
     qb.push(" IN (");
     let mut sep = qb.separated(", ");
     for id in ids {
         sep.push_bind(*id);
     }
     qb.push(")");
-    qb
 }
 
 type UserStatsRow = (i64, i64, i64, i64, i64, i64, i64);

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use titok_ports::counters::{CountersError, UserCounts, VideoCounts};
 
 use crate::model::{User, Video};
-use crate::stats::{select_in, user_stats, video_stats};
+use crate::stats::{push_in, select_in, user_stats, video_stats};
 use crate::ViewTable;
 
 use super::{Reader, VideoRow};
@@ -183,7 +183,7 @@ impl Reader {
             "SELECT followee_id FROM {} WHERE follower_id = ",
             ViewTable::Follows
         );
-        self.viewer_subset(&head, " AND followee_id IN (", viewer, ids)
+        self.viewer_subset(&head, " AND followee_id", viewer, ids)
             .await
     }
 
@@ -205,21 +205,14 @@ impl Reader {
             "SELECT 0, video_id FROM {} WHERE user_id = ",
             ViewTable::Favorites
         ));
-        qb.push_bind(viewer).push(" AND video_id IN (");
-        let mut sep = qb.separated(", ");
-        for id in videos {
-            sep.push_bind(*id);
-        }
+        qb.push_bind(viewer).push(" AND video_id");
+        push_in(&mut qb, videos);
         qb.push(format!(
-            ") UNION ALL SELECT 1, followee_id FROM {} WHERE follower_id = ",
+            " UNION ALL SELECT 1, followee_id FROM {} WHERE follower_id = ",
             ViewTable::Follows
         ));
-        qb.push_bind(viewer).push(" AND followee_id IN (");
-        let mut sep = qb.separated(", ");
-        for id in authors {
-            sep.push_bind(*id);
-        }
-        qb.push(")");
+        qb.push_bind(viewer).push(" AND followee_id");
+        push_in(&mut qb, authors);
         let rows: Vec<(i64, i64)> = qb.build_query_as().fetch_all(self.sql()).await?;
         for (which, id) in rows {
             if which == 0 {
@@ -231,11 +224,11 @@ impl Reader {
         Ok((liked, follows))
     }
 
-    /// `<head> viewer <in_clause> ids…)`: the subset of `ids` in a relation with the viewer.
+    /// `<head> viewer <column> IN (ids…)`: the subset of `ids` in a relation with the viewer.
     async fn viewer_subset(
         &self,
         head: &str,
-        in_clause: &str,
+        column: &str,
         viewer: Option<i64>,
         ids: &[i64],
     ) -> Result<HashSet<i64>, sqlx::Error> {
@@ -246,12 +239,8 @@ impl Reader {
             return Ok(HashSet::new());
         }
         let mut qb = sqlx::QueryBuilder::new(head);
-        qb.push_bind(viewer).push(in_clause);
-        let mut sep = qb.separated(", ");
-        for id in ids {
-            sep.push_bind(*id);
-        }
-        qb.push(")");
+        qb.push_bind(viewer).push(column);
+        push_in(&mut qb, ids);
         let rows: Vec<(i64,)> = qb.build_query_as().fetch_all(self.sql()).await?;
         Ok(rows.into_iter().map(|(id,)| id).collect())
     }
