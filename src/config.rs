@@ -66,6 +66,15 @@ pub(crate) const HEADINGS: &[(&str, &[&str])] = &[
     ),
     ("Memory", &["feed_index_videos", "cache_entries"]),
     (
+        "Streams",
+        &[
+            "streams",
+            "streams_per_user",
+            "stream_buffer",
+            "stream_replay",
+        ],
+    ),
+    (
         "Consistency and operations",
         &["consistency_timeout_ms", "ready_max_lag", "stale_views"],
     ),
@@ -260,6 +269,22 @@ pub struct Config {
     /// Video authors and user names cached in memory, each (facts that never change).
     #[arg(long, env = "TITOK_CACHE_ENTRIES", default_value_t = 1 << 20)]
     pub cache_entries: u64,
+
+    /// Live streams (`/douyin/stream/`) this process holds at once; more are refused with 503
+    /// (0 = streams off).
+    #[arg(long, env = "TITOK_STREAMS", default_value_t = 20_000)]
+    pub streams: usize,
+    /// Streams one user holds at once; more are refused with 429.
+    #[arg(long, env = "TITOK_STREAMS_PER_USER", default_value_t = 8)]
+    pub streams_per_user: usize,
+    /// Events buffered per stream: a client that falls further behind is disconnected (it
+    /// resumes with its last event id).
+    #[arg(long, env = "TITOK_STREAM_BUFFER", default_value_t = 256)]
+    pub stream_buffer: usize,
+    /// Recent events each query process keeps for resumes (`Last-Event-ID`); a resume point
+    /// older than they reach gets `reset`.
+    #[arg(long, env = "TITOK_STREAM_REPLAY", default_value_t = 10_000)]
+    pub stream_replay: usize,
 
     /// How long a read waits for the views to reflect acknowledged writes before answering stale.
     #[arg(long, env = "TITOK_CONSISTENCY_TIMEOUT_MS", default_value_t = 2000)]

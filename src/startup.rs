@@ -118,7 +118,7 @@ pub async fn start(role: Role, config: Config) -> anyhow::Result<Running> {
     if role.runs_queries() && config.feed_index_videos > 0 {
         let index = titok_views::reads::FeedIndex::start(
             &backends.store.read,
-            backends.log.clone(),
+            backends.tail_log.clone(),
             titok_projectors::catalog::view_of(Topic::Videos).projection,
             &format!("{}.feed-index.{}", config.namespace, uuid::Uuid::now_v7()),
             config.feed_index_videos,
@@ -127,6 +127,22 @@ pub async fn start(role: Role, config: Config) -> anyhow::Result<Running> {
         .await?;
         tracing::info!(videos = index.len(), "feed index loaded");
         query.feed = Some(index);
+    }
+    if role.runs_queries() && config.streams > 0 {
+        // Started at the first stream: a process nobody streams from tails nothing.
+        query.stream = Some(titok_query_api::stream::Hub::new(
+            titok_query_api::stream::StreamLimits {
+                max_streams: config.streams,
+                per_user: config.streams_per_user,
+                buffer: config.stream_buffer,
+                replay: config.stream_replay,
+            },
+            backends.log.clone(),
+            backends.positions.clone(),
+            query.reader.clone(),
+            format!("{}.stream.{}", config.namespace, uuid::Uuid::now_v7()),
+            shutdown_rx.clone(),
+        ));
     }
     let pools = [
         ("read", backends.store.read.clone()),

@@ -183,6 +183,7 @@ pub fn routes(max_upload_bytes: usize) -> Vec<(Endpoint, MethodRouter<CommandSta
                     IDEMPOTENCY_KEY,
                 ],
                 multipart: true,
+                event_stream: false,
                 reply: reply::<Empty>,
             },
             post(publish::publish).layer(upload_limit),

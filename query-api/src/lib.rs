@@ -1,7 +1,8 @@
 //! # titok-query-api
 //!
 //! The read endpoints of the Douyin API (docs/api.md rows 1, 4, 6, 8, 10, 12–14, 16), served
-//! from the projections' views and the counter cache. Every read first waits (bounded) until the
+//! from the projections' views and the counter cache, and the live stream beside them
+//! ([`stream`]: `/douyin/stream/`, server-sent events). Every read first waits (bounded) until the
 //! views reflect all writes acknowledged before it arrived — read-after-write for every user the
 //! write touches, because it waits per partition for what was acknowledged — and says `x-titok-stale: true` when the wait timed out.
 //!
@@ -14,6 +15,7 @@
 mod chat;
 mod lists;
 pub mod media;
+pub mod stream;
 
 use axum::routing::{get, MethodRouter};
 use axum::Router;
@@ -40,6 +42,8 @@ pub struct QueryState {
     pub pools: ReadPools,
     /// The newest videos in memory, for the feed (`--feed-index-videos`; `None` = off).
     pub feed: Option<FeedIndex>,
+    /// Live streams (`/douyin/stream/`; `None` = off, `--streams 0`).
+    pub stream: Option<stream::Hub>,
 }
 
 impl QueryState {
@@ -148,6 +152,18 @@ pub fn routes() -> Vec<(Endpoint, MethodRouter<QueryState>)> {
                 reply::<ChatBody>,
             ),
             get(chat::chat).post(chat::chat),
+        ),
+        (
+            Endpoint::event_stream(
+                "/douyin/stream/",
+                "Live events concerning the token's user (text/event-stream): ready, message, favorite, comment, follow, reset, end — each pushed once its projection applied it; resume with Last-Event-ID",
+                vec![
+                    opt("token", Text, "the user's token (or Authorization: Bearer)"),
+                    opt("last_event_id", Text, "resume after this event id (or the Last-Event-ID header)"),
+                ],
+                stream::schema,
+            ),
+            get(stream::stream),
         ),
     ]
 }

@@ -25,6 +25,7 @@
 //! | `inject.rs` | [`TestApp::inject`]: records appended to the log as a foreign producer would |
 //! | `fault_proxy.rs` | [`FaultyProxy`]: slow, stalled and reset connections to a service |
 //! | `services.rs` | the run's real services: arguments, [`on_real_services`], [`kafka_log`] |
+//! | `sse.rs` | [`EventStream`]: a client of `/douyin/stream/` (server-sent events) |
 
 mod api;
 mod app;
@@ -33,6 +34,7 @@ mod fault_proxy;
 mod inject;
 mod launch;
 mod services;
+mod sse;
 
 pub use api::{assert_ok, assert_refused, ids, list, sign, User, SAMPLE_MP4};
 pub use app::{spawn_app, TestApp};
@@ -40,6 +42,7 @@ pub use cluster::Cluster;
 pub use fault_proxy::{Fault, FaultyProxy};
 pub use launch::{run_bench, run_titok, run_titok_bare};
 pub use services::{kafka_log, on_real_services};
+pub use sse::{EventStream, SseEvent};
 pub use titok_kit::{
     eventually, free_port, host_of, metric, scaled_topology, Balancer, PrivateService,
     RedisCluster, Topology, WRITE_PATHS,

@@ -69,8 +69,11 @@ pub struct Endpoint {
     pub params: Vec<Param>,
     /// Parameters come as `multipart/form-data` (publish).
     pub multipart: bool,
-    /// The reply body's schema (envelope included).
+    /// The reply body's schema (envelope included); for an event stream, the schema of its
+    /// events' `data:`.
     pub reply: fn(&mut SchemaGenerator) -> Schema,
+    /// The reply is `text/event-stream` (server-sent events), refusals the JSON envelope.
+    pub event_stream: bool,
 }
 
 impl Endpoint {
@@ -88,6 +91,25 @@ impl Endpoint {
             params,
             multipart: false,
             reply,
+            event_stream: false,
+        }
+    }
+
+    /// A GET route answering server-sent events whose `data:` lines follow `events`.
+    pub fn event_stream(
+        path: &'static str,
+        summary: &'static str,
+        params: Vec<Param>,
+        events: fn(&mut SchemaGenerator) -> Schema,
+    ) -> Endpoint {
+        Endpoint {
+            path,
+            methods: &["get"],
+            summary,
+            params,
+            multipart: false,
+            reply: events,
+            event_stream: true,
         }
     }
 }
@@ -148,6 +170,27 @@ fn operation(gen: &mut SchemaGenerator, e: &Endpoint, method: &str) -> Value {
             "503": json_reply("The event log or a store is unavailable; nothing was written", &envelope),
         },
     });
+    if e.event_stream {
+        op["responses"]["200"] = json!({
+            "description": "A stream of server-sent events (`event:`, `id:`, one JSON `data:` line each); a refusal is the JSON envelope with `status_code` != 0",
+            "content": {
+                "text/event-stream": {"schema": {
+                    "type": "object",
+                    "description": "One server-sent event; its data is one JSON object of the schema in x-event-data",
+                    "properties": {
+                        "event": {"type": "string"},
+                        "id": {"type": "string"},
+                        "data": {"type": "string"},
+                        "retry": {"type": "integer"},
+                    },
+                    "required": ["data"],
+                }},
+                "application/json": {"schema": envelope.clone()},
+            },
+        });
+        op["responses"]["200"]["x-event-data"] = reply;
+        op["responses"]["429"] = json_reply("The user holds their maximum of streams", &envelope);
+    }
     if e.multipart {
         op["requestBody"] = json!({"required": true, "content": {"multipart/form-data": {"schema": body_schema(&e.params)}}});
     } else {

@@ -59,6 +59,7 @@ impl Size {
     }
 }
 
+#[derive(Clone)]
 pub(crate) struct Viewer {
     pub(crate) id: i64,
     pub(crate) token: String,

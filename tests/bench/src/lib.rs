@@ -56,7 +56,7 @@ use dataset::{load, register_viewers, Size, VIDEOS};
 use report::{print_table, Dataset, Report};
 use scenarios::{
     ceiling, chat, feed, hot_key, ingest, lag, media, positions_check, projection, scale_out_row,
-    topology_rows,
+    stream, topology_rows,
 };
 use soak::soak;
 
@@ -176,6 +176,7 @@ pub async fn run(args: BenchArgs, config: Config) -> anyhow::Result<()> {
     feed(&ctx, &mut report, &baseline).await?;
     chat(&ctx, &mut report, &baseline).await?;
     lag(&ctx, &mut report).await?;
+    stream(&ctx, &mut report).await?;
     positions_check(&ctx, &mut report).await?;
     scale_out_row(&ctx, &mut report).await?;
     topology_rows(&ctx, &mut report).await?;

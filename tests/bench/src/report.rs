@@ -151,6 +151,17 @@ results! {
     chat: PhaseStats,
     chat_sql_every_poll: PhaseStats,
     chat_db_queries_per_idle_poll: f64,
+    // Live push (scenarios/stream.rs).
+    stream_messages: u64,
+    stream_push_p50_ms: f64,
+    stream_push_p99_ms: f64,
+    stream_poll_p50_ms: f64,
+    stream_poll_p99_ms: f64,
+    stream_push_p99_vs_broker_floor: f64,
+    stream_idle_count: u64,
+    stream_idle_kib_per_stream: f64,
+    stream_idle_cpu_pct: f64,
+    stream_idle_open_per_s: f64,
     // Lag.
     broker_floor_p50_ms: f64,
     broker_floor_p99_ms: f64,

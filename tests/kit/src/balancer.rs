@@ -84,6 +84,8 @@ defaults
     http-request return status 404 content-type application/json string '{refusal}' if admin
     acl write path {writes}
     use_backend commands if write
+    acl stream path_beg /douyin/stream
+    use_backend streams if stream
     default_backend queries
 backend commands
     balance roundrobin
@@ -95,13 +97,21 @@ backend commands
     # went silent (a reused connection to a host cut off), on another instance.
     retry-on conn-failure empty-response junk-response response-timeout
     timeout server 20s
-{q}",
+{q}backend streams
+    # Server-sent events: one response for as long as the client stays, quiet but for a
+    # keep-alive comment every 15 s.
+    balance leastconn
+    option httpchk GET /healthz
+    timeout server 1h
+    timeout tunnel 1h
+{s}",
         errors = balancer_errors(),
         admin = ADMIN_PATHS.join(" "),
         refusal = ADMIN_REFUSAL,
         writes = WRITE_PATHS.join(" "),
         c = servers("c", commands),
         q = servers("q", queries),
+        s = servers("s", queries),
     )
 }
 

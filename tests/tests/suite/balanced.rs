@@ -225,3 +225,91 @@ async fn one_instance_of_each_role_killed_under_load_loses_nothing_acknowledged(
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
 }
+
+/// A message accepted by command API 1 reaches a stream held by query API 2 (each query API
+/// tails the log itself), and a like accepted by command API 2 one held by query API 1; a
+/// stream held through the balancer outlives haproxy's 20 s server timeout of the reads (its
+/// own backend allows an hour, and keep-alive comments every 15 s show it is alive).
+#[tokio::test]
+#[ignore = "needs the scaled topology: scripts/test runs it in its third pass"]
+async fn a_message_sent_through_one_instance_reaches_a_stream_on_the_other() {
+    needs_scaled();
+    let app = TestApp::start(&["--no-sample"]).await;
+    let a = app.register("across_a", "password1").await;
+    let b = app.register("across_b", "password1").await;
+    let video = app.publish(&b, "across").await;
+    let stream_on = |n: usize| format!("{}/douyin/stream/", app.instance_url("query-api", n));
+    let mut on_two = app.stream_at(&stream_on(2), &b.token, None).await;
+    assert_eq!(on_two.next().await.event, "ready");
+    let mut on_one = app.stream_at(&stream_on(1), &b.token, None).await;
+    assert_eq!(on_one.next().await.event, "ready");
+    let through = app
+        .stream_at(&app.url("/douyin/stream/"), &b.token, None)
+        .await;
+
+    let sent = app
+        .client
+        .post(format!(
+            "{}/douyin/message/action/",
+            app.instance_url("command-api", 1)
+        ))
+        .form(&a.with(&[
+            ("to_user_id", b.id.to_string()),
+            ("action_type", "1".into()),
+            ("content", "from command api 1".into()),
+        ]))
+        .send()
+        .await
+        .expect("POST");
+    assert_ok(
+        &sent.json().await.expect("envelope"),
+        "message via command API 1",
+    );
+    let event = on_two.next().await;
+    assert_eq!(event.event, "message");
+    assert_eq!(event.data["content"], "from command api 1");
+    assert_eq!(on_one.next().await.data["content"], "from command api 1");
+
+    let liked = app
+        .client
+        .post(format!(
+            "{}/douyin/favorite/action/",
+            app.instance_url("command-api", 2)
+        ))
+        .form(&a.with(&[("video_id", video.to_string()), ("action_type", "1".into())]))
+        .send()
+        .await
+        .expect("POST");
+    assert_ok(
+        &liked.json().await.expect("envelope"),
+        "like via command API 2",
+    );
+    let like = on_one.next().await;
+    assert_eq!(
+        (like.event.as_str(), &like.data["favorite_count"]),
+        ("favorite", &Value::from(1))
+    );
+
+    // The balanced stream is still open after 25 s of quiet, and then still delivers.
+    let mut through = through;
+    assert_eq!(through.next().await.event, "ready");
+    tokio::time::sleep(Duration::from_secs(25)).await;
+    app.send_message(&a, b.id, "after the quiet").await;
+    let mut seen = Vec::new();
+    while let Some(event) = through.next_within(Duration::from_secs(10)).await {
+        let done = event.data["content"] == "after the quiet";
+        seen.push(event);
+        if done {
+            break;
+        }
+    }
+    assert_eq!(
+        seen.last().map(|e| e.data["content"].clone()),
+        Some(Value::from("after the quiet")),
+        "{seen:?}"
+    );
+    assert!(
+        through.comments > 0,
+        "a keep-alive comment in 25 s of quiet"
+    );
+}

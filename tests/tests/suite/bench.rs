@@ -56,6 +56,11 @@ async fn the_quick_bench_runs_and_reports_every_number() {
         "media_upload_vs_raw",
         "media_play_vs_direct",
         "media_upload_rss_growth_mib",
+        "stream_push_p50_ms",
+        "stream_push_p99_ms",
+        "stream_poll_p99_ms",
+        "stream_idle_kib_per_stream",
+        "stream_idle_cpu_pct",
     ] {
         let value = results[key].as_f64().unwrap_or(f64::NAN);
         assert!(

@@ -27,4 +27,5 @@ mod scaled;
 mod scenarios;
 mod secrets_in_logs;
 mod security;
+mod stream;
 mod tap;

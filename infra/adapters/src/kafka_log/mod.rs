@@ -68,6 +68,16 @@ fn unavailable(e: impl Into<titok_ports::BoxError>) -> LogError {
 }
 
 impl KafkaLog {
+    /// The same log (its producer and clients shared) whose new consumers wait up to `ms` at the
+    /// broker when there is nothing new: for tails that tolerate lag on brokers that answer a
+    /// waiting fetch only at the end of its wait (tansu), each of whose fetches costs it a round
+    /// of storage reads.
+    pub fn with_fetch_wait(&self, ms: u32) -> KafkaLog {
+        let mut log = self.clone();
+        log.settings.fetch_wait_ms = ms;
+        log
+    }
+
     /// Connect, create the topics if needed, and learn their partition counts.
     pub async fn connect(settings: KafkaSettings) -> Result<KafkaLog, LogError> {
         let producer: FutureProducer = ClientConfig::new()

@@ -147,7 +147,8 @@ impl Reader {
         Ok(names)
     }
 
-    async fn user_counts(&self, ids: &[i64]) -> Result<HashMap<i64, UserCounts>, sqlx::Error> {
+    /// Users' counters: the counter cache, misses from SQL (and back into the cache).
+    pub async fn user_counts(&self, ids: &[i64]) -> Result<HashMap<i64, UserCounts>, sqlx::Error> {
         let (mut out, missing) = split_hits(self.counters.users(ids).await, ids);
         if !missing.is_empty() {
             let rows: Vec<_> = user_stats(self.sql(), &missing)
@@ -160,7 +161,11 @@ impl Reader {
         Ok(out)
     }
 
-    async fn video_counts(&self, ids: &[i64]) -> Result<HashMap<i64, VideoCounts>, sqlx::Error> {
+    /// Videos' counters: the counter cache, misses from SQL (and back into the cache).
+    pub async fn video_counts(
+        &self,
+        ids: &[i64],
+    ) -> Result<HashMap<i64, VideoCounts>, sqlx::Error> {
         let (mut out, missing) = split_hits(self.counters.videos(ids).await, ids);
         if !missing.is_empty() {
             let rows: Vec<_> = video_stats(self.sql(), &missing)

@@ -11,6 +11,7 @@ mod media;
 mod positions;
 mod projection;
 mod scale_out;
+mod stream;
 mod topology;
 
 pub(crate) use ceiling::ceiling;
@@ -23,4 +24,5 @@ pub(crate) use media::media;
 pub(crate) use positions::positions_check;
 pub(crate) use projection::projection;
 pub(crate) use scale_out::scale_out_row;
+pub(crate) use stream::stream;
 pub(crate) use topology::topology_rows;

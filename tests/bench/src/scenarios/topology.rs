@@ -318,7 +318,7 @@ async fn run_topology(ctx: &Ctx, n: usize) -> anyhow::Result<TopologyRun> {
 }
 
 /// CPU time (user + system) of a process so far, in clock ticks; 0 once it is gone.
-fn process_ticks(pid: u32) -> u64 {
+pub(crate) fn process_ticks(pid: u32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
         .ok()
         .and_then(|stat| {
