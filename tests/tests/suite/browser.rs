@@ -7,6 +7,23 @@ use std::process::Command;
 
 use titok_tests::*;
 
+/// Run `node SCRIPT ARGS… SCREENSHOT` in `script_dir`, asserting it succeeded; its stdout.
+fn node(script_dir: &Path, script: &str, args: &[&str], screenshot: &Path) -> String {
+    let run = Command::new("node")
+        .arg(script_dir.join(script))
+        .args(args)
+        .arg(screenshot)
+        .output()
+        .expect("node");
+    assert!(
+        run.status.success(),
+        "browser script failed:\n{}\n{}",
+        String::from_utf8_lossy(&run.stdout),
+        String::from_utf8_lossy(&run.stderr)
+    );
+    String::from_utf8_lossy(&run.stdout).into_owned()
+}
+
 fn browser_available(script_dir: &Path) -> bool {
     Path::new("/usr/bin/chromium").exists()
         && script_dir.join("node_modules/playwright-core").exists()
@@ -32,18 +49,7 @@ async fn the_demo_page_likes_and_comments_in_a_real_browser() {
     let _ = std::fs::remove_file(&screenshot);
 
     // Act: a person registers, likes and comments through the page.
-    let run = Command::new("node")
-        .arg(script_dir.join("demo.mjs"))
-        .arg(&app.base)
-        .arg(&screenshot)
-        .output()
-        .expect("node");
-    assert!(
-        run.status.success(),
-        "browser script failed:\n{}\n{}",
-        String::from_utf8_lossy(&run.stdout),
-        String::from_utf8_lossy(&run.stderr)
-    );
+    node(&script_dir, "demo.mjs", &[app.base.as_str()], &screenshot);
 
     // Assert: the screenshot exists and the API sees the like and the comment.
     let png = std::fs::read(&screenshot).expect("screenshot");
@@ -78,21 +84,15 @@ async fn the_demo_page_shows_a_message_and_a_like_live_in_another_browser() {
     let screenshot = Path::new(env!("CARGO_TARGET_TMPDIR")).join("demo-live.png");
 
     // Act
-    let run = Command::new("node")
-        .arg(script_dir.join("live.mjs"))
-        .args([app.base.as_str(), "live_a", "live_b", "pw12345"])
-        .arg(&screenshot)
-        .output()
-        .expect("node");
-    assert!(
-        run.status.success(),
-        "browser script failed:\n{}\n{}",
-        String::from_utf8_lossy(&run.stdout),
-        String::from_utf8_lossy(&run.stderr)
+    let stdout = node(
+        &script_dir,
+        "live.mjs",
+        &[app.base.as_str(), "live_a", "live_b", "pw12345"],
+        &screenshot,
     );
 
     // Assert: what the pages showed is what the API holds.
-    eprintln!("{}", String::from_utf8_lossy(&run.stdout));
+    eprintln!("{stdout}");
     let chat = app.chat(&b, a.id, 0).await;
     assert_eq!(chat.len(), 1);
     assert_eq!(chat[0]["content"], "hello, live");
