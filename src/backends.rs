@@ -23,7 +23,7 @@ use titok_ports::log::EventLog;
 use titok_ports::progress::{Consistency, Positions};
 use titok_projectors::ProjectorDeps;
 use titok_query_api::QueryState;
-use titok_views::reads::{Immutable, Reader};
+use titok_views::reads::{Immutable, Reader, RenderCache};
 use titok_views::replicas::ReadPools;
 use titok_web::auth::{load_or_create_secret, Authenticator, TokenKeys};
 
@@ -191,6 +191,7 @@ impl Backends {
                 counters: self.counters.clone(),
                 media_url: media_url.trim_end_matches('/').into(),
                 immutable: Immutable::with_capacity(config.cache_entries),
+                rendered: RenderCache::with_capacity_bytes(config.render_cache_mib << 20),
             },
             feed: None,
             stream: None,

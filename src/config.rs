@@ -64,7 +64,10 @@ pub(crate) const HEADINGS: &[(&str, &[&str])] = &[
             "registers_per_address",
         ],
     ),
-    ("Memory", &["feed_index_videos", "cache_entries"]),
+    (
+        "Memory",
+        &["feed_index_videos", "cache_entries", "render_cache_mib"],
+    ),
     (
         "Streams",
         &[
@@ -269,6 +272,10 @@ pub struct Config {
     /// Video authors and user names cached in memory, each (facts that never change).
     #[arg(long, env = "TITOK_CACHE_ENTRIES", default_value_t = 1 << 20)]
     pub cache_entries: u64,
+    /// MiB of videos' JSON each query API keeps ready for pages that serve them again unchanged
+    /// (0 = off: every video built and serialised on every page).
+    #[arg(long, env = "TITOK_RENDER_CACHE_MIB", default_value_t = 64)]
+    pub render_cache_mib: u64,
 
     /// Live streams (`/douyin/stream/`) this process holds at once; more are refused with 503
     /// (0 = streams off).

@@ -4,6 +4,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::reads::VideoJson;
+
 #[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct User {
     pub id: i64,
@@ -68,13 +70,15 @@ pub struct FriendUser {
 
 #[derive(Debug, Default, Serialize, schemars::JsonSchema)]
 pub struct FeedBody {
-    pub video_list: Vec<Video>,
+    #[schemars(with = "Vec<Video>")]
+    pub video_list: Vec<VideoJson>,
     pub next_time: i64,
 }
 
 #[derive(Debug, Default, Serialize, schemars::JsonSchema)]
 pub struct VideoListBody {
-    pub video_list: Vec<Video>,
+    #[schemars(with = "Vec<Video>")]
+    pub video_list: Vec<VideoJson>,
 }
 
 #[derive(Debug, Default, Serialize, schemars::JsonSchema)]

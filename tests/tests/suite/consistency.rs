@@ -110,3 +110,95 @@ async fn a_published_video_is_on_the_next_feed_page_of_another_user() {
         "rounds whose video was not on the next feed page: {missing:?}"
     );
 }
+
+/// Videos served again come from their rendered JSON only while nothing they show changed: after
+/// every like, unlike, follow and comment, the next feed pages (anonymous, the actor's, another
+/// user's) and the author's list show the new counts and the viewer's own bits — with the pages
+/// of every kind read (and rendered) before each change.
+#[tokio::test]
+async fn feed_pages_served_again_show_every_change_at_once() {
+    let app = spawn_app().await;
+    let author = app.register("author", "pw").await;
+    let fan = app.register("fan", "pw").await;
+    let other = app.register("other", "pw").await;
+    let video_id = app.publish(&author, "clip").await;
+    let video_on = |page: &serde_json::Value| -> serde_json::Value {
+        list(page, "video_list")
+            .iter()
+            .find(|v| v["id"] == video_id)
+            .cloned()
+            .unwrap_or_else(|| panic!("video {video_id} not on the page: {page}"))
+    };
+    let pages = async || {
+        let mut seen = Vec::new();
+        for viewer in [None, Some(&fan), Some(&other)] {
+            let query: Vec<(&str, String)> =
+                viewer.map_or_else(Vec::new, |u| vec![("token", u.token.clone())]);
+            let page = app.get_ok("/douyin/feed/", &query, "feed").await;
+            seen.push(video_on(&page));
+        }
+        seen
+    };
+    let mut comments = 0;
+    for round in 0..6 {
+        pages().await; // rendered (and cached) before the change
+        let (likes, follows) = match round % 3 {
+            0 => {
+                app.like(&fan, video_id, 1).await;
+                (1, round % 2 == 1)
+            }
+            1 => {
+                app.follow(&fan, author.id, if round == 1 { 1 } else { 2 })
+                    .await;
+                (1, round == 1)
+            }
+            _ => {
+                app.like(&fan, video_id, 2).await;
+                let form = vec![
+                    ("token", fan.token.clone()),
+                    ("video_id", video_id.to_string()),
+                    ("action_type", "1".to_owned()),
+                    ("comment_text", format!("note {round}")),
+                ];
+                app.post_ok("/douyin/comment/action/", &form, "comment")
+                    .await;
+                comments += 1;
+                (0, round == 2)
+            }
+        };
+        let [anonymous, by_fan, by_other] = pages().await.try_into().expect("three pages");
+        for (who, v) in [
+            ("anonymous", &anonymous),
+            ("fan", &by_fan),
+            ("other", &by_other),
+        ] {
+            assert_eq!(v["favorite_count"], likes, "round {round}, {who}: {v}");
+            assert_eq!(v["comment_count"], comments, "round {round}, {who}: {v}");
+            assert_eq!(
+                v["author"]["follower_count"],
+                i64::from(follows),
+                "round {round}, {who}: {v}"
+            );
+        }
+        assert_eq!(by_fan["is_favorite"], likes == 1, "round {round}: {by_fan}");
+        assert_eq!(
+            by_fan["author"]["is_follow"], follows,
+            "round {round}: {by_fan}"
+        );
+        assert_eq!(by_other["is_favorite"], false, "round {round}: {by_other}");
+        assert_eq!(
+            by_other["author"]["is_follow"], false,
+            "round {round}: {by_other}"
+        );
+        let listed = app.publish_list(&fan, author.id).await;
+        assert_eq!(
+            listed[0]["favorite_count"], likes,
+            "round {round}: {listed:?}"
+        );
+        assert_eq!(
+            listed[0]["is_favorite"],
+            likes == 1,
+            "round {round}: {listed:?}"
+        );
+    }
+}

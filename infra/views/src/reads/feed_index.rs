@@ -66,7 +66,7 @@ struct Inner {
 const ENTRY_BYTES: usize = 2 * (std::mem::size_of::<Key>() + std::mem::size_of::<VideoRow>()) + 16;
 
 fn heap_of(row: &VideoRow) -> usize {
-    ENTRY_BYTES + row.title.capacity() + row.play_path.capacity() + row.cover_path.capacity()
+    ENTRY_BYTES + row.title.len() + row.play_path.len() + row.cover_path.len()
 }
 
 /// Why the index could not start.
@@ -219,9 +219,9 @@ impl FeedIndex {
                 }) => inner.insert(VideoRow {
                     id: e.video_id,
                     author_id: e.author_id,
-                    title: e.title,
-                    play_path: e.play_path,
-                    cover_path: e.cover_path,
+                    title: e.title.into(),
+                    play_path: e.play_path.into(),
+                    cover_path: e.cover_path.into(),
                     published_ms: e.published_at_ms,
                 }),
                 Ok(_) => {}

@@ -16,7 +16,7 @@ use crate::model::{User, Video};
 use crate::stats::{push_in, select_in, user_stats, video_stats};
 use crate::ViewTable;
 
-use super::{Reader, VideoRow};
+use super::{Reader, Stamp, VideoJson, VideoRow};
 
 fn dedup(ids: impl IntoIterator<Item = i64>) -> Vec<i64> {
     let mut seen = HashSet::new();
@@ -53,34 +53,41 @@ impl Reader {
         counts: &HashMap<i64, UserCounts>,
         follows: &HashSet<i64>,
     ) -> Vec<User> {
-        let avatar = self.url("avatar.png");
-        let background = self.url("background.png");
         ids.iter()
             .map(|id| {
-                let c = counts.get(id).copied().unwrap_or_default();
-                User {
-                    id: *id,
-                    name: names.get(id).map(|n| n.to_string()).unwrap_or_default(),
-                    follow_count: c.follow_count,
-                    follower_count: c.follower_count,
-                    is_follow: follows.contains(id),
-                    avatar: avatar.clone(),
-                    background_image: background.clone(),
-                    signature: String::new(),
-                    total_favorited: c.total_favorited,
-                    work_count: c.work_count,
-                    favorite_count: c.favorite_count,
-                }
+                let counts = counts.get(id).copied().unwrap_or_default();
+                self.user(*id, names.get(id), counts, follows.contains(id))
             })
             .collect()
     }
 
-    /// Videos in the order of `rows`, relative to `viewer`.
+    /// The `User` object of one user.
+    fn user(&self, id: i64, name: Option<&Arc<str>>, c: UserCounts, is_follow: bool) -> User {
+        User {
+            id,
+            name: name.map(|n| n.to_string()).unwrap_or_default(),
+            follow_count: c.follow_count,
+            follower_count: c.follower_count,
+            is_follow,
+            avatar: self.url("avatar.png"),
+            background_image: self.url("background.png"),
+            signature: String::new(),
+            total_favorited: c.total_favorited,
+            work_count: c.work_count,
+            favorite_count: c.favorite_count,
+        }
+    }
+
+    /// Videos in the order of `rows`, relative to `viewer`: each from the render cache when it
+    /// was served before from the same facts, counters and viewer bits (see [`RenderCache`]),
+    /// else built and serialised.
+    ///
+    /// [`RenderCache`]: super::RenderCache
     pub async fn videos(
         &self,
         viewer: Option<i64>,
         rows: Vec<VideoRow>,
-    ) -> Result<Vec<Video>, sqlx::Error> {
+    ) -> Result<Vec<VideoJson>, sqlx::Error> {
         let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
         for r in &rows {
             // Known authors are the common case on a hot feed: a read, not a write, per row.
@@ -96,27 +103,33 @@ impl Reader {
             self.video_counts(&ids),
             self.viewer_relations(viewer, &ids, &authors),
         )?;
-        let authors: HashMap<i64, User> = self
-            .assemble_users(&authors, &names, &author_counts, &follows)
-            .into_iter()
-            .map(|u| (u.id, u))
-            .collect();
-        Ok(rows
-            .into_iter()
-            .map(|r| {
-                let c = counts.get(&r.id).copied().unwrap_or_default();
-                Video {
-                    id: r.id,
-                    author: authors.get(&r.author_id).cloned().unwrap_or_default(),
-                    play_url: self.url(&r.play_path),
-                    cover_url: self.url(&r.cover_path),
-                    favorite_count: c.favorite_count,
-                    comment_count: c.comment_count,
-                    is_favorite: liked.contains(&r.id),
-                    title: r.title,
-                }
-            })
-            .collect())
+        let stamps = rows.into_iter().map(|row| Stamp {
+            author_name: names.get(&row.author_id).cloned(),
+            author: author_counts
+                .get(&row.author_id)
+                .copied()
+                .unwrap_or_default(),
+            is_follow: follows.contains(&row.author_id),
+            counts: counts.get(&row.id).copied().unwrap_or_default(),
+            is_favorite: liked.contains(&row.id),
+            row,
+        });
+        Ok(self.rendered.videos(stamps, |stamp| self.video(stamp)))
+    }
+
+    /// The `Video` object a stamp describes.
+    fn video(&self, s: &Stamp) -> Video {
+        let r = &s.row;
+        Video {
+            id: r.id,
+            author: self.user(r.author_id, s.author_name.as_ref(), s.author, s.is_follow),
+            play_url: self.url(&r.play_path),
+            cover_url: self.url(&r.cover_path),
+            favorite_count: s.counts.favorite_count,
+            comment_count: s.counts.comment_count,
+            is_favorite: s.is_favorite,
+            title: r.title.to_string(),
+        }
     }
 
     /// Names from the cache; the misses in one query (and into the cache).

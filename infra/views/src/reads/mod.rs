@@ -5,10 +5,13 @@
 //! - `join`: the Douyin [`User`](crate::model::User) and [`Video`](crate::model::Video) objects,
 //!   assembled from rows, counters and the viewer's relations;
 //! - `feed_index`: the newest videos in memory ([`FeedIndex`]), so that a feed page costs no
-//!   query.
+//!   query;
+//! - `rendered`: videos' JSON kept ready ([`RenderCache`]), so that a page of unchanged videos
+//!   is copied, not built and serialised again.
 //!
 //! Facts that never change once a view holds them — a video's author, a user's name (there is no
-//! rename and no delete of either) — are kept in a bounded in-process cache ([`Immutable`], moka):
+//! rename and no delete of either) — are kept in a bounded in-process cache ([`Immutable`],
+//! quick_cache):
 //! a page of videos then skips the names query, and a like whose video was seen before skips both
 //! the consistency wait and the author query.
 //!
@@ -23,9 +26,11 @@ use titok_ports::counters::Counters;
 
 mod feed_index;
 mod join;
+mod rendered;
 mod rows;
 
 pub use feed_index::{FeedIndex, FeedIndexError};
+pub use rendered::{RenderCache, Rendered, Stamp, VideoJson};
 pub use rows::{media_paths, VideoRow, MAX_SAME_MS_PAGE, VIDEO_COLUMNS};
 
 /// The read side of the views: the read pool, the counter cache, the cache of immutable facts and
@@ -38,22 +43,26 @@ pub struct Reader {
     /// `/static` (the default), or a CDN / public bucket (`--media-url`).
     pub media_url: Arc<str>,
     pub immutable: Immutable,
+    /// Videos' JSON kept ready for pages that serve them again unchanged.
+    pub rendered: RenderCache,
 }
 
-/// Video authors and user names, which never change once written: a bounded cache (moka, TinyLFU
-/// admission, least-recently-used eviction), filled from the rows every read fetches anyway.
+/// Video authors and user names, which never change once written: a bounded cache (quick_cache:
+/// S3-FIFO eviction, which keeps a one-off scan from flushing the hot entries), filled from the
+/// rows every read fetches anyway.
 #[derive(Clone)]
 pub struct Immutable {
-    authors: moka::sync::Cache<i64, i64>,
-    names: moka::sync::Cache<i64, Arc<str>>,
+    authors: Arc<quick_cache::sync::Cache<i64, i64>>,
+    names: Arc<quick_cache::sync::Cache<i64, Arc<str>>>,
 }
 
 impl Immutable {
     /// At most `entries` authors and `entries` names.
     pub fn with_capacity(entries: u64) -> Immutable {
+        let entries = usize::try_from(entries).unwrap_or(usize::MAX).max(1);
         Immutable {
-            authors: moka::sync::Cache::new(entries),
-            names: moka::sync::Cache::new(entries),
+            authors: Arc::new(quick_cache::sync::Cache::new(entries)),
+            names: Arc::new(quick_cache::sync::Cache::new(entries)),
         }
     }
 }

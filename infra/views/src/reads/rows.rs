@@ -2,6 +2,8 @@
 //! a user's published and liked videos, a video's comments, follow lists, friends with their
 //! conversation's newest message, a conversation's messages. None waits for the projections.
 
+use std::sync::Arc;
+
 use crate::model::Message;
 use crate::ViewTable;
 
@@ -10,14 +12,17 @@ use super::Reader;
 /// Most videos one feed page serves when a single millisecond holds more than a page.
 pub const MAX_SAME_MS_PAGE: i64 = 4096;
 
-/// A `videos` row.
-#[derive(Debug, Clone, sqlx::FromRow)]
+/// A `videos` row (its strings shared: the feed index hands out clones of its rows).
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct VideoRow {
     pub id: i64,
     pub author_id: i64,
-    pub title: String,
-    pub play_path: String,
-    pub cover_path: String,
+    #[sqlx(try_from = "String")]
+    pub title: Arc<str>,
+    #[sqlx(try_from = "String")]
+    pub play_path: Arc<str>,
+    #[sqlx(try_from = "String")]
+    pub cover_path: Arc<str>,
     pub published_ms: i64,
 }
 
