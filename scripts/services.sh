@@ -22,12 +22,14 @@ services_install() {
   services_install_builds
 }
 
-# The Debian packages, npm and PyPI tools the services and the browser test need (network-bound).
+# The Debian packages, npm and PyPI tools the services, the browser test and the bench (wrk) need
+# (network-bound).
 services_install_packages() {
   local missing=()
   command -v mariadbd >/dev/null 2>&1 || missing+=(mariadb-server)
   command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
   command -v haproxy >/dev/null 2>&1 || missing+=(haproxy)
+  command -v wrk >/dev/null 2>&1 || missing+=(wrk)
   [ -x /usr/bin/chromium ] || missing+=(chromium)
   command -v node >/dev/null 2>&1 || missing+=(nodejs npm)
   if [ ${#missing[@]} -gt 0 ]; then

@@ -49,6 +49,7 @@ mod load;
 mod report;
 mod scenarios;
 mod soak;
+mod wrk;
 
 use baseline::Baseline;
 use context::{machine, Ctx};

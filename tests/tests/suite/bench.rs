@@ -69,6 +69,22 @@ async fn the_quick_bench_runs_and_reports_every_number() {
             results[key]
         );
     }
+    // The ceiling comparisons driven by wrk, where it is installed (scripts/services.sh does).
+    let wrk = std::process::Command::new("wrk")
+        .arg("--version")
+        .output()
+        .is_ok();
+    for key in ["feed_vs_ceiling_wrk", "feed_anonymous_vs_ceiling_wrk"] {
+        if wrk {
+            let value = results[key].as_f64().unwrap_or(f64::NAN);
+            assert!(value.is_finite() && value > 0.0, "{key} = {}", results[key]);
+        } else {
+            assert!(
+                stdout.contains("| not run | — | — | needs wrk |"),
+                "{stdout}"
+            );
+        }
+    }
     for phase in [
         "ingest",
         "ingest_direct_write",

@@ -191,17 +191,24 @@ impl Reader {
         Ok(out)
     }
 
-    /// Which of `ids` the viewer follows.
+    /// Which of `ids` the viewer follows. Nobody follows themselves (the command API refuses it),
+    /// so the viewer's own id needs no query: a user's own page (`/douyin/user/` without
+    /// `user_id`, the most common call) runs none for `is_follow`.
     async fn followed_by(
         &self,
         viewer: Option<i64>,
         ids: &[i64],
     ) -> Result<HashSet<i64>, sqlx::Error> {
+        let others: Vec<i64> = ids
+            .iter()
+            .copied()
+            .filter(|id| Some(*id) != viewer)
+            .collect();
         let head = format!(
             "SELECT followee_id FROM {} WHERE follower_id = ",
             ViewTable::Follows
         );
-        self.viewer_subset(&head, " AND followee_id", viewer, ids)
+        self.viewer_subset(&head, " AND followee_id", viewer, &others)
             .await
     }
 

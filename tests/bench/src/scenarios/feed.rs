@@ -10,6 +10,7 @@ use crate::context::{rss_mib, server_metric, Ctx};
 use crate::dataset::Viewer;
 use crate::load::{closed_loop, ms, ok_envelope, open_loop};
 use crate::report::{round3, Report, Row};
+use crate::wrk;
 
 /// The feed: one client against the sequential baseline, then under concurrency.
 pub(crate) async fn feed(
@@ -149,6 +150,7 @@ pub(crate) async fn feed(
         format!("{sql_anonymous} / {sql_token}"),
         "0 / ≤ 1",
     ));
+    wrk_ceiling(ctx, report).await?;
     // Absent with the index off (`--feed-index-videos 0`).
     let gauge = async |name| server_metric(client, base, name, &[]).await.unwrap_or(0.0);
     let index_videos = gauge("titok_feed_index_videos").await;
@@ -211,5 +213,50 @@ pub(crate) async fn feed(
         format!("{storm_ratio:.2}×"),
         "≤ 2× alone".into(),
     ));
+    Ok(())
+}
+
+/// The same three loads — the no-op, the feed with a token, the feed without — driven by wrk
+/// instead of the bench's own client (see [`crate::wrk`]), one after the other in the same run.
+async fn wrk_ceiling(ctx: &Ctx, report: &mut Report) -> anyhow::Result<()> {
+    let Ctx {
+        args,
+        size,
+        base,
+        viewers,
+        ..
+    } = ctx;
+    let token = &viewers[0].token;
+    let rate = async |url: String| wrk::requests_per_s(&url, args.concurrency, size.seconds).await;
+    let Some(noop) = rate(format!("{base}/bench/noop?token={token}")).await? else {
+        report.rows.push(Row::alone(
+            "feed vs the no-op ceiling, both driven by wrk",
+            "not run",
+            "needs wrk",
+        ));
+        return Ok(());
+    };
+    eprintln!("bench: feed vs ceiling, driven by wrk");
+    let feed = rate(format!("{base}/douyin/feed/?token={token}")).await?;
+    let anonymous = rate(format!("{base}/douyin/feed/")).await?;
+    let (Some(feed), Some(anonymous)) = (feed, anonymous) else {
+        anyhow::bail!("wrk went missing during the bench");
+    };
+    let name = "vs the no-op ceiling, both driven by wrk (requests/s)";
+    report.rows.push(Row::ratio(
+        &format!("feed {name}"),
+        feed,
+        noop,
+        "≥ 0.3× ceiling",
+    ));
+    report.rows.push(Row::ratio(
+        &format!("feed without a token {name}"),
+        anonymous,
+        noop,
+        "≥ 0.5× ceiling",
+    ));
+    report.results.wrk_ceiling_rps = Some(noop.round());
+    report.results.feed_vs_ceiling_wrk = Some(round3(feed / noop.max(1e-9)));
+    report.results.feed_anonymous_vs_ceiling_wrk = Some(round3(anonymous / noop.max(1e-9)));
     Ok(())
 }
