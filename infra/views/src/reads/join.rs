@@ -18,6 +18,29 @@ use crate::ViewTable;
 
 use super::{Reader, Stamp, VideoJson, VideoRow};
 
+/// The images every `User` object shows (one URL each, built once per list of users).
+struct Images {
+    avatar: String,
+    background: String,
+}
+
+/// The `User` object of one user.
+fn user(id: i64, name: Option<&Arc<str>>, c: UserCounts, is_follow: bool, images: &Images) -> User {
+    User {
+        id,
+        name: name.map(|n| n.to_string()).unwrap_or_default(),
+        follow_count: c.follow_count,
+        follower_count: c.follower_count,
+        is_follow,
+        avatar: images.avatar.clone(),
+        background_image: images.background.clone(),
+        signature: String::new(),
+        total_favorited: c.total_favorited,
+        work_count: c.work_count,
+        favorite_count: c.favorite_count,
+    }
+}
+
 fn dedup(ids: impl IntoIterator<Item = i64>) -> Vec<i64> {
     let mut seen = HashSet::new();
     ids.into_iter().filter(|id| seen.insert(*id)).collect()
@@ -53,28 +76,20 @@ impl Reader {
         counts: &HashMap<i64, UserCounts>,
         follows: &HashSet<i64>,
     ) -> Vec<User> {
+        let images = self.images();
         ids.iter()
             .map(|id| {
                 let counts = counts.get(id).copied().unwrap_or_default();
-                self.user(*id, names.get(id), counts, follows.contains(id))
+                user(*id, names.get(id), counts, follows.contains(id), &images)
             })
             .collect()
     }
 
-    /// The `User` object of one user.
-    fn user(&self, id: i64, name: Option<&Arc<str>>, c: UserCounts, is_follow: bool) -> User {
-        User {
-            id,
-            name: name.map(|n| n.to_string()).unwrap_or_default(),
-            follow_count: c.follow_count,
-            follower_count: c.follower_count,
-            is_follow,
+    /// The URLs of the avatar and background image every user shows.
+    fn images(&self) -> Images {
+        Images {
             avatar: self.url("avatar.png"),
-            background_image: self.url("background.png"),
-            signature: String::new(),
-            total_favorited: c.total_favorited,
-            work_count: c.work_count,
-            favorite_count: c.favorite_count,
+            background: self.url("background.png"),
         }
     }
 
@@ -122,7 +137,13 @@ impl Reader {
         let r = &s.row;
         Video {
             id: r.id,
-            author: self.user(r.author_id, s.author_name.as_ref(), s.author, s.is_follow),
+            author: user(
+                r.author_id,
+                s.author_name.as_ref(),
+                s.author,
+                s.is_follow,
+                &self.images(),
+            ),
             play_url: self.url(&r.play_path),
             cover_url: self.url(&r.cover_path),
             favorite_count: s.counts.favorite_count,

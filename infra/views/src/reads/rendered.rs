@@ -152,13 +152,6 @@ impl RenderCache {
     }
 }
 
-impl Default for RenderCache {
-    /// 64 MiB.
-    fn default() -> Self {
-        RenderCache::with_capacity_bytes(64 << 20)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -205,7 +198,7 @@ mod tests {
 
     #[test]
     fn an_equal_stamp_is_served_from_the_cache_and_a_changed_one_is_rendered_again() {
-        let cache = RenderCache::default();
+        let cache = RenderCache::with_capacity_bytes(1 << 20);
         let one = |stamp: Stamp, render: &dyn Fn(&Stamp) -> Video| {
             cache.videos([stamp], render).pop().expect("one video")
         };
